@@ -1,0 +1,22 @@
+"""The ``alerts.yaml`` format: models and the loader."""
+
+from .loader import LoadedConfig, load_config
+from .models import (
+    CHANNELS,
+    AlertConfig,
+    AlertDefaults,
+    AlertsFile,
+    DatabaseConfig,
+    NotifyTarget,
+)
+
+__all__ = [
+    "CHANNELS",
+    "AlertConfig",
+    "AlertDefaults",
+    "AlertsFile",
+    "DatabaseConfig",
+    "LoadedConfig",
+    "NotifyTarget",
+    "load_config",
+]

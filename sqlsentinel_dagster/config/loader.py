@@ -1,0 +1,222 @@
+"""``load_config(path)``: read ``alerts.yaml``, substitute the environment, validate, report every problem."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import envsubst
+from .._yaml import Located, load_located
+from ..errors import ConfigError, ConfigProblem, SecretResolutionError
+from ..naming import safe_name
+from ..readonly import dialect_for_url, read_only_problem
+from .messages import describe_error, display_location
+from .models import AlertConfig, AlertsFile, DatabaseConfig
+
+__all__ = ["LoadedConfig", "load_config"]
+
+# Values that may hold secrets keep their ${VAR} text until the run resolves them.
+_DEFERRED_KEYS = frozenset({"url", "notify", "webhook_url", "routing_key", "headers", "recipients", "subject"})
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated alerts file, with what the factory needs to turn it into definitions."""
+
+    path: Path
+    file: AlertsFile
+    notes: list[ConfigProblem] = field(default_factory=list)
+    """Things worth knowing that are not errors, e.g. names that were sanitized."""
+
+    @property
+    def alerts(self) -> list[AlertConfig]:
+        """The alerts, in file order."""
+        return self.file.alerts
+
+    def database_name(self, alert: AlertConfig) -> str:
+        """The name of the warehouse ``alert`` queries."""
+        return alert.database or next(iter(self.file.all_databases()))
+
+    def database(self, alert: AlertConfig) -> DatabaseConfig:
+        """The warehouse ``alert`` queries."""
+        return self.file.all_databases()[self.database_name(alert)]
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load and validate an alerts file; raise :class:`ConfigError` listing every problem found."""
+    source = Path(path)
+    env = os.environ if environ is None else environ
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(source), [ConfigProblem(0, "", f"cannot read the file: {exc.strerror}", str(source))]) from exc
+    checker = _Checker(str(source), load_located(text))
+    checker.run(env)
+    if checker.problems:
+        raise ConfigError(str(source), checker.problems)
+    assert checker.model is not None
+    return LoadedConfig(path=source.resolve(), file=checker.model, notes=checker.notes)
+
+
+class _Checker:
+    """Collects every problem of one file; each check adds to ``problems`` instead of raising."""
+
+    def __init__(self, file: str, located: Located) -> None:
+        self.file = file
+        self.located = located
+        self.problems: list[ConfigProblem] = []
+        self.notes: list[ConfigProblem] = []
+        self.model: AlertsFile | None = None
+        self.inherited: dict[int, set[str]] = {}
+        for line, path, message in located.problems:
+            self._add(path, message, line=line)
+
+    def run(self, env: Mapping[str, str]) -> None:
+        data = self.located.data
+        if self.problems:
+            return
+        if not isinstance(data, dict):
+            self._add((), "the file must be a mapping with an 'alerts:' list (and usually 'database:')")
+            return
+        data = self._substitute(data, (), env)
+        alerts = data.get("alerts")
+        if isinstance(alerts, list) and isinstance(data.get("defaults"), dict):
+            data["alerts"] = [self._inherit(i, a, data["defaults"]) for i, a in enumerate(alerts)]
+        try:
+            self.model = AlertsFile.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                self._add_validation_error(error)
+        self._check_cross_references(data)
+
+    def _add(self, path: tuple[Any, ...], message: str, line: int | None = None, note: bool = False) -> None:
+        where = display_location(path, self.located.data)
+        if line is None:
+            line = self.located.line_of(_in_config_block(path, self.located.lines) or path)
+        problem = ConfigProblem(line, where, message, self.file)
+        (self.notes if note else self.problems).append(problem)
+
+    def _add_validation_error(self, error: Any) -> None:
+        path, message = describe_error(error)
+        if len(path) > 2 and path[0] == "alerts" and path[2] in self.inherited.get(path[1], set()):
+            return  # reported once, at defaults.<key>
+        self._add(path, message)
+
+    def _substitute(self, value: Any, path: tuple[Any, ...], env: Mapping[str, str]) -> Any:
+        if isinstance(value, dict):
+            return {k: self._substitute(v, (*path, k), env) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._substitute(v, (*path, i), env) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+        if any(isinstance(part, str) and part in _DEFERRED_KEYS for part in path):
+            return value  # checked for syntax by the model, resolved inside the run
+        problem = envsubst.find_syntax_error(value)
+        if problem:
+            self._add(path, problem)
+            return value
+        try:
+            return envsubst.resolve(value, "", env)
+        except SecretResolutionError as exc:
+            self._add(path, f"environment variable '{exc.variable}' is not set (write ${{{exc.variable}:-default}})")
+            return value
+
+    def _inherit(self, index: int, alert: Any, defaults: dict[str, Any]) -> Any:
+        if not isinstance(alert, dict):
+            return alert
+        merged = dict(alert)
+        for key, value in defaults.items():
+            if key == "tags" and isinstance(value, dict) and isinstance(alert.get("tags"), dict):
+                merged["tags"] = {**value, **alert["tags"]}
+            elif key not in alert:
+                merged[key] = value
+                self.inherited.setdefault(index, set()).add(key)
+        return merged
+
+    def _check_cross_references(self, data: dict[str, Any]) -> None:
+        databases = self._databases(data)
+        alerts = data.get("alerts")
+        if not isinstance(alerts, list):
+            return
+        seen_names: dict[str, int] = {}
+        seen_safe: dict[str, str] = {}
+        for index, alert in enumerate(alerts):
+            if not isinstance(alert, dict):
+                continue
+            name = alert.get("name")
+            if isinstance(name, str) and name.strip():
+                self._check_name(index, name, seen_names, seen_safe)
+            dialect = self._check_database(index, alert, databases)
+            query = alert.get("query")
+            if isinstance(query, str) and query.strip() and dialect is not None:
+                problem = read_only_problem(query, dialect or None)
+                if problem:
+                    self._add(("alerts", index, "query"), problem)
+
+    def _databases(self, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        named = data.get("databases") if isinstance(data.get("databases"), dict) else {}
+        single = data.get("database")
+        merged: dict[str, Any] = {k: v for k, v in (named or {}).items() if isinstance(v, dict)}
+        if isinstance(single, dict):
+            merged.setdefault("default", single)
+        if not merged and isinstance(data.get("alerts"), list) and data["alerts"]:
+            self._add((), "no warehouse configured; add 'database: {url: ...}' or a 'databases:' mapping")
+        return merged
+
+    def _check_name(self, index: int, name: str, seen: dict[str, int], seen_safe: dict[str, str]) -> None:
+        path = ("alerts", index, "name")
+        if name in seen:
+            first = self.located.line_of(("alerts", seen[name], "name"))
+            self._add(path, f"duplicate alert name '{name}' (first used on line {first}); names must be unique")
+            return
+        seen[name] = index
+        safe = safe_name(name)
+        if not safe.strip("_"):
+            self._add(path, f"alert name '{name}' has no letters or digits; Dagster names need some")
+            return
+        if safe in seen_safe:
+            self._add(
+                path,
+                f"alert name '{name}' becomes Dagster name '{safe}', the same as alert '{seen_safe[safe]}'; "
+                "rename one of them",
+            )
+            return
+        seen_safe[safe] = name
+        if safe != name:
+            self._add(path, f"alert name '{name}' contains characters Dagster does not allow; "
+                      f"its job and schedule use '{safe}'", note=True)
+
+    def _check_database(self, index: int, alert: dict[str, Any], databases: dict[str, dict[str, Any]]) -> str | None:
+        """Check the alert's database reference; return the sqlglot dialect ('' for generic) or None if unknown."""
+        wanted = alert.get("database")
+        if wanted is None:
+            if len(databases) > 1:
+                names = ", ".join(sorted(databases))
+                self._add(("alerts", index), f"several databases are configured ({names}); set 'database:' on this alert or in defaults")
+                return None
+            target = next(iter(databases.values()), None)
+        elif not isinstance(wanted, str) or wanted not in databases:
+            names = ", ".join(sorted(databases)) or "(none)"
+            self._add(("alerts", index, "database"), f"unknown database {wanted!r}; configured: {names}")
+            return None
+        else:
+            target = databases[wanted]
+        if target is None:
+            return None
+        dialect = target.get("dialect") or dialect_for_url(str(target.get("url", "")))
+        return dialect or ""
+
+
+def _in_config_block(path: tuple[Any, ...], lines: Mapping[tuple[Any, ...], int]) -> tuple[Any, ...] | None:
+    """The path of a notify setting written in the old nested ``config:`` form, if it was written that way."""
+    if "notify" in path and path not in lines:
+        at = path.index("notify") + 2
+        nested = (*path[:at], "config", *path[at:])
+        if nested in lines:
+            return nested
+    return None

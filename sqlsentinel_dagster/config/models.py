@@ -1,0 +1,263 @@
+"""The pydantic model of ``alerts.yaml``: strict (unknown keys are errors), validated when loaded."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from .._cron import is_valid_cron
+from ..envsubst import find_syntax_error
+
+__all__ = [
+    "CHANNELS",
+    "AlertConfig",
+    "AlertDefaults",
+    "AlertsFile",
+    "DatabaseConfig",
+    "EmailTarget",
+    "LogTarget",
+    "MSTeamsTarget",
+    "NotifyTarget",
+    "PagerDutyTarget",
+    "Severity",
+    "SlackTarget",
+    "WebhookTarget",
+]
+
+Severity = Literal["info", "warning", "error", "critical"]
+ScheduleStatus = Literal["running", "stopped"]
+
+_TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def _cron(value: str) -> str:
+    if not is_valid_cron(value):
+        raise ValueError(
+            f"invalid cron expression '{value}'; use five fields 'minute hour day-of-month month day-of-week' "
+            "(e.g. '*/5 * * * *', '0 9 * * MON-FRI') or a macro such as '@hourly', '@daily'"
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        import difflib
+
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown timezone '{value}'; use an IANA name such as 'UTC' or 'Europe/Paris'{hint}") from None
+    return value
+
+
+def _duration(value: Any) -> float:
+    """Seconds from a number or a string such as '30s', '5m', '1.5h', '250ms'."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group("n")) * _UNIT_SECONDS[match.group("unit")]
+    else:
+        raise ValueError(f"invalid duration {value!r}; use seconds (30) or a string such as '30s', '5m', '1h'")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+def _owner(value: str) -> str:
+    if _EMAIL.match(value) or (value.startswith("team:") and len(value) > 5):
+        return value
+    raise ValueError(f"invalid owner '{value}'; use an email address or a team name prefixed with 'team:'")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"invalid email address '{value}'")
+    return value
+
+
+def _tag_key(value: str) -> str:
+    if not _TAG_KEY.match(value):
+        raise ValueError(
+            f"invalid tag key '{value}'; allowed: letters, digits, '_', '-', '.', at most 63 characters, "
+            "optionally one 'namespace/' prefix"
+        )
+    return value
+
+
+def _scalar_to_text(value: Any) -> Any:
+    return str(value).lower() if isinstance(value, bool) else str(value) if isinstance(value, int | float) else value
+
+
+def _template(value: str) -> str:
+    problem = find_syntax_error(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _query(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the query is empty; write a SELECT that returns a 'status' column ('ALERT' or 'OK')")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+Timezone = Annotated[str, AfterValidator(_timezone)]
+Duration = Annotated[float, BeforeValidator(_duration)]
+Owner = Annotated[str, AfterValidator(_owner)]
+EmailAddress = Annotated[str, AfterValidator(_email)]
+TagKey = Annotated[str, AfterValidator(_tag_key)]
+TagValue = Annotated[str, BeforeValidator(_scalar_to_text)]
+Template = Annotated[str, AfterValidator(_template)]
+Query = Annotated[str, AfterValidator(_query)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Strict):
+    """A warehouse connection. The URL may contain ``${VAR}``; it is resolved inside the run, never earlier."""
+
+    url: Template = Field(description="SQLAlchemy URL, e.g. postgresql://user:${DB_PASSWORD}@host/db")
+    dialect: str | None = Field(
+        default=None,
+        description="sqlglot dialect used to check queries are read-only; inferred from the URL when omitted",
+    )
+
+
+class _Target(_Strict):
+    """Common behaviour of notification targets: the old ``config:`` nesting is accepted as well as flat keys."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_config(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            nested = data["config"]
+            clash = sorted(set(nested) & (set(data) - {"config"}))
+            if clash:
+                raise ValueError(f"{', '.join(clash)} given both flat and under 'config:'; keep one")
+            return {**{k: v for k, v in data.items() if k != "config"}, **nested}
+        return data
+
+
+class EmailTarget(_Target):
+    """Send an email to ``recipients``."""
+
+    channel: Literal["email"]
+    recipients: list[EmailAddress] = Field(min_length=1)
+    subject: Template | None = None
+
+
+class SlackTarget(_Target):
+    """Post to a Slack incoming webhook (``SLACK_WEBHOOK_URL`` when ``webhook_url`` is omitted)."""
+
+    channel: Literal["slack"]
+    webhook_url: Template | None = None
+    username: str | None = None
+
+
+class WebhookTarget(_Target):
+    """Call an HTTP endpoint with a JSON body."""
+
+    channel: Literal["webhook"]
+    url: Template
+    method: Annotated[Literal["GET", "POST", "PUT", "PATCH"], BeforeValidator(lambda v: str(v).upper())] = "POST"
+    headers: dict[str, Template] = Field(default_factory=dict)
+
+
+class PagerDutyTarget(_Target):
+    """Trigger and resolve a PagerDuty incident (Events API v2)."""
+
+    channel: Literal["pagerduty"]
+    routing_key: Template | None = None
+
+
+class MSTeamsTarget(_Target):
+    """Post a card to a Microsoft Teams workflow or incoming webhook."""
+
+    channel: Literal["msteams"]
+    webhook_url: Template
+
+
+class LogTarget(_Target):
+    """Write the message to the Dagster run log (no network)."""
+
+    channel: Literal["log"]
+
+
+NotifyTarget = Annotated[
+    EmailTarget | SlackTarget | WebhookTarget | PagerDutyTarget | MSTeamsTarget | LogTarget,
+    Field(discriminator="channel"),
+]
+CHANNELS = ("email", "slack", "webhook", "pagerduty", "msteams", "log")
+
+
+class AlertDefaults(_Strict):
+    """Settings every alert inherits unless it sets them itself (``tags`` are merged)."""
+
+    schedule: Cron | None = None
+    timezone: Timezone | None = None
+    severity: Severity | None = None
+    owners: list[Owner] | None = None
+    tags: dict[TagKey, TagValue] | None = None
+    timeout: Duration | None = None
+    database: str | None = None
+    enabled: bool | None = None
+    schedule_status: ScheduleStatus | None = None
+    notify: list[NotifyTarget] | None = None
+
+
+class AlertConfig(_Strict):
+    """One alert: a query returning a ``status`` column, when to run it and whom to tell."""
+
+    name: str = Field(min_length=1, description="Unique name; job and schedule names derive from it")
+    description: str = ""
+    query: Query
+    schedule: Cron
+    enabled: bool = True
+    timezone: Timezone = "UTC"
+    severity: Severity = "warning"
+    owners: list[Owner] = Field(default_factory=list)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
+    timeout: Duration = 60.0
+    database: str | None = None
+    schedule_status: ScheduleStatus | None = Field(
+        default=None, description="'running' or 'stopped'; default: running when enabled, stopped when not"
+    )
+    notify: list[NotifyTarget] = Field(default_factory=list)
+
+    @property
+    def schedule_running(self) -> bool:
+        """Whether the schedule starts RUNNING (until someone toggles it in the UI)."""
+        if self.schedule_status is None:
+            return self.enabled
+        return self.enabled and self.schedule_status == "running"
+
+
+class AlertsFile(_Strict):
+    """The whole ``alerts.yaml``: warehouses, defaults and alerts."""
+
+    database: DatabaseConfig | None = None
+    databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
+    defaults: AlertDefaults = Field(default_factory=AlertDefaults)
+    alerts: list[AlertConfig]
+
+    def all_databases(self) -> dict[str, DatabaseConfig]:
+        """Named databases, with the single ``database:`` form available as ``default``."""
+        merged = dict(self.databases)
+        if self.database is not None:
+            merged.setdefault("default", self.database)
+        return merged

@@ -1,0 +1,53 @@
+"""``${VAR}`` and ``${VAR:-default}`` substitution from the environment.
+
+Structural values (schedules, names, timeouts) are substituted when the file is loaded. Values that may hold
+secrets (database URLs, notification settings) keep their ``${VAR}`` text in the definitions and are
+substituted by :func:`resolve` inside the run, so the Dagster UI never sees them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+from .errors import SecretResolutionError
+
+__all__ = ["find_syntax_error", "references", "resolve"]
+
+_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_ANY_DOLLAR_BRACE = re.compile(r"\$\{[^}]*\}?")
+
+
+def references(text: str) -> list[str]:
+    """Return the names of the variables ``text`` refers to, in order."""
+    return [m.group("name") for m in _REFERENCE.finditer(text)]
+
+
+def find_syntax_error(text: str) -> str | None:
+    """Return a description of the first malformed ``${...}`` in ``text``, or ``None`` if all are valid."""
+    for match in _ANY_DOLLAR_BRACE.finditer(text):
+        if not _REFERENCE.fullmatch(match.group(0)):
+            return (
+                f"malformed variable reference '{match.group(0)}'; "
+                "write ${NAME} or ${NAME:-default} (NAME: letters, digits, underscore)"
+            )
+    return None
+
+
+def resolve(text: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    """Substitute every ``${VAR}`` in ``text``; an unset variable without default raises.
+
+    ``where`` names the value for the error message (never the value itself).
+    """
+    env = os.environ if environ is None else environ
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise SecretResolutionError(where, name)
+
+    return _REFERENCE.sub(substitute, text)

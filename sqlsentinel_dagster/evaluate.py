@@ -1,0 +1,194 @@
+"""Run an alert's query, read-only and with a timeout, and enforce the result contract. No Dagster here.
+
+The contract: the first row has a ``status`` column whose value is ``ALERT`` or ``OK`` (any case); optional
+``actual_value`` and ``threshold`` columns; every other column becomes context.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from .errors import AlertQueryError, ResultContractError
+from .redact import redact_text
+
+__all__ = [
+    "AlertResult",
+    "as_metadata",
+    "create_warehouse_engine",
+    "evaluate_query",
+    "parse_result",
+    "resolve_sqlite_path",
+]
+
+Status = Literal["ALERT", "OK"]
+
+
+@dataclass(frozen=True)
+class AlertResult:
+    """The outcome of one evaluation that satisfied the result contract."""
+
+    status: Status
+    actual_value: Any = None
+    threshold: Any = None
+    context: dict[str, Any] = field(default_factory=dict)
+    more_rows: bool = False
+    """The query returned more than one row; only the first was used."""
+    duration_ms: float = 0.0
+
+    @property
+    def firing(self) -> bool:
+        """Whether the alert condition holds."""
+        return self.status == "ALERT"
+
+
+def parse_result(alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> AlertResult:
+    """Apply the result contract to a query's columns and rows (the first row is used)."""
+    names = [str(c) for c in columns]
+    lowered = [c.lower() for c in names]
+    if "status" not in lowered:
+        raise ResultContractError(alert, "the result has no 'status' column", names)
+    if not rows:
+        raise ResultContractError(alert, "the query returned no rows", names)
+    row = dict(zip(lowered, rows[0], strict=False))
+    raw_status = row["status"]
+    status = str(raw_status).strip().upper() if raw_status is not None else ""
+    if status not in ("ALERT", "OK"):
+        raise ResultContractError(alert, f"'status' is {raw_status!r}, expected 'ALERT' or 'OK'", names)
+    reserved = {"status", "actual_value", "threshold"}
+    context = {name: rows[0][i] for i, name in enumerate(names) if name.lower() not in reserved}
+    return AlertResult(
+        status="ALERT" if status == "ALERT" else "OK",
+        actual_value=row.get("actual_value"),
+        threshold=row.get("threshold"),
+        context=context,
+        more_rows=len(rows) > 1,
+    )
+
+
+def resolve_sqlite_path(url: str, base_dir: Path) -> str:
+    """Make a relative SQLite path relative to ``base_dir`` (the alerts file's folder) instead of the cwd."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str((base_dir / database).resolve())).render_as_string(hide_password=False)
+
+
+def create_warehouse_engine(url: str) -> Engine:
+    """An engine for alert queries. Connections are checked before use so a restarted warehouse is no error."""
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def evaluate_query(
+    engine: Engine,
+    *,
+    alert: str,
+    database: str,
+    query: str,
+    timeout: float,
+    secrets: Sequence[str] = (),
+) -> AlertResult:
+    """Run ``query`` read-only with ``timeout`` seconds and return its result under the contract.
+
+    Raises :class:`AlertQueryError` naming the alert and the database error (secrets redacted), or
+    :class:`ResultContractError` when the result breaks the contract.
+    """
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn, _guarded(conn, timeout):
+            cursor = conn.exec_driver_sql(_escape_percent(conn, query))
+            columns = list(cursor.keys())
+            rows = [tuple(r) for r in cursor.fetchmany(2)] if cursor.returns_rows else []  # 2: to tell "more"
+    except sa.exc.SQLAlchemyError as exc:
+        raise AlertQueryError(alert, database, _describe(exc, timeout, secrets)) from None
+    result = parse_result(alert, columns, rows)
+    return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})
+
+
+def _escape_percent(conn: Connection, query: str) -> str:
+    """Drivers with format/pyformat parameters (psycopg2, PyMySQL) read '%' as a placeholder: double it."""
+    return query.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat") else query
+
+
+@contextmanager
+def _guarded(conn: Connection, timeout: float) -> Iterator[None]:
+    """Make the connection read-only and bounded by ``timeout`` where the database supports it."""
+    backend = conn.dialect.name
+    if backend == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+        try:
+            yield
+        finally:
+            conn.rollback()
+    elif backend in ("mysql", "mariadb"):
+        if getattr(conn.dialect, "is_mariadb", False):
+            conn.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:.3f}")
+        else:
+            conn.exec_driver_sql(f"SET SESSION max_execution_time = {max(1, int(timeout * 1000))}")
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        try:
+            yield
+        finally:
+            conn.rollback()
+    elif backend == "sqlite":
+        with _sqlite_guard(conn, timeout):
+            yield
+    else:
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+@contextmanager
+def _sqlite_guard(conn: Connection, timeout: float) -> Iterator[None]:
+    raw: Any = conn.connection.driver_connection
+    deadline = time.monotonic() + timeout
+    conn.exec_driver_sql("PRAGMA query_only = ON")
+    raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+    try:
+        yield
+    finally:
+        raw.set_progress_handler(None, 0)
+        conn.rollback()
+        conn.exec_driver_sql("PRAGMA query_only = OFF")
+
+
+_TIMEOUT_MARKERS = (
+    "canceling statement due to statement timeout",  # PostgreSQL
+    "max_statement_time exceeded",  # MariaDB
+    "maximum statement execution time exceeded",  # MySQL
+    "interrupted",  # SQLite progress handler
+)
+
+
+def _describe(exc: sa.exc.SQLAlchemyError, timeout: float, secrets: Sequence[str]) -> str:
+    original = getattr(exc, "orig", None)
+    message = str(original if original is not None else exc).strip()
+    first_line = message.splitlines()[0] if message else type(exc).__name__
+    if any(marker in message.lower() for marker in _TIMEOUT_MARKERS):
+        first_line = f"timed out after {timeout:g}s ({first_line})"
+    return redact_text(first_line, secrets)
+
+
+def as_metadata(result: AlertResult) -> Mapping[str, Any]:
+    """The result as plain values for display (used by the Dagster layer)."""
+    return {
+        "status": result.status,
+        "actual_value": result.actual_value,
+        "threshold": result.threshold,
+        "context": result.context,
+        "more_rows": result.more_rows,
+        "duration_ms": round(result.duration_ms, 2),
+    }

@@ -1,0 +1,47 @@
+"""How alert names become Dagster names, and the tags every alert run carries.
+
+Every generated name starts with ``sqlsentinel__`` so it cannot collide with a team's own jobs, schedules or
+resources when our ``Definitions`` are merged into theirs.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "PREFIX",
+    "TAG_ALERT",
+    "TAG_SEVERITY",
+    "TAG_STATUS",
+    "job_name",
+    "safe_name",
+    "schedule_name",
+    "warehouse_resource_key",
+]
+
+PREFIX = "sqlsentinel__"
+TAG_ALERT = "sqlsentinel/alert"
+TAG_SEVERITY = "sqlsentinel/severity"
+TAG_STATUS = "sqlsentinel/status"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def safe_name(alert_name: str) -> str:
+    """``alert_name`` with every character outside ``[A-Za-z0-9_]`` replaced by ``_``."""
+    return _UNSAFE.sub("_", alert_name.strip())
+
+
+def job_name(alert_name: str) -> str:
+    """The job of an alert: ``sqlsentinel__<safe name>``."""
+    return f"{PREFIX}{safe_name(alert_name)}"
+
+
+def schedule_name(alert_name: str) -> str:
+    """The schedule of an alert: ``sqlsentinel__<safe name>__schedule``."""
+    return f"{job_name(alert_name)}__schedule"
+
+
+def warehouse_resource_key(database: str) -> str:
+    """The resource key of a named warehouse: ``sqlsentinel_warehouse__<safe name>``."""
+    return f"sqlsentinel_warehouse__{safe_name(database)}"
