@@ -14,6 +14,7 @@ __all__ = [
     "TAG_SEVERITY",
     "TAG_STATUS",
     "job_name",
+    "op_name",
     "safe_name",
     "schedule_name",
     "warehouse_resource_key",
@@ -35,6 +36,11 @@ def safe_name(alert_name: str) -> str:
 def job_name(alert_name: str) -> str:
     """The job of an alert: ``sqlsentinel__<safe name>``."""
     return f"{PREFIX}{safe_name(alert_name)}"
+
+
+def op_name(alert_name: str) -> str:
+    """The single op of an alert's job: ``sqlsentinel__<safe name>__evaluate``."""
+    return f"{job_name(alert_name)}__evaluate"
 
 
 def schedule_name(alert_name: str) -> str:

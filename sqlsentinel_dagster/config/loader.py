@@ -73,6 +73,7 @@ class _Checker:
         self.notes: list[ConfigProblem] = []
         self.model: AlertsFile | None = None
         self.inherited: dict[int, set[str]] = {}
+        self.unresolved: set[tuple[Any, ...]] = set()
         for line, path, message in located.problems:
             self._add(path, message, line=line)
 
@@ -105,6 +106,8 @@ class _Checker:
         path, message = describe_error(error)
         if len(path) > 2 and path[0] == "alerts" and path[2] in self.inherited.get(path[1], set()):
             return  # reported once, at defaults.<key>
+        if path in self.unresolved:
+            return  # the missing variable is the problem, already reported
         self._add(path, message)
 
     def _substitute(self, value: Any, path: tuple[Any, ...], env: Mapping[str, str]) -> Any:
@@ -119,11 +122,13 @@ class _Checker:
         problem = envsubst.find_syntax_error(value)
         if problem:
             self._add(path, problem)
+            self.unresolved.add(path)
             return value
         try:
             return envsubst.resolve(value, "", env)
         except SecretResolutionError as exc:
             self._add(path, f"environment variable '{exc.variable}' is not set (write ${{{exc.variable}:-default}})")
+            self.unresolved.add(path)
             return value
 
     def _inherit(self, index: int, alert: Any, defaults: dict[str, Any]) -> Any:

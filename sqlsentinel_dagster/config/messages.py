@@ -27,7 +27,8 @@ def display_location(path: tuple[Any, ...], data: Any) -> str:
                 if isinstance(name, str) and name:
                     text += f" ({name})"
         else:
-            text += f".{part}" if text else str(part)
+            key = str(part) if str(part).isidentifier() else f'"{part}"'
+            text += f".{key}" if text else key
             node = node.get(part) if isinstance(node, dict) else None
     return text
 
@@ -35,7 +36,7 @@ def display_location(path: tuple[Any, ...], data: Any) -> str:
 def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
     """Return the data path of a pydantic error (discriminator tags removed) and a readable message."""
     loc = tuple(error["loc"])
-    path = tuple(part for i, part in enumerate(loc) if not _is_union_tag(loc, i))
+    path = tuple(part for i, part in enumerate(loc) if not _is_union_tag(loc, i) and part != "[key]")
     tag = next((part for i, part in enumerate(loc) if _is_union_tag(loc, i)), None)
     kind, given = error["type"], error.get("input")
     if kind == "extra_forbidden":
@@ -61,7 +62,7 @@ def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
         expected = {"string_type": "a string", "bool_parsing": "true or false", "bool_type": "true or false",
                     "list_type": "a list", "dict_type": "a mapping"}.get(kind, "a mapping")
         return path, f"expected {expected}, got {type(given).__name__} {given!r}"
-    if kind == "too_short":
+    if kind in ("too_short", "string_too_short"):
         return path, "must not be empty"
     return path, str(error["msg"])
 

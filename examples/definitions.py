@@ -1,0 +1,32 @@
+"""Demo code location: creates a small SQLite warehouse next to this file, then loads alerts.yaml."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlsentinel_dagster import build_definitions
+
+HERE = Path(__file__).parent
+
+
+def ensure_demo_warehouse(path: Path) -> None:
+    """Create the demo warehouse once: API metrics that breach 5%, a normal day of orders, customers."""
+    if path.exists():
+        return
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            CREATE TABLE api_metrics (endpoint TEXT, requests INTEGER, errors INTEGER, error_pct REAL);
+            INSERT INTO api_metrics VALUES ('/orders', 1200, 90, 7.5), ('/users', 800, 8, 1.0);
+            CREATE TABLE orders (id INTEGER PRIMARY KEY, order_date TEXT, amount REAL);
+            INSERT INTO orders (order_date, amount) VALUES
+                ('2026-01-01', 20.0), ('2026-01-01', 35.5), ('2026-01-01', 12.0), ('2026-01-01', 99.9);
+            CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT);
+            INSERT INTO customers (email) VALUES ('ana@example.com'), (NULL), ('li@example.com');
+            """
+        )
+
+
+ensure_demo_warehouse(HERE / "warehouse.db")
+defs = build_definitions(HERE / "alerts.yaml")

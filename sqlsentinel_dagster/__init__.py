@@ -1,0 +1,38 @@
+"""sqlsentinel-dagster: SQL alerts from alerts.yaml as Dagster jobs and schedules."""
+
+from .config import AlertConfig, AlertsFile, DatabaseConfig, LoadedConfig, load_config
+from .errors import (
+    AlertQueryError,
+    ConfigError,
+    ConfigProblem,
+    ResultContractError,
+    SecretResolutionError,
+    SentinelError,
+)
+from .evaluate import AlertResult, evaluate_query, parse_result
+from .factory import build_definitions, build_job, build_schedule
+from .naming import job_name, schedule_name
+from .resources import WarehouseResource
+
+__all__ = [
+    "AlertConfig",
+    "AlertQueryError",
+    "AlertResult",
+    "AlertsFile",
+    "ConfigError",
+    "ConfigProblem",
+    "DatabaseConfig",
+    "LoadedConfig",
+    "ResultContractError",
+    "SecretResolutionError",
+    "SentinelError",
+    "WarehouseResource",
+    "build_definitions",
+    "build_job",
+    "build_schedule",
+    "evaluate_query",
+    "job_name",
+    "load_config",
+    "parse_result",
+    "schedule_name",
+]

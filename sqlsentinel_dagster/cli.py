@@ -1,0 +1,82 @@
+"""The ``sqlsentinel`` command: check and inspect an alerts file without starting Dagster."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import click
+
+from ._cron import next_ticks
+from .config import LoadedConfig, load_config
+from .errors import ConfigError
+from .naming import job_name, schedule_name
+
+__all__ = ["main"]
+
+
+@click.group()
+@click.version_option(package_name="sqlsentinel-dagster")
+def main() -> None:
+    """SQL alerts as Dagster jobs and schedules."""
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+def validate(path: str) -> None:
+    """Check PATH; list every problem. Exit 0 when valid, 1 when not."""
+    config = _load_or_exit(path)
+    for note in config.notes:
+        click.echo(f"note: {note}")
+    count = len(config.alerts)
+    click.echo(f"{path}: valid, {count} alert{'s' if count != 1 else ''}")
+
+
+@main.command(name="list")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--next", "next_count", default=3, show_default=True, help="How many upcoming run times to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_alerts(path: str, next_count: int, as_json: bool) -> None:
+    """Show each alert in PATH: schedule, timezone, next run times, channels, job and schedule names."""
+    config = _load_or_exit(path)
+    rows = _rows(config, next_count, dt.datetime.now(dt.UTC))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = "enabled" if row["enabled"] else "disabled"
+        click.echo(f"{row['name']}  [{row['severity']}, {state}, schedule {row['schedule_status']}]")
+        click.echo(f"  schedule:  {row['schedule']} ({row['timezone']})")
+        click.echo(f"  next runs: {', '.join(row['next_runs']) or '-'}")
+        click.echo(f"  database:  {row['database']}")
+        click.echo(f"  channels:  {', '.join(row['channels']) or '(none)'}")
+        click.echo(f"  job:       {row['job']}")
+        click.echo(f"  schedule name: {row['schedule_name']}")
+
+
+def _rows(config: LoadedConfig, next_count: int, now: dt.datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": alert.name,
+            "severity": alert.severity,
+            "enabled": alert.enabled,
+            "schedule": alert.schedule,
+            "timezone": alert.timezone,
+            "schedule_status": "running" if alert.schedule_running else "stopped",
+            "next_runs": [t.isoformat() for t in next_ticks(alert.schedule, alert.timezone, now, next_count)],
+            "database": config.database_name(alert),
+            "channels": [target.channel for target in alert.notify],
+            "job": job_name(alert.name),
+            "schedule_name": schedule_name(alert.name),
+        }
+        for alert in config.alerts
+    ]
+
+
+def _load_or_exit(path: str) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,134 @@
+"""``build_definitions(path)``: one job and one schedule per alert, plus the resources they need."""
+
+# No `from __future__ import annotations` here: Dagster inspects the op's `context` annotation at runtime.
+
+import json
+import os
+import warnings
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+
+from .config import AlertConfig, LoadedConfig
+from .errors import SentinelError
+from .evaluate import AlertResult, as_metadata
+from .naming import TAG_ALERT, TAG_SEVERITY, TAG_STATUS, job_name, op_name, schedule_name, warehouse_resource_key
+from .resources import WarehouseResource, cached_config
+
+__all__ = ["build_definitions", "build_job", "build_schedule"]
+
+# Job owners are a beta parameter in Dagster 1.13: Dagster warns each time a job with owners is (re)built.
+# We rely on them on purpose, so silence exactly that warning rather than all beta warnings.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
+
+
+def build_definitions(path: str | os.PathLike[str]) -> dg.Definitions:
+    """Definitions for every alert in ``path``: jobs, schedules and warehouse resources.
+
+    The result loads on its own and can be merged with a team's own ``Definitions``
+    (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
+    ``sqlsentinel__`` so nothing collides.
+    """
+    config = cached_config(path)
+    jobs = [build_job(alert, config) for alert in config.alerts]
+    return dg.Definitions(
+        jobs=jobs,
+        schedules=[build_schedule(alert, job) for alert, job in zip(config.alerts, jobs, strict=True)],
+        resources={
+            warehouse_resource_key(name): WarehouseResource(config_path=str(config.path), database=name)
+            for name in config.file.all_databases()
+        },
+    )
+
+
+def build_job(alert: AlertConfig, config: LoadedConfig) -> dg.JobDefinition:
+    """The job that evaluates ``alert``: a single op that runs the query and records the outcome."""
+    database = config.database_name(alert)
+    warehouse_key = warehouse_resource_key(database)
+    tags = {**alert.tags, TAG_ALERT: alert.name, TAG_SEVERITY: alert.severity}
+
+    @dg.op(
+        name=op_name(alert.name),
+        description=f"Evaluate alert '{alert.name}' on database '{database}'.",
+        required_resource_keys={warehouse_key},
+        out=dg.Out(dg.Nothing),
+        tags={TAG_ALERT: alert.name},
+    )
+    def evaluate_alert(context: dg.OpExecutionContext) -> None:
+        warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
+        try:
+            result = warehouse.evaluate(alert)
+        except SentinelError as exc:
+            _tag_run(context, "ERROR")
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        _record(context, alert, result)
+
+    return dg.JobDefinition(
+        graph_def=dg.GraphDefinition(name=job_name(alert.name), node_defs=[evaluate_alert]),
+        description=alert.description or f"SQL alert '{alert.name}'",
+        tags=tags,
+        run_tags=tags,
+        metadata=_job_metadata(alert, database, config),
+        owners=alert.owners or None,
+    )
+
+
+def build_schedule(alert: AlertConfig, job: dg.JobDefinition) -> dg.ScheduleDefinition:
+    """The schedule of ``alert``: its cron in its timezone; RUNNING when enabled unless the file says otherwise."""
+    return dg.ScheduleDefinition(
+        name=schedule_name(alert.name),
+        cron_schedule=alert.schedule,
+        execution_timezone=alert.timezone,
+        job=job,
+        description=f"Evaluate '{alert.name}' on '{alert.schedule}' ({alert.timezone})",
+        default_status=(dg.DefaultScheduleStatus.RUNNING if alert.schedule_running else dg.DefaultScheduleStatus.STOPPED),
+    )
+
+
+def _job_metadata(alert: AlertConfig, database: str, config: LoadedConfig) -> dict[str, Any]:
+    return {
+        "query": dg.MetadataValue.md(f"```sql\n{alert.query.strip()}\n```"),
+        "schedule": f"{alert.schedule} ({alert.timezone})",
+        "database": database,
+        "severity": alert.severity,
+        "enabled": str(alert.enabled).lower(),
+        "timeout_seconds": alert.timeout,
+        "channels": ", ".join(target.channel for target in alert.notify) or "(none)",
+        "alerts_file": dg.MetadataValue.path(str(config.path)),
+    }
+
+
+def _record(context: dg.OpExecutionContext, alert: AlertConfig, result: AlertResult) -> None:
+    _tag_run(context, result.status)
+    values = _json_safe(as_metadata(result))
+    context.add_output_metadata(
+        {
+            "status": result.status,
+            "actual_value": _metadata_value(values["actual_value"]),
+            "threshold": _metadata_value(values["threshold"]),
+            "context": dg.MetadataValue.json(values["context"]),
+            "query_ms": values["duration_ms"],
+        }
+    )
+    if result.more_rows:
+        context.log.warning(f"alert '{alert.name}': the query returned more than one row; the first was used")
+    shown = f"value {values['actual_value']!r}, threshold {values['threshold']!r}"
+    (context.log.warning if result.firing else context.log.info)(f"alert '{alert.name}' is {result.status} ({shown})")
+
+
+def _tag_run(context: dg.OpExecutionContext, status: str) -> None:
+    context.instance.add_run_tags(context.run_id, {TAG_STATUS: status})
+
+
+def _json_safe(values: Any) -> Any:
+    """Database values (Decimal, datetime, ...) as JSON values: numbers stay numbers, the rest become text."""
+    return json.loads(json.dumps(values, default=lambda v: float(v) if isinstance(v, Decimal) else str(v)))
+
+
+def _metadata_value(value: Any) -> Any:
+    if value is None:
+        return dg.MetadataValue.null()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return dg.MetadataValue.text(str(value))
+    return value

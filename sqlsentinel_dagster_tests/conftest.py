@@ -1,0 +1,122 @@
+"""Shared fixtures: real SQLite warehouses in tmp_path, the local Postgres and MariaDB, Dagster instances."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+
+POSTGRES_URL = os.environ.get("SQLSENTINEL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("SQLSENTINEL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+def _reachable_or_skip(url: str, what: str) -> None:
+    """Skip when the server is down, except under CI (CI set), where a missing service is a failure."""
+    try:
+        with sa.create_engine(url).connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as exc:
+        message = f"{what} is not reachable at {url}: {str(exc.orig).strip().splitlines()[0]}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI is set: services are required)")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the local Postgres ``test`` database (skips locally, fails under CI, when unreachable)."""
+    _reachable_or_skip(POSTGRES_URL, "PostgreSQL")
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """URL of the local MariaDB ``test`` database (skips locally, fails under CI, when unreachable)."""
+    _reachable_or_skip(MARIADB_URL, "MariaDB")
+    return MARIADB_URL
+
+
+@pytest.fixture
+def metrics_table() -> str:
+    """A unique table name, so parallel or repeated runs on a shared server never collide."""
+    return f"sx_metrics_{uuid.uuid4().hex[:10]}"
+
+
+def seed_metrics(url: str, table: str, rows: list[tuple[str, float]]) -> None:
+    """Create ``table(endpoint, error_pct)`` with ``rows`` on any SQLAlchemy URL."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        conn.exec_driver_sql(f"CREATE TABLE {table} (endpoint VARCHAR(50), error_pct FLOAT)")
+        for endpoint, pct in rows:
+            conn.execute(sa.text(f"INSERT INTO {table} VALUES (:e, :p)"), {"e": endpoint, "p": pct})
+    engine.dispose()
+
+
+def drop_table(url: str, table: str) -> None:
+    """Drop ``table`` if it exists."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_warehouse(tmp_path: Path) -> Path:
+    """A SQLite warehouse with ``api_metrics``: /orders at 7.5% errors (fires above 5), /users at 1%."""
+    path = tmp_path / "warehouse.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE api_metrics (endpoint TEXT, error_pct REAL)")
+        db.executemany("INSERT INTO api_metrics VALUES (?, ?)", [("/orders", 7.5), ("/users", 1.0)])
+    return path
+
+
+@pytest.fixture
+def write_alerts(tmp_path: Path) -> Callable[[str], Path]:
+    """Write an alerts file (dedented) into tmp_path and return its path."""
+
+    def write(text: str, name: str = "alerts.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return path
+
+    return write
+
+
+FIRING_QUERY = (
+    "SELECT CASE WHEN MAX(error_pct) > {threshold} THEN 'ALERT' ELSE 'OK' END AS status, "
+    "MAX(error_pct) AS actual_value, {threshold} AS threshold, COUNT(*) AS endpoints FROM {table}"
+)
+
+
+def alerts_yaml(url: str, table: str = "api_metrics", threshold: float = 5, extra: str = "") -> str:
+    """An alerts file with one alert ``error_rate`` on ``url`` that fires when max(error_pct) > threshold."""
+    query = FIRING_QUERY.format(threshold=threshold, table=table)
+    return f"""
+database:
+  url: "{url}"
+alerts:
+  - name: error_rate
+    description: Error rate above {threshold}%
+    query: "{query}"
+    schedule: "*/5 * * * *"
+{textwrap.indent(textwrap.dedent(extra).strip(), "    ") if extra else ""}
+"""
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Iterator[Path]:
+    """An empty, persistent DAGSTER_HOME directory (SQLite storage)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    yield home
