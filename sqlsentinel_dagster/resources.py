@@ -29,11 +29,11 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def get_engine(self) -> Engine:
         """A pooled SQLAlchemy engine for this warehouse (one per URL and process)."""
-        return _engine(self._resolved_url())
+        return _engine(self._resolved_url(f"database '{self.database}'"))
 
     def evaluate(self, alert: AlertConfig) -> AlertResult:
         """Run ``alert``'s query on this warehouse, read-only and bounded by the alert's timeout."""
-        url = self._resolved_url()
+        url = self._resolved_url(f"alert '{alert.name}': database '{self.database}' url")
         password = make_url(url).password
         return evaluate_query(
             _engine(url),
@@ -44,10 +44,10 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             secrets=[str(password)] if password else [],
         )
 
-    def _resolved_url(self) -> str:
+    def _resolved_url(self, where: str) -> str:
         config = cached_config(self.config_path)
         template = config.file.all_databases()[self.database].url
-        url = envsubst.resolve(template, f"{config.path}: databases.{self.database}.url")
+        url = envsubst.resolve(template, where)
         return resolve_sqlite_path(url, config.path.parent)
 
 
