@@ -16,6 +16,9 @@ __all__ = ["Located", "load_located"]
 
 Path = tuple[str | int, ...]
 
+# libyaml's composer is about ten times faster; it keeps the same marks (lines) as the pure-Python one.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass
 class Located:
@@ -37,14 +40,9 @@ class Located:
 def load_located(text: str) -> Located:
     """Parse ``text``; syntax errors end up in ``problems`` (with their line), not as exceptions."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        return Located(data=None, problems=[(line, (), f"YAML syntax error: {what}")])
-    except yaml.YAMLError as exc:  # pragma: no cover - PyYAML raises MarkedYAMLError for syntax
-        return Located(data=None, problems=[(0, (), f"YAML syntax error: {exc}")])
+        root = yaml.compose(text, Loader=_LOADER)
+    except yaml.YAMLError:
+        return Located(data=None, problems=[_syntax_problem(text)])
     located = Located(data=None)
     if root is not None:
         constructor = yaml.SafeLoader("")
@@ -56,6 +54,19 @@ def load_located(text: str) -> Located:
         finally:
             constructor.dispose()
     return located
+
+
+def _syntax_problem(text: str) -> tuple[int, Path, str]:
+    """Describe a syntax error with the pure-Python parser, whose messages are more precise than libyaml's."""
+    try:
+        yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        return (mark.line + 1 if mark else 0, (), f"YAML syntax error: {what}")
+    except yaml.YAMLError as exc:
+        return (0, (), f"YAML syntax error: {exc}")
+    return (0, (), "YAML syntax error")  # libyaml refused what PyYAML accepts: report without detail
 
 
 def _convert(node: yaml.Node, path: Path, out: Located, constructor: yaml.SafeLoader) -> Any:

@@ -82,6 +82,5 @@ class SecretResolutionError(SentinelError):
         self.where = where
         self.variable = variable
         super().__init__(
-            f"{where}: environment variable '{variable}' is not set "
-            f"(write ${{{variable}:-default}} to give a default)"
+            f"{where}: environment variable '{variable}' is not set (write ${{{variable}:-default}} to give a default)"
         )

@@ -5,6 +5,7 @@
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -13,10 +14,18 @@ import dagster as dg
 from .config import AlertConfig, LoadedConfig
 from .errors import SentinelError
 from .evaluate import AlertResult, as_metadata
-from .naming import TAG_ALERT, TAG_SEVERITY, TAG_STATUS, job_name, op_name, schedule_name, warehouse_resource_key
+from .naming import (
+    TAG_ALERT,
+    TAG_SEVERITY,
+    TAG_STATUS,
+    evaluate_op_name,
+    job_name,
+    schedule_name,
+    warehouse_resource_key,
+)
 from .resources import WarehouseResource, cached_config
 
-__all__ = ["build_definitions", "build_job", "build_schedule"]
+__all__ = ["build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
 
 # Job owners are a beta parameter in Dagster 1.13: Dagster warns each time a job with owners is (re)built.
 # We rely on them on purpose, so silence exactly that warning rather than all beta warnings.
@@ -28,10 +37,12 @@ def build_definitions(path: str | os.PathLike[str]) -> dg.Definitions:
 
     The result loads on its own and can be merged with a team's own ``Definitions``
     (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
-    ``sqlsentinel__`` so nothing collides.
+    ``sqlsentinel`` so nothing collides.
     """
     config = cached_config(path)
-    jobs = [build_job(alert, config) for alert in config.alerts]
+    alerts_by_job = {job_name(alert.name): alert for alert in config.alerts}
+    ops = {name: build_evaluate_op(name, alerts_by_job) for name in config.file.all_databases()}
+    jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
     return dg.Definitions(
         jobs=jobs,
         schedules=[build_schedule(alert, job) for alert, job in zip(config.alerts, jobs, strict=True)],
@@ -42,20 +53,21 @@ def build_definitions(path: str | os.PathLike[str]) -> dg.Definitions:
     )
 
 
-def build_job(alert: AlertConfig, config: LoadedConfig) -> dg.JobDefinition:
-    """The job that evaluates ``alert``: a single op that runs the query and records the outcome."""
-    database = config.database_name(alert)
+def build_evaluate_op(database: str, alerts_by_job: Mapping[str, AlertConfig]) -> dg.OpDefinition:
+    """The op that evaluates alerts on ``database``; it finds its alert from the job it runs in.
+
+    One op per warehouse, shared by that warehouse's jobs, keeps thousands of jobs cheap to load.
+    """
     warehouse_key = warehouse_resource_key(database)
-    tags = {**alert.tags, TAG_ALERT: alert.name, TAG_SEVERITY: alert.severity}
 
     @dg.op(
-        name=op_name(alert.name),
-        description=f"Evaluate alert '{alert.name}' on database '{database}'.",
+        name=evaluate_op_name(database),
+        description=f"Run the job's alert query on database '{database}' and record the outcome.",
         required_resource_keys={warehouse_key},
         out=dg.Out(dg.Nothing),
-        tags={TAG_ALERT: alert.name},
     )
     def evaluate_alert(context: dg.OpExecutionContext) -> None:
+        alert = alerts_by_job[context.job_name]
         warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
         try:
             result = warehouse.evaluate(alert)
@@ -64,13 +76,20 @@ def build_job(alert: AlertConfig, config: LoadedConfig) -> dg.JobDefinition:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         _record(context, alert, result)
 
+    return evaluate_alert
+
+
+def build_job(alert: AlertConfig, config: LoadedConfig, evaluate_op: dg.OpDefinition) -> dg.JobDefinition:
+    """The job of ``alert``: the evaluate op of its warehouse, the alert's description, owners and tags."""
+    tags = {**alert.tags, TAG_ALERT: alert.name, TAG_SEVERITY: alert.severity}
     return dg.JobDefinition(
-        graph_def=dg.GraphDefinition(name=job_name(alert.name), node_defs=[evaluate_alert]),
+        graph_def=dg.GraphDefinition(name=job_name(alert.name), node_defs=[evaluate_op]),
         description=alert.description or f"SQL alert '{alert.name}'",
         tags=tags,
         run_tags=tags,
-        metadata=_job_metadata(alert, database, config),
+        metadata=_job_metadata(alert, config.database_name(alert), config),
         owners=alert.owners or None,
+        executor_def=dg.in_process_executor,  # one op: a subprocess per step would only add latency
     )
 
 
@@ -82,7 +101,9 @@ def build_schedule(alert: AlertConfig, job: dg.JobDefinition) -> dg.ScheduleDefi
         execution_timezone=alert.timezone,
         job=job,
         description=f"Evaluate '{alert.name}' on '{alert.schedule}' ({alert.timezone})",
-        default_status=(dg.DefaultScheduleStatus.RUNNING if alert.schedule_running else dg.DefaultScheduleStatus.STOPPED),
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING if alert.schedule_running else dg.DefaultScheduleStatus.STOPPED
+        ),
     )
 
 

@@ -1,6 +1,6 @@
 """How alert names become Dagster names, and the tags every alert run carries.
 
-Every generated name starts with ``sqlsentinel__`` so it cannot collide with a team's own jobs, schedules or
+Every generated name starts with ``sqlsentinel`` so it cannot collide with a team's own jobs, schedules or
 resources when our ``Definitions`` are merged into theirs.
 """
 
@@ -13,8 +13,8 @@ __all__ = [
     "TAG_ALERT",
     "TAG_SEVERITY",
     "TAG_STATUS",
+    "evaluate_op_name",
     "job_name",
-    "op_name",
     "safe_name",
     "schedule_name",
     "warehouse_resource_key",
@@ -38,9 +38,12 @@ def job_name(alert_name: str) -> str:
     return f"{PREFIX}{safe_name(alert_name)}"
 
 
-def op_name(alert_name: str) -> str:
-    """The single op of an alert's job: ``sqlsentinel__<safe name>__evaluate``."""
-    return f"{job_name(alert_name)}__evaluate"
+def evaluate_op_name(database: str) -> str:
+    """The op that evaluates alerts on a warehouse: ``sqlsentinel_evaluate__<safe name>``.
+
+    A single underscore after ``sqlsentinel`` keeps op names apart from job names (``sqlsentinel__...``).
+    """
+    return f"sqlsentinel_evaluate__{safe_name(database)}"
 
 
 def schedule_name(alert_name: str) -> str:

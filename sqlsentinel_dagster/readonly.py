@@ -38,7 +38,7 @@ _DIALECTS = {
 
 _TOKEN = re.compile(r"<Token token_type: [^,]+, text: ([^,]*),[^>]*>")
 
-_WRITES: tuple[type[exp.Expression], ...] = (
+_WRITES: tuple[type[exp.Expr], ...] = (
     exp.Insert,
     exp.Update,
     exp.Delete,
@@ -97,7 +97,7 @@ def read_only_problem(sql: str, dialect: str | None) -> str | None:
     return None
 
 
-def _kind(node: exp.Expression) -> str:
+def _kind(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     if isinstance(node, exp.Into):

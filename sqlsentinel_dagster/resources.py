@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -59,7 +60,7 @@ def _engine(url: str) -> Engine:
 _CONFIGS: dict[str, tuple[int, LoadedConfig]] = {}
 
 
-def cached_config(path: str | Path) -> LoadedConfig:
+def cached_config(path: str | os.PathLike[str]) -> LoadedConfig:
     """``load_config(path)``, reused while the file is unchanged (definitions and runs share one load)."""
     key = str(Path(path).resolve())
     mtime = Path(key).stat().st_mtime_ns

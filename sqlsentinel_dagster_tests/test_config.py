@@ -22,7 +22,9 @@ VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
 def _problems(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})
-    return [f"{p.line} {p.location}: {p.message}" if p.location else f"{p.line}: {p.message}" for p in caught.value.problems]
+    return [
+        f"{p.line} {p.location}: {p.message}" if p.location else f"{p.line}: {p.message}" for p in caught.value.problems
+    ]
 
 
 class TestInvalidFiles:
@@ -96,7 +98,8 @@ class TestValidFiles:
         )
         notes = load_config(path).notes
         assert [n.message for n in notes] == [
-            "alert name 'orders late!' contains characters Dagster does not allow; its job and schedule use 'orders_late_'"
+            "alert name 'orders late!' contains characters Dagster does not allow; "
+            "its job and schedule use 'orders_late_'"
         ]
 
 

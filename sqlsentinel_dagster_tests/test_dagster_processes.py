@@ -49,7 +49,11 @@ def code_location(tmp_path: Path, sqlite_warehouse: Path) -> Path:
 def _job_execute(defs: Path, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [DAGSTER, "job", "execute", "-f", str(defs), "-j", "sqlsentinel__error_rate"],
-        env=_env(home), capture_output=True, text=True, timeout=300, cwd=defs.parent,
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=defs.parent,
     )
 
 
@@ -64,7 +68,11 @@ def test_examples_pass_dagster_definitions_validate() -> None:
     """The demo code location in workspace.yaml loads and validates."""
     result = subprocess.run(
         [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": ""},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": ""},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stderr + result.stdout
@@ -91,7 +99,9 @@ def postgres_home(postgres_url: str, tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "pg_home"
     home.mkdir()
     url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    (home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: \"{url}\"\ntelemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text(
+        f'storage:\n  postgres:\n    postgres_url: "{url}"\ntelemetry:\n  enabled: false\n'
+    )
     yield home
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -122,7 +132,11 @@ def dagster_dev(code_location: Path, dagster_home: Path) -> Iterator[int]:
     log = (dagster_home / "dev.log").open("w")
     process = subprocess.Popen(
         [DAGSTER, "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"],
-        cwd=code_location.parent, env=_env(dagster_home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=code_location.parent,
+        env=_env(dagster_home),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_for_location(port, process, dagster_home / "dev.log")
@@ -137,14 +151,18 @@ def dagster_dev(code_location: Path, dagster_home: Path) -> Iterator[int]:
 
 
 def _wait_for_location(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    query = '{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }'
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
         try:
             reply = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=5).json()
             entries = reply["data"]["workspaceOrError"]["locationEntries"]
-            if entries and entries[0]["locationOrLoadError"] and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
+            if (
+                entries
+                and entries[0]["locationOrLoadError"]
+                and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
+            ):
                 return
         except (requests.RequestException, KeyError, TypeError):
             pass
@@ -162,18 +180,22 @@ def test_run_launched_through_the_webserver_graphql_api_succeeds(dagster_dev: in
         time.sleep(1)
         status = client.get_run_status(run_id)
     assert status == dg.DagsterRunStatus.SUCCESS, (dagster_home / "dev.log").read_text()[-3000:]
-    query = '{ runOrError(runId: "%s") { ... on Run { tags { key value } } } }' % run_id
-    tags = requests.post(f"http://127.0.0.1:{dagster_dev}/graphql", json={"query": query}, timeout=10).json()
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { tags { key value } } } }"
+    payload = {"query": query, "variables": {"id": run_id}}
+    tags = requests.post(f"http://127.0.0.1:{dagster_dev}/graphql", json=payload, timeout=10).json()
     shown = {t["key"]: t["value"] for t in tags["data"]["runOrError"]["tags"]}
     assert shown[TAG_STATUS] == "ALERT" and shown["sqlsentinel/severity"] == "warning"
 
 
 def test_ui_resource_view_shows_no_database_url(dagster_dev: int) -> None:
     """The webserver's view of the warehouse resource shows where the URL is written, not the URL."""
-    query = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError { ... on RepositoryLocation {
-        repositories { allTopLevelResourceDetails { name configuredValues { key value } } } } } } } } }"""
+    query = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
+        ... on RepositoryLocation { repositories { allTopLevelResourceDetails {
+            name configuredValues { key value } } } } } } } } }"""
     reply = requests.post(f"http://127.0.0.1:{dagster_dev}/graphql", json={"query": query}, timeout=10).json()
     repo = reply["data"]["workspaceOrError"]["locationEntries"][0]["locationOrLoadError"]["repositories"][0]
-    resources = {r["name"]: {v["key"]: v["value"] for v in r["configuredValues"]} for r in repo["allTopLevelResourceDetails"]}
+    resources = {
+        r["name"]: {v["key"]: v["value"] for v in r["configuredValues"]} for r in repo["allTopLevelResourceDetails"]
+    }
     warehouse = resources["sqlsentinel_warehouse__default"]
     assert set(warehouse) == {"config_path", "database"} and "sqlite://" not in str(warehouse)

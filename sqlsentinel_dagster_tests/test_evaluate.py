@@ -42,7 +42,11 @@ class TestParseResult:
         [
             (["status"], [], "the query returned no rows; the query returned columns: status"),
             (["state", "n"], [("ALERT", 1)], "the result has no 'status' column; the query returned columns: state, n"),
-            (["status"], [("FIRING",)], "'status' is 'FIRING', expected 'ALERT' or 'OK'; the query returned columns: status"),
+            (
+                ["status"],
+                [("FIRING",)],
+                "'status' is 'FIRING', expected 'ALERT' or 'OK'; the query returned columns: status",
+            ),
             (["status"], [(None,)], "'status' is None, expected 'ALERT' or 'OK'"),
         ],
         ids=["no_rows", "no_status_column", "unknown_status", "null_status"],
@@ -73,8 +77,12 @@ class TestEvaluateOnRealDatabases:
     def test_firing_and_ok_results(self, warehouse: tuple[sa.Engine, str]) -> None:
         """The same query fires above the data's maximum and is OK below it, with values and context."""
         engine, table = warehouse
-        firing = evaluate_query(engine, alert="a", database="w", query=FIRING_QUERY.format(threshold=5, table=table), timeout=10)
-        ok = evaluate_query(engine, alert="a", database="w", query=FIRING_QUERY.format(threshold=10, table=table), timeout=10)
+        firing = evaluate_query(
+            engine, alert="a", database="w", query=FIRING_QUERY.format(threshold=5, table=table), timeout=10
+        )
+        ok = evaluate_query(
+            engine, alert="a", database="w", query=FIRING_QUERY.format(threshold=10, table=table), timeout=10
+        )
         assert (firing.status, float(firing.actual_value), int(firing.threshold)) == ("ALERT", 7.5, 5)
         assert ok.status == "OK" and int(firing.context["endpoints"]) == 2
 
@@ -88,7 +96,9 @@ class TestEvaluateOnRealDatabases:
     def test_writes_are_refused_by_the_database_itself(self, warehouse: tuple[sa.Engine, str]) -> None:
         """Even if a write got past the parser, the read-only session refuses it and the rows stay."""
         engine, table = warehouse
-        with pytest.raises(AlertQueryError, match=r"alert 'cleanup': query on database 'w' failed: .*(read-?only|READ ONLY)"):
+        with pytest.raises(
+            AlertQueryError, match=r"alert 'cleanup': query on database 'w' failed: .*(read-?only|READ ONLY)"
+        ):
             evaluate_query(engine, alert="cleanup", database="w", query=f"DELETE FROM {table}", timeout=10)
         with engine.connect() as conn:
             assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar() == 2
@@ -112,7 +122,9 @@ class TestEvaluateOnRealDatabases:
         engine, table = warehouse
         with pytest.raises(AlertQueryError):
             evaluate_query(engine, alert="a", database="w", query="SELECT * FROM no_such_table", timeout=10)
-        result = evaluate_query(engine, alert="a", database="w", query=FIRING_QUERY.format(threshold=5, table=table), timeout=10)
+        result = evaluate_query(
+            engine, alert="a", database="w", query=FIRING_QUERY.format(threshold=5, table=table), timeout=10
+        )
         assert result.status == "ALERT"
 
 
@@ -130,7 +142,9 @@ def test_unreachable_warehouse_error_never_contains_the_password() -> None:
     """A connection failure names the alert and the cause, and the password is not in the message."""
     engine = create_warehouse_engine("postgresql://alerts:Hunter2Secret@127.0.0.1:1/warehouse?connect_timeout=2")
     with pytest.raises(AlertQueryError) as caught:
-        evaluate_query(engine, alert="down", database="main", query="SELECT 'OK' AS status", timeout=5, secrets=["Hunter2Secret"])
+        evaluate_query(
+            engine, alert="down", database="main", query="SELECT 'OK' AS status", timeout=5, secrets=["Hunter2Secret"]
+        )
     message = str(caught.value)
     assert message.startswith("alert 'down': query on database 'main' failed: ") and "Hunter2Secret" not in message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__

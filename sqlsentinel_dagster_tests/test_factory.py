@@ -50,9 +50,14 @@ class TestDefinitionsShape:
         assert sorted(j.name for j in repo.get_all_jobs()) == ["sqlsentinel__error_rate", "sqlsentinel__orders_late"]
         schedule = repo.get_schedule_def("sqlsentinel__error_rate__schedule")
         assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
-            "*/5 * * * *", "Europe/Paris", "sqlsentinel__error_rate")
+            "*/5 * * * *",
+            "Europe/Paris",
+            "sqlsentinel__error_rate",
+        )
 
-    def test_schedules_start_running_when_enabled_and_stopped_when_disabled_or_overridden(self, write_alerts: WriteAlerts) -> None:
+    def test_schedules_start_running_when_enabled_and_stopped_when_disabled_or_overridden(
+        self, write_alerts: WriteAlerts
+    ) -> None:
         """Enabled alerts' schedules start RUNNING; `enabled: false` or `schedule_status: stopped` start STOPPED."""
         path = write_alerts(
             """
@@ -126,7 +131,9 @@ class TestRuns:
         run = instance.get_run_by_id(result.run_id)
         assert run is not None and run.tags[TAG_STATUS] == "ALERT" and run.tags["sqlsentinel/alert"] == "error_rate"
 
-    def test_ok_alert_run_is_tagged_ok(self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance) -> None:
+    def test_ok_alert_run_is_tagged_ok(
+        self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance
+    ) -> None:
         """Below the threshold the run succeeds with status OK on the run's tags."""
         defs = build_definitions(write_alerts(alerts_yaml("sqlite:///warehouse.db", threshold=50)))
         result = _run(defs, "sqlsentinel__error_rate", instance)
@@ -139,10 +146,13 @@ class TestRuns:
         """A missing table fails the run with the alert, the database and the error, and tags it ERROR."""
         defs = build_definitions(write_alerts(alerts_yaml("sqlite:///warehouse.db", table="missing_table")))
         result = _run(defs, "sqlsentinel__error_rate", instance)
-        failure = result.failure_data_for_node("sqlsentinel__error_rate__evaluate")
+        failure = result.failure_data_for_node("sqlsentinel_evaluate__default")
         assert not result.success and failure is not None
         assert failure.error is not None
-        assert "alert 'error_rate': query on database 'default' failed: no such table: missing_table" in failure.error.message
+        assert (
+            "alert 'error_rate': query on database 'default' failed: no such table: missing_table"
+            in failure.error.message
+        )
         run = instance.get_run_by_id(result.run_id)
         assert run is not None and run.tags[TAG_STATUS] == "ERROR"
 
@@ -158,7 +168,7 @@ class TestRuns:
             """
         )
         result = _run(build_definitions(path), "sqlsentinel__no_status", instance)
-        failure = result.failure_data_for_node("sqlsentinel__no_status__evaluate")
+        failure = result.failure_data_for_node("sqlsentinel_evaluate__default")
         assert failure is not None and failure.error is not None
         assert "the query returned columns: endpoint, error_pct" in failure.error.message
 
@@ -172,7 +182,7 @@ class TestRuns:
             f"""
             databases:
               main: {{url: "sqlite:///warehouse.db"}}
-              empty: {{url: "sqlite:///{tmp_path / 'empty.db'}"}}
+              empty: {{url: "sqlite:///{tmp_path / "empty.db"}"}}
             defaults: {{schedule: "@daily"}}
             alerts:
               - {{name: on_main, database: main, query: "{query}"}}
@@ -181,7 +191,7 @@ class TestRuns:
         )
         defs = build_definitions(path)
         assert _run(defs, "sqlsentinel__on_main", instance).success
-        failure = _run(defs, "sqlsentinel__on_empty", instance).failure_data_for_node("sqlsentinel__on_empty__evaluate")
+        failure = _run(defs, "sqlsentinel__on_empty", instance).failure_data_for_node("sqlsentinel_evaluate__empty")
         assert failure is not None and failure.error is not None
         assert "query on database 'empty' failed: no such table: api_metrics" in failure.error.message
 
@@ -219,7 +229,7 @@ class TestSecrets:
         """A ${VAR} that is unset when the run executes fails the run with the variable's name."""
         path = write_alerts(alerts_yaml("postgresql://a:${SX_TEST_SURELY_UNSET_PW}@127.0.0.1/w"))
         result = _run(build_definitions(path), "sqlsentinel__error_rate", instance)
-        failure = result.failure_data_for_node("sqlsentinel__error_rate__evaluate")
+        failure = result.failure_data_for_node("sqlsentinel_evaluate__default")
         assert failure is not None and failure.error is not None
         assert "environment variable 'SX_TEST_SURELY_UNSET_PW' is not set" in failure.error.message
         assert "alert 'error_rate'" in failure.error.message

@@ -54,7 +54,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(source), [ConfigProblem(0, "", f"cannot read the file: {exc.strerror}", str(source))]) from exc
+        raise ConfigError(
+            str(source), [ConfigProblem(0, "", f"cannot read the file: {exc.strerror}", str(source))]
+        ) from exc
     checker = _Checker(str(source), load_located(text))
     checker.run(env)
     if checker.problems:
@@ -193,8 +195,11 @@ class _Checker:
             return
         seen_safe[safe] = name
         if safe != name:
-            self._add(path, f"alert name '{name}' contains characters Dagster does not allow; "
-                      f"its job and schedule use '{safe}'", note=True)
+            self._add(
+                path,
+                f"alert name '{name}' contains characters Dagster does not allow; its job and schedule use '{safe}'",
+                note=True,
+            )
 
     def _check_database(self, index: int, alert: dict[str, Any], databases: dict[str, dict[str, Any]]) -> str | None:
         """Check the alert's database reference; return the sqlglot dialect ('' for generic) or None if unknown."""
@@ -202,7 +207,10 @@ class _Checker:
         if wanted is None:
             if len(databases) > 1:
                 names = ", ".join(sorted(databases))
-                self._add(("alerts", index), f"several databases are configured ({names}); set 'database:' on this alert or in defaults")
+                self._add(
+                    ("alerts", index),
+                    f"several databases are configured ({names}); set 'database:' on this alert or in defaults",
+                )
                 return None
             target = next(iter(databases.values()), None)
         elif not isinstance(wanted, str) or wanted not in databases:

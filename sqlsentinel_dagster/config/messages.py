@@ -58,11 +58,27 @@ def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
         return path, f"invalid value {given!r}; allowed: {expected}"
     if kind == "value_error":
         return path, str(error["msg"]).removeprefix("Value error, ")
-    if kind in {"string_type", "bool_parsing", "bool_type", "list_type", "dict_type", "model_type", "model_attributes_type"}:
-        expected = {"string_type": "a string", "bool_parsing": "true or false", "bool_type": "true or false",
-                    "list_type": "a list", "dict_type": "a mapping"}.get(kind, "a mapping")
-        hint = " (YAML reads unquoted yes/no/on/off/true/false as booleans: quote the value)" if (
-            kind == "string_type" and isinstance(given, bool)) else ""
+    if kind in {
+        "string_type",
+        "bool_parsing",
+        "bool_type",
+        "list_type",
+        "dict_type",
+        "model_type",
+        "model_attributes_type",
+    }:
+        expected = {
+            "string_type": "a string",
+            "bool_parsing": "true or false",
+            "bool_type": "true or false",
+            "list_type": "a list",
+            "dict_type": "a mapping",
+        }.get(kind, "a mapping")
+        hint = (
+            " (YAML reads unquoted yes/no/on/off/true/false as booleans: quote the value)"
+            if (kind == "string_type" and isinstance(given, bool))
+            else ""
+        )
         return path, f"expected {expected}, got {type(given).__name__} {given!r}{hint}"
     if kind in ("too_short", "string_too_short"):
         return path, "must not be empty"

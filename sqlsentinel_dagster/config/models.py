@@ -54,7 +54,9 @@ def _timezone(value: str) -> str:
 
         close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown timezone '{value}'; use an IANA name such as 'UTC' or 'Europe/Paris'{hint}") from None
+        raise ValueError(
+            f"unknown timezone '{value}'; use an IANA name such as 'UTC' or 'Europe/Paris'{hint}"
+        ) from None
     return value
 
 
