@@ -1,0 +1,151 @@
+"""The dedupe / reminder / resolve / silence decision: a pure function of (state, outcome, silences, settings, now).
+
+It returns the next state, the event to notify (if any), whether it is delivered or suppressed, and a named
+reason that is logged and shown on the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .model import AlertState, Event, Outcome, StateSettings
+from .silences import AlertLabels, Silence
+
+__all__ = ["Decision", "decide"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do after one evaluation."""
+
+    state: AlertState
+    """The state to store."""
+    code: str
+    """A stable name for the reason, e.g. ``first_notification``, ``repeat_interval_elapsed``, ``suppressed``."""
+    reason: str
+    """The reason in words, shown on the run."""
+    event: Event | None = None
+    """The notification this evaluation creates, if any."""
+    suppressed_by: Silence | None = None
+    """The silence that suppresses ``event``; the event is then recorded but not sent."""
+
+    @property
+    def notify(self) -> bool:
+        """Whether ``event`` is to be sent."""
+        return self.event is not None and self.suppressed_by is None
+
+
+def decide(
+    previous: AlertState | None,
+    outcome: Outcome,
+    *,
+    labels: AlertLabels,
+    silences: Sequence[Silence],
+    settings: StateSettings,
+    now: dt.datetime,
+) -> Decision:
+    """Decide what ``outcome`` means for the alert given what was remembered, the silences and ``now``."""
+    state = previous or AlertState(alert=labels.name)
+    silence = next((s for s in silences if s.state(now) == "active" and s.matches(labels)), None)
+    state = _record(state, outcome, now)
+    if outcome.status == "ERROR":
+        decision = _on_error(state, settings)
+    elif outcome.status == "ALERT":
+        decision = _on_alert(state, settings, now, silence)
+    else:
+        decision = _on_ok(state, settings, first=previous is None)
+    return _apply_silence(decision, silence, now)
+
+
+def _record(state: AlertState, outcome: Outcome, now: dt.datetime) -> AlertState:
+    changed = state.last_status != outcome.status
+    counters = {
+        "ALERT": dict(consecutive_alerts=state.consecutive_alerts + 1, consecutive_oks=0, consecutive_errors=0),
+        "OK": dict(consecutive_alerts=0, consecutive_oks=state.consecutive_oks + 1, consecutive_errors=0),
+        "ERROR": dict(consecutive_errors=state.consecutive_errors + 1),
+    }[outcome.status]
+    return state.evolve(
+        last_status=outcome.status,
+        since=now if changed else state.since,
+        evaluation_count=state.evaluation_count + 1,
+        last_evaluated_at=now,
+        last_value=outcome.actual_value if outcome.status != "ERROR" else state.last_value,
+        last_error=outcome.error if outcome.status == "ERROR" else None,
+        error_notified=state.error_notified if outcome.status == "ERROR" else False,
+        **counters,
+    )
+
+
+def _on_error(state: AlertState, settings: StateSettings) -> Decision:
+    count, needed = state.consecutive_errors, settings.error_after
+    if state.error_notified:
+        return Decision(state, "error_already_notified", f"error: already notified ({count} consecutive errors)")
+    if count < needed:
+        return Decision(state, "error_pending", f"error: {count} of {needed} consecutive errors before notifying")
+    return Decision(
+        state.evolve(error_notified=True), "error", f"error: notifying after {count} consecutive error(s)", "error"
+    )
+
+
+def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, silence: Silence | None) -> Decision:
+    if state.condition != "firing":
+        count, needed = state.consecutive_alerts, settings.for_count
+        if count < needed:
+            return Decision(state.evolve(condition="pending"), "pending", f"pending: ALERT {count} of {needed}")
+        fired = state.evolve(
+            condition="firing",
+            firing_since=now,
+            first_fired_at=state.first_fired_at or now,
+            episode_notified=False,
+            episode_suppressed=False,
+        )
+        return Decision(fired, "first_notification", "firing: first notification", "firing")
+    if state.episode_suppressed and silence is None:
+        event: Event = "reminder" if state.episode_notified else "firing"
+        return Decision(state, "silence_ended", f"{event}: silence ended while still firing", event)
+    if state.episode_suppressed:
+        return Decision(state, "still_silenced", "firing: still silenced")
+    interval = settings.repeat_interval
+    if interval is None:
+        return Decision(state, "already_firing", "firing: already notified; no repeat interval set")
+    last = state.last_notified_at or state.firing_since or now
+    if now - last >= interval:
+        return Decision(state, "repeat_interval_elapsed", "reminder: repeat interval elapsed", "reminder")
+    next_at = (last + interval).isoformat(timespec="seconds")
+    return Decision(state, "already_firing", f"firing: already notified; next reminder after {next_at}")
+
+
+def _on_ok(state: AlertState, settings: StateSettings, *, first: bool) -> Decision:
+    if state.condition == "pending":
+        return Decision(state.evolve(condition="inactive"), "pending_cleared", "ok: recovered before firing")
+    if state.condition == "inactive":
+        return Decision(state, "first_evaluation" if first else "ok", "ok: first evaluation" if first else "ok")
+    count, needed = state.consecutive_oks, settings.recover_after
+    if count < needed:
+        return Decision(state, "recovering", f"recovering: OK {count} of {needed}")
+    resolved = state.evolve(
+        condition="inactive", firing_since=None, episode_notified=False, episode_suppressed=False
+    )
+    if not state.episode_notified:
+        return Decision(resolved, "resolved_unnotified", "resolved: firing was never notified, nothing to resolve")
+    return Decision(resolved, "resolved", "resolved", "resolved")
+
+
+def _apply_silence(decision: Decision, silence: Silence | None, now: dt.datetime) -> Decision:
+    state, event = decision.state, decision.event
+    if event is None:
+        return decision
+    if silence is not None:
+        owed = event in ("firing", "reminder") and state.condition == "firing"
+        return Decision(
+            state.evolve(episode_suppressed=owed or state.episode_suppressed),
+            "suppressed",
+            f"suppressed {event}: {silence.describe()}",
+            event,
+            silence,
+        )
+    if event in ("firing", "reminder"):
+        state = state.evolve(episode_notified=True, episode_suppressed=False, last_notified_at=now)
+    return Decision(state.evolve(notification_count=state.notification_count + 1), decision.code, decision.reason, event)

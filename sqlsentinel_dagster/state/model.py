@@ -1,0 +1,75 @@
+"""Values the state machine works on: an alert's remembered state, one evaluation's outcome, the settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+__all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings"]
+
+OutcomeStatus = Literal["ALERT", "OK", "ERROR"]
+Event = Literal["firing", "reminder", "resolved", "error"]
+Condition = Literal["inactive", "pending", "firing"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one evaluation found: ALERT/OK with values, or ERROR with a message."""
+
+    status: OutcomeStatus
+    actual_value: Any = None
+    threshold: Any = None
+    context: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class StateSettings:
+    """Per-alert settings of the state machine (from alerts.yaml)."""
+
+    repeat_interval: dt.timedelta | None = None
+    """Remind while firing this often; None: never remind."""
+    for_count: int = 1
+    """Consecutive ALERT results needed before firing."""
+    recover_after: int = 1
+    """Consecutive OK results needed before resolving."""
+    error_after: int = 1
+    """Consecutive ERROR results needed before notifying an error."""
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """Everything remembered about one alert between evaluations."""
+
+    alert: str
+    condition: Condition = "inactive"
+    """inactive: not firing; pending: ALERT seen, fewer than `for` times; firing."""
+    last_status: OutcomeStatus | None = None
+    """The latest evaluation's outcome; None before the first evaluation."""
+    since: dt.datetime | None = None
+    """When ``last_status`` last changed."""
+    consecutive_alerts: int = 0
+    consecutive_oks: int = 0
+    consecutive_errors: int = 0
+    error_notified: bool = False
+    """An error notification went out for the current run of errors."""
+    firing_since: dt.datetime | None = None
+    first_fired_at: dt.datetime | None = None
+    """The first time this alert ever fired."""
+    episode_notified: bool = False
+    """A firing notification was sent (not suppressed) in the current firing episode."""
+    episode_suppressed: bool = False
+    """A notification of the current firing episode was suppressed by a silence and is owed once it ends."""
+    last_notified_at: dt.datetime | None = None
+    """The last time a firing or reminder notification was sent (the repeat interval counts from here)."""
+    notification_count: int = 0
+    evaluation_count: int = 0
+    last_evaluated_at: dt.datetime | None = None
+    last_value: Any = None
+    last_error: str | None = None
+
+    def evolve(self, **changes: Any) -> AlertState:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)
