@@ -7,7 +7,7 @@ The contract: the first row has a ``status`` column whose value is ``ALERT`` or 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,6 @@ from .redact import redact_text
 
 __all__ = [
     "AlertResult",
-    "as_metadata",
     "create_warehouse_engine",
     "evaluate_query",
     "parse_result",
@@ -180,15 +179,3 @@ def _describe(exc: sa.exc.SQLAlchemyError, timeout: float, secrets: Sequence[str
     if any(marker in message.lower() for marker in _TIMEOUT_MARKERS):
         first_line = f"timed out after {timeout:g}s ({first_line})"
     return redact_text(first_line, secrets)
-
-
-def as_metadata(result: AlertResult) -> Mapping[str, Any]:
-    """The result as plain values for display (used by the Dagster layer)."""
-    return {
-        "status": result.status,
-        "actual_value": result.actual_value,
-        "threshold": result.threshold,
-        "context": result.context,
-        "more_rows": result.more_rows,
-        "duration_ms": round(result.duration_ms, 2),
-    }

@@ -2,42 +2,41 @@
 
 # No `from __future__ import annotations` here: Dagster inspects the op's `context` annotation at runtime.
 
-import json
 import os
 import warnings
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from .config import AlertConfig, LoadedConfig
-from .errors import SentinelError
-from .evaluate import AlertResult, as_metadata
 from .naming import (
+    STATE_RESOURCE_KEY,
     TAG_ALERT,
     TAG_SEVERITY,
-    TAG_STATUS,
     evaluate_op_name,
     job_name,
     schedule_name,
     warehouse_resource_key,
 )
-from .resources import WarehouseResource, cached_config
+from .resources import AlertStateResource, WarehouseResource, cached_config
+from .run_alert import run_alert
 
-__all__ = ["build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
+__all__ = ["EvaluateConfig", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
 
 # Job owners are a beta parameter in Dagster 1.13: Dagster warns each time a job with owners is (re)built.
 # We rely on them on purpose, so silence exactly that warning rather than all beta warnings.
 warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
 
 
-def build_definitions(path: str | os.PathLike[str]) -> dg.Definitions:
+def build_definitions(path: str | os.PathLike[str], *, state: AlertStateResource | None = None) -> dg.Definitions:
     """Definitions for every alert in ``path``: jobs, schedules and warehouse resources.
 
     The result loads on its own and can be merged with a team's own ``Definitions``
     (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
-    ``sqlsentinel`` so nothing collides.
+    ``sqlsentinel`` so nothing collides. ``state`` overrides where alert state is kept (default: the Dagster
+    instance's own database).
     """
     config = cached_config(path)
     alerts_by_job = {job_name(alert.name): alert for alert in config.alerts}
@@ -47,9 +46,21 @@ def build_definitions(path: str | os.PathLike[str]) -> dg.Definitions:
         jobs=jobs,
         schedules=[build_schedule(alert, job) for alert, job in zip(config.alerts, jobs, strict=True)],
         resources={
-            warehouse_resource_key(name): WarehouseResource(config_path=str(config.path), database=name)
-            for name in config.file.all_databases()
+            STATE_RESOURCE_KEY: state or AlertStateResource(),
+            **{
+                warehouse_resource_key(name): WarehouseResource(config_path=str(config.path), database=name)
+                for name in config.file.all_databases()
+            },
         },
+    )
+
+
+class EvaluateConfig(dg.Config):
+    """Run configuration of an alert job (editable in the Launchpad)."""
+
+    dry_run: bool = Field(
+        default=False,
+        description="Evaluate and show the decision without notifying anyone or changing the alert's state.",
     )
 
 
@@ -62,19 +73,18 @@ def build_evaluate_op(database: str, alerts_by_job: Mapping[str, AlertConfig]) -
 
     @dg.op(
         name=evaluate_op_name(database),
-        description=f"Run the job's alert query on database '{database}' and record the outcome.",
-        required_resource_keys={warehouse_key},
+        description=f"Run the job's alert query on database '{database}', decide, record and notify.",
+        required_resource_keys={warehouse_key, STATE_RESOURCE_KEY},
         out=dg.Out(dg.Nothing),
     )
-    def evaluate_alert(context: dg.OpExecutionContext) -> None:
-        alert = alerts_by_job[context.job_name]
-        warehouse: WarehouseResource = getattr(context.resources, warehouse_key)
-        try:
-            result = warehouse.evaluate(alert)
-        except SentinelError as exc:
-            _tag_run(context, "ERROR")
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
-        _record(context, alert, result)
+    def evaluate_alert(context: dg.OpExecutionContext, config: EvaluateConfig) -> None:
+        run_alert(
+            context,
+            alerts_by_job[context.job_name],
+            getattr(context.resources, warehouse_key),
+            getattr(context.resources, STATE_RESOURCE_KEY),
+            dry_run=config.dry_run,
+        )
 
     return evaluate_alert
 
@@ -118,38 +128,3 @@ def _job_metadata(alert: AlertConfig, database: str, config: LoadedConfig) -> di
         "channels": ", ".join(target.channel for target in alert.notify) or "(none)",
         "alerts_file": dg.MetadataValue.path(str(config.path)),
     }
-
-
-def _record(context: dg.OpExecutionContext, alert: AlertConfig, result: AlertResult) -> None:
-    _tag_run(context, result.status)
-    values = _json_safe(as_metadata(result))
-    context.add_output_metadata(
-        {
-            "status": result.status,
-            "actual_value": _metadata_value(values["actual_value"]),
-            "threshold": _metadata_value(values["threshold"]),
-            "context": dg.MetadataValue.json(values["context"]),
-            "query_ms": values["duration_ms"],
-        }
-    )
-    if result.more_rows:
-        context.log.warning(f"alert '{alert.name}': the query returned more than one row; the first was used")
-    shown = f"value {values['actual_value']!r}, threshold {values['threshold']!r}"
-    (context.log.warning if result.firing else context.log.info)(f"alert '{alert.name}' is {result.status} ({shown})")
-
-
-def _tag_run(context: dg.OpExecutionContext, status: str) -> None:
-    context.instance.add_run_tags(context.run_id, {TAG_STATUS: status})
-
-
-def _json_safe(values: Any) -> Any:
-    """Database values (Decimal, datetime, ...) as JSON values: numbers stay numbers, the rest become text."""
-    return json.loads(json.dumps(values, default=lambda v: float(v) if isinstance(v, Decimal) else str(v)))
-
-
-def _metadata_value(value: Any) -> Any:
-    if value is None:
-        return dg.MetadataValue.null()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return dg.MetadataValue.text(str(value))
-    return value

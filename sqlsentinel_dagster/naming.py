@@ -10,7 +10,9 @@ import re
 
 __all__ = [
     "PREFIX",
+    "STATE_RESOURCE_KEY",
     "TAG_ALERT",
+    "TAG_DECISION",
     "TAG_SEVERITY",
     "TAG_STATUS",
     "evaluate_op_name",
@@ -21,7 +23,9 @@ __all__ = [
 ]
 
 PREFIX = "sqlsentinel__"
+STATE_RESOURCE_KEY = "sqlsentinel_state"
 TAG_ALERT = "sqlsentinel/alert"
+TAG_DECISION = "sqlsentinel/decision"
 TAG_SEVERITY = "sqlsentinel/severity"
 TAG_STATUS = "sqlsentinel/status"
 

@@ -11,10 +11,12 @@ from pydantic import Field
 from sqlalchemy.engine import Engine, make_url
 
 from . import envsubst
+from ._instance_db import instance_state_url
 from .config import AlertConfig, LoadedConfig, load_config
 from .evaluate import AlertResult, create_warehouse_engine, evaluate_query, resolve_sqlite_path
+from .state.store import StateStore
 
-__all__ = ["WarehouseResource"]
+__all__ = ["AlertStateResource", "WarehouseResource", "cached_config"]
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -50,6 +52,41 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         template = config.file.all_databases()[self.database].url
         url = envsubst.resolve(template, where)
         return resolve_sqlite_path(url, config.path.parent)
+
+
+class AlertStateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Where alert state, silences, the notification ledger and history live.
+
+    By default: the Dagster instance's own database (SQLite under ``DAGSTER_HOME``, or the Postgres database of
+    ``dagster-postgres``), in tables prefixed ``sqlsentinel_``. Set ``database_url`` where user code cannot
+    reach the instance's storage (e.g. Dagster+), preferably with ``dg.EnvVar``.
+    """
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL for the state tables; default: the Dagster instance's own database.",
+    )
+    notification_expiry_hours: float = Field(
+        default=24.0,
+        description="A notification still undelivered after this many hours is given up (marked expired).",
+    )
+    delivery_lease_seconds: float = Field(
+        default=300.0,
+        description="How long a run may hold a notification it is sending before another run may retry it.",
+    )
+
+    def get_store(self, instance: dg.DagsterInstance | None = None) -> StateStore:
+        """The store for ``database_url``, or for the given instance's database (one per URL and process)."""
+        if self.database_url:
+            return _store(envsubst.resolve(self.database_url, "AlertStateResource.database_url"))
+        if instance is None:
+            raise RuntimeError("AlertStateResource needs the Dagster instance or a database_url")
+        return _store(instance_state_url(instance))
+
+
+@functools.lru_cache(maxsize=16)
+def _store(url: str) -> StateStore:
+    return StateStore.from_url(url)
 
 
 @functools.lru_cache(maxsize=64)

@@ -107,12 +107,17 @@ def _declared(model: type[BaseModel], seen: set[tuple[str, str]] | None = None) 
     """Every (model, field) pair reachable from ``model`` through its field types."""
     seen = set() if seen is None else seen
     for name, info in model.model_fields.items():
-        if (model.__name__, name) in seen:
+        if (_owner(model, name), name) in seen:
             continue
-        seen.add((model.__name__, name))
+        seen.add((_owner(model, name), name))
         for inner in _models_in(info.annotation):
             _declared(inner, seen)
     return seen
+
+
+def _owner(model: type[BaseModel], field: str) -> str:
+    """The class that declares ``field`` (a base class for inherited fields such as send_resolved)."""
+    return next(c.__name__ for c in model.__mro__ if field in c.__dict__.get("__annotations__", {}))
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -124,7 +129,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 def _used(value: Any) -> set[tuple[str, str]]:
     """Every (model, field) pair set explicitly somewhere in a loaded file."""
     if isinstance(value, BaseModel):
-        pairs = {(type(value).__name__, name) for name in value.model_fields_set}
+        pairs = {(_owner(type(value), name), name) for name in value.model_fields_set}
         return pairs.union(*(_used(getattr(value, name)) for name in value.model_fields_set))
     if isinstance(value, dict):
         return set().union(*(_used(v) for v in value.values()))

@@ -80,6 +80,12 @@ def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
             else ""
         )
         return path, f"expected {expected}, got {type(given).__name__} {given!r}{hint}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = error.get("ctx", {}).get("ge", error.get("ctx", {}).get("le"))
+        word = "at least" if kind == "greater_than_equal" else "at most"
+        return path, f"must be {word} {bound}, got {given!r}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return path, f"expected a whole number, got {given!r}"
     if kind in ("too_short", "string_too_short"):
         return path, "must not be empty"
     return path, str(error["msg"])
@@ -103,14 +109,14 @@ def _allowed_keys(path: tuple[Any, ...], channel: str | None) -> list[str]:
             return []
     current = _unwrap(current, channel)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
+        return sorted(info.alias or name for name, info in current.model_fields.items())
     return []
 
 
 def _step(tp: Any, part: Any, channel: str | None) -> Any:
     tp = _unwrap(tp, channel)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        field = tp.model_fields.get(str(part))
+        field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == str(part)), None)
         return field.annotation if field is not None else None
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)

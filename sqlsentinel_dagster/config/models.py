@@ -123,11 +123,12 @@ EmailAddress = Annotated[str, AfterValidator(_email)]
 TagKey = Annotated[str, AfterValidator(_tag_key)]
 TagValue = Annotated[str, BeforeValidator(_scalar_to_text)]
 Template = Annotated[str, AfterValidator(_template)]
+Streak = Annotated[int, Field(ge=1, le=1000)]
 Query = Annotated[str, AfterValidator(_query)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
 class DatabaseConfig(_Strict):
@@ -142,6 +143,8 @@ class DatabaseConfig(_Strict):
 
 class _Target(_Strict):
     """Common behaviour of notification targets: the old ``config:`` nesting is accepted as well as flat keys."""
+
+    send_resolved: bool = Field(default=True, description="Also notify this channel when the alert resolves")
 
     @model_validator(mode="before")
     @classmethod
@@ -220,6 +223,10 @@ class AlertDefaults(_Strict):
     enabled: bool | None = None
     schedule_status: ScheduleStatus | None = None
     notify: list[NotifyTarget] | None = None
+    repeat_interval: Duration | None = None
+    for_: Streak | None = Field(default=None, alias="for")
+    recover_after: Streak | None = None
+    error_after: Streak | None = None
 
 
 class AlertConfig(_Strict):
@@ -240,6 +247,12 @@ class AlertConfig(_Strict):
         default=None, description="'running' or 'stopped'; default: running when enabled, stopped when not"
     )
     notify: list[NotifyTarget] = Field(default_factory=list)
+    repeat_interval: Duration | None = Field(
+        default=None, description="While firing, remind this often (e.g. '4h'); unset: never remind"
+    )
+    for_: Streak = Field(default=1, alias="for", description="Consecutive ALERT results needed before firing")
+    recover_after: Streak = Field(default=1, description="Consecutive OK results needed before resolving")
+    error_after: Streak = Field(default=1, description="Consecutive errors needed before notifying an error")
 
     @property
     def schedule_running(self) -> bool:

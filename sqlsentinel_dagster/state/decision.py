@@ -125,9 +125,7 @@ def _on_ok(state: AlertState, settings: StateSettings, *, first: bool) -> Decisi
     count, needed = state.consecutive_oks, settings.recover_after
     if count < needed:
         return Decision(state, "recovering", f"recovering: OK {count} of {needed}")
-    resolved = state.evolve(
-        condition="inactive", firing_since=None, episode_notified=False, episode_suppressed=False
-    )
+    resolved = state.evolve(condition="inactive", firing_since=None, episode_notified=False, episode_suppressed=False)
     if not state.episode_notified:
         return Decision(resolved, "resolved_unnotified", "resolved: firing was never notified, nothing to resolve")
     return Decision(resolved, "resolved", "resolved", "resolved")
@@ -148,4 +146,6 @@ def _apply_silence(decision: Decision, silence: Silence | None, now: dt.datetime
         )
     if event in ("firing", "reminder"):
         state = state.evolve(episode_notified=True, episode_suppressed=False, last_notified_at=now)
-    return Decision(state.evolve(notification_count=state.notification_count + 1), decision.code, decision.reason, event)
+    return Decision(
+        state.evolve(notification_count=state.notification_count + 1), decision.code, decision.reason, event
+    )

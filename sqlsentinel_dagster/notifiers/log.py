@@ -1,0 +1,23 @@
+"""The ``log`` channel: writes the message to the Dagster run log. For demos and dry runs; no network."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from .base import message_text
+
+__all__ = ["LogNotifier"]
+
+
+class LogNotifier:
+    """Write each notification to ``logger`` (the run's log in a Dagster run)."""
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+        self.logger = logger
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Log ``message`` as a warning (firing, reminder, error) or info (resolved)."""
+        level = logging.INFO if message.get("event") == "resolved" else logging.WARNING
+        self.logger.log(level, f"notification {message_text(message)}")

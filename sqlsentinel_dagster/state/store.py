@@ -1,0 +1,300 @@
+"""The state store: one short transaction per evaluation, serialized per alert in the database.
+
+``record`` locks the alert's row (``SELECT ... FOR UPDATE`` on Postgres/MySQL, ``BEGIN IMMEDIATE`` on SQLite),
+decides, and writes the new state, the notification intents (one per channel, unique key) and a history row
+in the same transaction. Delivery then claims each intent with a lease, so concurrent runs never send twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from .decision import Decision, decide
+from .model import AlertState, Outcome, StateSettings
+from .schema import alert_state, history, migrate, notifications, silences
+from .silences import AlertLabels, Silence, parse_matcher
+
+__all__ = ["Clock", "Intent", "StateStore", "utcnow"]
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    """The system clock, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A notification to deliver (or recorded as suppressed): one event of one alert on one channel."""
+
+    id: int
+    key: str
+    alert: str
+    event: str
+    channel: str
+    status: str
+    payload: dict[str, Any]
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def create_state_engine(url: str) -> sa.Engine:
+    """An engine for the state tables; SQLite gets a busy timeout and write-locking transactions."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # let the "begin" hook below issue BEGIN itself
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: serializes evaluations
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class StateStore:
+    """Alert state, silences, notification ledger and history in one database."""
+
+    def __init__(self, engine: sa.Engine, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+        migrate(engine)
+
+    @classmethod
+    def from_url(cls, url: str, clock: Clock = utcnow) -> StateStore:
+        """A store on ``url`` (tables created or migrated on first use)."""
+        return cls(create_state_engine(url), clock)
+
+    # -- evaluation -------------------------------------------------------------------------------------------
+
+    def record(
+        self,
+        labels: AlertLabels,
+        outcome: Outcome,
+        settings: StateSettings,
+        channels: Mapping[str, bool],
+        payload: dict[str, Any],
+        run_id: str | None,
+        dry_run: bool = False,
+    ) -> Decision:
+        """Decide and, unless ``dry_run``, store the decision with its intents and a history row atomically.
+
+        ``channels`` maps each notify entry's id to its ``send_resolved`` setting.
+        """
+        now = self.clock()
+        with self.engine.begin() as conn:
+            previous = self._lock_state(conn, labels.name, create=not dry_run)
+            decision = decide(
+                previous, outcome, labels=labels, silences=self._silences(conn), settings=settings, now=now
+            )
+            if dry_run:
+                conn.rollback()
+                return decision
+            self._write_state(conn, decision.state, labels, now)
+            if decision.event is not None:
+                status = "pending" if decision.notify else "suppressed"
+                for channel, send_resolved in channels.items():
+                    if decision.event == "resolved" and not send_resolved:
+                        continue
+                    key = f"{labels.name}/{decision.state.evaluation_count}/{decision.event}/{channel}"
+                    conn.execute(
+                        sa.insert(notifications).values(
+                            key=key,
+                            alert=labels.name,
+                            event=decision.event,
+                            channel=channel,
+                            status=status,
+                            reason=decision.reason,
+                            payload=_dumps(
+                                {**payload, "event": decision.event, "reason": decision.reason, "idempotency_key": key}
+                            ),
+                            run_id=run_id,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+            conn.execute(
+                sa.insert(history).values(
+                    alert=labels.name,
+                    evaluated_at=now,
+                    status=outcome.status,
+                    actual_value=_text(outcome.actual_value),
+                    threshold=_text(outcome.threshold),
+                    error=outcome.error,
+                    duration_ms=outcome.duration_ms,
+                    decision=decision.code,
+                    reason=decision.reason,
+                    run_id=run_id,
+                )
+            )
+        return decision
+
+    def _lock_state(self, conn: sa.Connection, alert: str, create: bool) -> AlertState | None:
+        if create:
+            conn.execute(_insert_ignore(conn, alert_state).values(alert=alert, data="{}", labels="{}"))
+        query = sa.select(alert_state.c.data).where(alert_state.c.alert == alert)
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        data = conn.execute(query).scalar()
+        return _state_from_json(alert, data) if data and data != "{}" else None
+
+    def _write_state(self, conn: sa.Connection, state: AlertState, labels: AlertLabels, now: dt.datetime) -> None:
+        conn.execute(
+            sa.update(alert_state)
+            .where(alert_state.c.alert == state.alert)
+            .values(
+                condition=state.condition,
+                last_status=state.last_status,
+                data=_dumps(asdict(state)),
+                labels=_dumps(asdict(labels)),
+                updated_at=now,
+            )
+        )
+
+    def _silences(self, conn: sa.Connection) -> list[Silence]:
+        rows = conn.execute(sa.select(silences).where(silences.c.ends_at > self.clock())).mappings()
+        return [_silence_from_row(row) for row in rows]
+
+    # -- delivery ---------------------------------------------------------------------------------------------
+
+    def pending(self, alert: str) -> list[Intent]:
+        """The alert's undelivered notifications, oldest first."""
+        query = (
+            sa.select(notifications)
+            .where(notifications.c.alert == alert, notifications.c.status.in_(("pending", "sending")))
+            .order_by(notifications.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [_intent(row) for row in conn.execute(query).mappings()]
+
+    def claim(self, intent_id: int, run_id: str | None, lease: dt.timedelta) -> bool:
+        """Take the right to send ``intent_id`` for ``lease``; False if delivered or claimed by another run."""
+        now = self.clock()
+        condition = sa.or_(
+            notifications.c.status == "pending",
+            sa.and_(notifications.c.status == "sending", notifications.c.lease_until < now),
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(notifications)
+                .where(notifications.c.id == intent_id, condition)
+                .values(
+                    status="sending",
+                    lease_until=now + lease,
+                    run_id=run_id,
+                    updated_at=now,
+                    attempts=notifications.c.attempts + 1,
+                )
+            )
+        return result.rowcount == 1
+
+    def finish(self, intent_id: int, *, delivered: bool, error: str | None = None, permanent: bool = False) -> None:
+        """Mark a claimed intent delivered, failed for good, or pending again (to retry at the next evaluation)."""
+        now = self.clock()
+        status = "delivered" if delivered else "failed" if permanent else "pending"
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(notifications)
+                .where(notifications.c.id == intent_id)
+                .values(
+                    status=status,
+                    last_error=error,
+                    lease_until=None,
+                    updated_at=now,
+                    delivered_at=now if delivered else None,
+                )
+            )
+
+    def expire(self, alert: str, older_than: dt.timedelta) -> int:
+        """Give up on the alert's pending notifications created more than ``older_than`` ago."""
+        cutoff = self.clock() - older_than
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(notifications)
+                .where(
+                    notifications.c.alert == alert,
+                    notifications.c.status == "pending",
+                    notifications.c.created_at < cutoff,
+                )
+                .values(status="expired", updated_at=self.clock())
+            )
+        return int(result.rowcount)
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    if name in ("mysql", "mariadb"):
+        return mysql.insert(table).prefix_with("IGNORE")
+    raise RuntimeError(f"the state store does not support {name} databases; use SQLite, PostgreSQL or MySQL")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, int | float | str):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+_DATETIME_FIELDS = {f.name for f in fields(AlertState) if "datetime" in str(f.type)}
+
+
+def _state_from_json(alert: str, data: str) -> AlertState:
+    raw = json.loads(data)
+    known = {f.name for f in fields(AlertState)}
+    values: dict[str, Any] = {
+        k: (dt.datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v else v) for k, v in raw.items() if k in known
+    }
+    return AlertState(**{**values, "alert": alert})
+
+
+def _silence_from_row(row: Any) -> Silence:
+    return Silence(
+        id=row["id"],
+        matchers=tuple(parse_matcher(m) for m in json.loads(row["matchers"])),
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        author=row["author"],
+        reason=row["reason"],
+        created_at=row["created_at"],
+    )
+
+
+def _intent(row: Any) -> Intent:
+    return Intent(
+        id=row["id"],
+        key=row["key"],
+        alert=row["alert"],
+        event=row["event"],
+        channel=row["channel"],
+        status=row["status"],
+        payload=json.loads(row["payload"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+    )
