@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ._cron import next_ticks
+from .cli_state import COMMANDS
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .naming import job_name, schedule_name
@@ -53,6 +54,10 @@ def list_alerts(path: str, next_count: int, as_json: bool) -> None:
         click.echo(f"  channels:  {', '.join(row['channels']) or '(none)'}")
         click.echo(f"  job:       {row['job']}")
         click.echo(f"  schedule name: {row['schedule_name']}")
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 def _rows(config: LoadedConfig, next_count: int, now: dt.datetime) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from .admin_jobs import admin_jobs, prune_schedule
 from .config import AlertConfig, LoadedConfig
 from .naming import (
     STATE_RESOURCE_KEY,
@@ -42,9 +43,13 @@ def build_definitions(path: str | os.PathLike[str], *, state: AlertStateResource
     alerts_by_job = {job_name(alert.name): alert for alert in config.alerts}
     ops = {name: build_evaluate_op(name, alerts_by_job) for name in config.file.all_databases()}
     jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
+    silence, unsilence, prune = admin_jobs()
     return dg.Definitions(
-        jobs=jobs,
-        schedules=[build_schedule(alert, job) for alert, job in zip(config.alerts, jobs, strict=True)],
+        jobs=[*jobs, silence, unsilence, prune],
+        schedules=[
+            *(build_schedule(alert, job) for alert, job in zip(config.alerts, jobs, strict=True)),
+            prune_schedule(prune),
+        ],
         resources={
             STATE_RESOURCE_KEY: state or AlertStateResource(),
             **{

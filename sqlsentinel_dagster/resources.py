@@ -70,6 +70,10 @@ class AlertStateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         default=24.0,
         description="A notification still undelivered after this many hours is given up (marked expired).",
     )
+    history_retention_days: float = Field(
+        default=30.0,
+        description="The daily sqlsentinel_prune job deletes history and finished notifications older than this.",
+    )
     delivery_lease_seconds: float = Field(
         default=300.0,
         description="How long a run may hold a notification it is sending before another run may retry it.",

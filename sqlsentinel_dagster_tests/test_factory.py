@@ -47,7 +47,8 @@ class TestDefinitionsShape:
             """
         )
         repo = build_definitions(path).get_repository_def()
-        assert sorted(j.name for j in repo.get_all_jobs()) == ["sqlsentinel__error_rate", "sqlsentinel__orders_late"]
+        alert_jobs = sorted(j.name for j in repo.get_all_jobs() if j.name.startswith("sqlsentinel__"))
+        assert alert_jobs == ["sqlsentinel__error_rate", "sqlsentinel__orders_late"]
         schedule = repo.get_schedule_def("sqlsentinel__error_rate__schedule")
         assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
             "*/5 * * * *",
@@ -70,7 +71,8 @@ class TestDefinitionsShape:
             """
         )
         defs = build_definitions(path)
-        status = {s.name: s.default_status for s in defs.get_repository_def().schedule_defs}
+        status = {s.name: s.default_status for s in defs.get_repository_def().schedule_defs if s.name.endswith("__schedule")}
+        assert status.pop("sqlsentinel_prune__schedule") == dg.DefaultScheduleStatus.RUNNING
         assert status == {
             "sqlsentinel__active__schedule": dg.DefaultScheduleStatus.RUNNING,
             "sqlsentinel__disabled__schedule": dg.DefaultScheduleStatus.STOPPED,
@@ -114,7 +116,9 @@ class TestDefinitionsShape:
         ours = build_definitions(write_alerts(alerts_yaml("sqlite:///warehouse.db")))
         merged = dg.Definitions.merge(dg.Definitions(jobs=[nightly]), ours)
         names = sorted(j.name for j in merged.get_repository_def().get_all_jobs())
-        assert names == ["nightly", "sqlsentinel__error_rate"]
+        assert names == [
+            "nightly", "sqlsentinel__error_rate", "sqlsentinel_prune", "sqlsentinel_silence", "sqlsentinel_unsilence"
+        ]
 
 
 class TestRuns:

@@ -26,6 +26,7 @@ __all__ = [
     "Severity",
     "SlackTarget",
     "WebhookTarget",
+    "parse_duration",
 ]
 
 Severity = Literal["info", "warning", "error", "critical"]
@@ -60,7 +61,7 @@ def _timezone(value: str) -> str:
     return value
 
 
-def _duration(value: Any) -> float:
+def parse_duration(value: Any) -> float:
     """Seconds from a number or a string such as '30s', '5m', '1.5h', '250ms'."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
@@ -117,7 +118,7 @@ def _query(value: str) -> str:
 
 Cron = Annotated[str, AfterValidator(_cron)]
 Timezone = Annotated[str, AfterValidator(_timezone)]
-Duration = Annotated[float, BeforeValidator(_duration)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 Owner = Annotated[str, AfterValidator(_owner)]
 EmailAddress = Annotated[str, AfterValidator(_email)]
 TagKey = Annotated[str, AfterValidator(_tag_key)]

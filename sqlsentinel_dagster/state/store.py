@@ -147,7 +147,7 @@ class StateStore:
         if conn.dialect.name != "sqlite":
             query = query.with_for_update()
         data = conn.execute(query).scalar()
-        return _state_from_json(alert, data) if data and data != "{}" else None
+        return state_from_json(alert, data) if data and data != "{}" else None
 
     def _write_state(self, conn: sa.Connection, state: AlertState, labels: AlertLabels, now: dt.datetime) -> None:
         conn.execute(
@@ -164,7 +164,7 @@ class StateStore:
 
     def _silences(self, conn: sa.Connection) -> list[Silence]:
         rows = conn.execute(sa.select(silences).where(silences.c.ends_at > self.clock())).mappings()
-        return [_silence_from_row(row) for row in rows]
+        return [silence_from_row(row) for row in rows]
 
     # -- delivery ---------------------------------------------------------------------------------------------
 
@@ -265,7 +265,7 @@ def _text(value: Any) -> str | None:
 _DATETIME_FIELDS = {f.name for f in fields(AlertState) if "datetime" in str(f.type)}
 
 
-def _state_from_json(alert: str, data: str) -> AlertState:
+def state_from_json(alert: str, data: str) -> AlertState:
     raw = json.loads(data)
     known = {f.name for f in fields(AlertState)}
     values: dict[str, Any] = {
@@ -274,7 +274,7 @@ def _state_from_json(alert: str, data: str) -> AlertState:
     return AlertState(**{**values, "alert": alert})
 
 
-def _silence_from_row(row: Any) -> Silence:
+def silence_from_row(row: Any) -> Silence:
     return Silence(
         id=row["id"],
         matchers=tuple(parse_matcher(m) for m in json.loads(row["matchers"])),
