@@ -120,3 +120,22 @@ def dagster_home(tmp_path: Path) -> Iterator[Path]:
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     yield home
+
+
+@pytest.fixture
+def postgres_home(postgres_url: str, tmp_path: Path) -> Iterator[Path]:
+    """A DAGSTER_HOME whose dagster.yaml keeps runs in a fresh Postgres database via dagster-postgres."""
+    name = f"sx_dagster_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    home = tmp_path / "pg_home"
+    home.mkdir()
+    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    (home / "dagster.yaml").write_text(
+        f'storage:\n  postgres:\n    postgres_url: "{url}"\ntelemetry:\n  enabled: false\n'
+    )
+    yield home
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()

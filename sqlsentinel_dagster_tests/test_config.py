@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import typing
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ def _declared(model: type[BaseModel], seen: set[tuple[str, str]] | None = None) 
 
 def _owner(model: type[BaseModel], field: str) -> str:
     """The class that declares ``field`` (a base class for inherited fields such as send_resolved)."""
-    return next(c.__name__ for c in model.__mro__ if field in c.__dict__.get("__annotations__", {}))
+    return next(c.__name__ for c in model.__mro__ if field in inspect.get_annotations(c))
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

@@ -9,14 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import requests
-import sqlalchemy as sa
 from dagster_graphql import DagsterGraphQLClient
 
 from sqlsentinel_dagster.naming import TAG_STATUS
@@ -87,25 +85,6 @@ def test_job_execute_in_a_separate_process_records_the_run_on_a_persistent_sqlit
     run = _only_run(dagster_home)
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert run.tags[TAG_STATUS] == "ALERT" and run.tags["sqlsentinel/alert"] == "error_rate"
-
-
-@pytest.fixture
-def postgres_home(postgres_url: str, tmp_path: Path) -> Iterator[Path]:
-    """A DAGSTER_HOME whose dagster.yaml keeps runs in a fresh Postgres database via dagster-postgres."""
-    name = f"sx_dagster_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    home = tmp_path / "pg_home"
-    home.mkdir()
-    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    (home / "dagster.yaml").write_text(
-        f'storage:\n  postgres:\n    postgres_url: "{url}"\ntelemetry:\n  enabled: false\n'
-    )
-    yield home
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.dispose()
 
 
 def test_job_execute_on_postgres_storage(code_location: Path, postgres_home: Path) -> None:

@@ -39,15 +39,23 @@ SCENARIOS: dict[str, tuple[StateSettings, list[Step]]] = {
     "first_ok_is_silent": (StateSettings(), [Step(0, "OK", "first_evaluation"), Step(5, "OK", "ok")]),
     "ok_to_alert_fires_once": (
         StateSettings(),
-        [Step(0, "OK", "first_evaluation"), Step(5, "ALERT", "first_notification:firing"),
-         Step(10, "ALERT", "already_firing"), Step(15, "ALERT", "already_firing")],
+        [
+            Step(0, "OK", "first_evaluation"),
+            Step(5, "ALERT", "first_notification:firing"),
+            Step(10, "ALERT", "already_firing"),
+            Step(15, "ALERT", "already_firing"),
+        ],
     ),
     "first_evaluation_alert_fires": (StateSettings(), [Step(0, "ALERT", "first_notification:firing")]),
     "reminder_after_repeat_interval": (
         StateSettings(repeat_interval=dt.timedelta(minutes=30)),
-        [Step(0, "ALERT", "first_notification:firing"), Step(29, "ALERT", "already_firing"),
-         Step(30, "ALERT", "repeat_interval_elapsed:reminder"), Step(45, "ALERT", "already_firing"),
-         Step(60, "ALERT", "repeat_interval_elapsed:reminder")],
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(29, "ALERT", "already_firing"),
+            Step(30, "ALERT", "repeat_interval_elapsed:reminder"),
+            Step(45, "ALERT", "already_firing"),
+            Step(60, "ALERT", "repeat_interval_elapsed:reminder"),
+        ],
     ),
     "alert_to_ok_resolves": (
         StateSettings(),
@@ -59,34 +67,59 @@ SCENARIOS: dict[str, tuple[StateSettings, list[Step]]] = {
     ),
     "flapping_under_for_never_fires": (
         StateSettings(for_count=2),
-        [Step(0, "ALERT", "pending"), Step(5, "OK", "pending_cleared"), Step(10, "ALERT", "pending"),
-         Step(15, "OK", "pending_cleared")],
+        [
+            Step(0, "ALERT", "pending"),
+            Step(5, "OK", "pending_cleared"),
+            Step(10, "ALERT", "pending"),
+            Step(15, "OK", "pending_cleared"),
+        ],
     ),
     "recover_after_waits_for_consecutive_oks": (
         StateSettings(recover_after=2),
-        [Step(0, "ALERT", "first_notification:firing"), Step(5, "OK", "recovering"), Step(10, "ALERT", "already_firing"),
-         Step(15, "OK", "recovering"), Step(20, "OK", "resolved:resolved")],
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(5, "OK", "recovering"),
+            Step(10, "ALERT", "already_firing"),
+            Step(15, "OK", "recovering"),
+            Step(20, "OK", "resolved:resolved"),
+        ],
     ),
     "errors_notify_after_error_after_and_once": (
         StateSettings(error_after=2),
-        [Step(0, "ERROR", "error_pending"), Step(5, "ERROR", "error:error"), Step(10, "ERROR", "error_already_notified"),
-         Step(15, "OK", "ok"), Step(20, "ERROR", "error_pending")],
+        [
+            Step(0, "ERROR", "error_pending"),
+            Step(5, "ERROR", "error:error"),
+            Step(10, "ERROR", "error_already_notified"),
+            Step(15, "OK", "ok"),
+            Step(20, "ERROR", "error_pending"),
+        ],
     ),
     "error_does_not_end_firing": (
         StateSettings(),
-        [Step(0, "ALERT", "first_notification:firing"), Step(5, "ERROR", "error:error"),
-         Step(10, "ALERT", "already_firing"), Step(15, "OK", "resolved:resolved")],
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(5, "ERROR", "error:error"),
+            Step(10, "ALERT", "already_firing"),
+            Step(15, "OK", "resolved:resolved"),
+        ],
     ),
     "silence_suppresses_then_notifies_when_it_ends": (
         StateSettings(repeat_interval=dt.timedelta(hours=4)),
-        [Step(0, "ALERT", "suppressed:firing", silenced_until=20), Step(5, "ALERT", "still_silenced", silenced_until=20),
-         Step(25, "ALERT", "silence_ended:firing", silenced_until=20), Step(30, "ALERT", "already_firing")],
+        [
+            Step(0, "ALERT", "suppressed:firing", silenced_until=20),
+            Step(5, "ALERT", "still_silenced", silenced_until=20),
+            Step(25, "ALERT", "silence_ended:firing", silenced_until=20),
+            Step(30, "ALERT", "already_firing"),
+        ],
     ),
     "silence_during_firing_owes_a_reminder": (
         StateSettings(repeat_interval=dt.timedelta(minutes=10)),
-        [Step(0, "ALERT", "first_notification:firing"),
-         Step(10, "ALERT", "suppressed:reminder", silenced_until=15),
-         Step(20, "ALERT", "silence_ended:reminder", silenced_until=15), Step(25, "ALERT", "already_firing")],
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(10, "ALERT", "suppressed:reminder", silenced_until=15),
+            Step(20, "ALERT", "silence_ended:reminder", silenced_until=15),
+            Step(25, "ALERT", "already_firing"),
+        ],
     ),
     "resolve_of_unnotified_firing_sends_nothing": (
         StateSettings(),

@@ -71,7 +71,9 @@ class TestDefinitionsShape:
             """
         )
         defs = build_definitions(path)
-        status = {s.name: s.default_status for s in defs.get_repository_def().schedule_defs if s.name.endswith("__schedule")}
+        status = {
+            s.name: s.default_status for s in defs.get_repository_def().schedule_defs if s.name.endswith("__schedule")
+        }
         assert status.pop("sqlsentinel_prune__schedule") == dg.DefaultScheduleStatus.RUNNING
         assert status == {
             "sqlsentinel__active__schedule": dg.DefaultScheduleStatus.RUNNING,
@@ -117,7 +119,11 @@ class TestDefinitionsShape:
         merged = dg.Definitions.merge(dg.Definitions(jobs=[nightly]), ours)
         names = sorted(j.name for j in merged.get_repository_def().get_all_jobs())
         assert names == [
-            "nightly", "sqlsentinel__error_rate", "sqlsentinel_prune", "sqlsentinel_silence", "sqlsentinel_unsilence"
+            "nightly",
+            "sqlsentinel__error_rate",
+            "sqlsentinel_prune",
+            "sqlsentinel_silence",
+            "sqlsentinel_unsilence",
         ]
 
 
