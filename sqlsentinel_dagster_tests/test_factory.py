@@ -243,3 +243,69 @@ class TestSecrets:
         assert failure is not None and failure.error is not None
         assert "environment variable 'SX_TEST_SURELY_UNSET_PW' is not set" in failure.error.message
         assert "alert 'error_rate'" in failure.error.message
+
+
+class TestStateInRuns:
+    def test_dry_run_shows_the_decision_without_changing_state(
+        self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance
+    ) -> None:
+        """A Launchpad dry run reports what it would do; the next real run still makes the first notification."""
+        defs = build_definitions(write_alerts(alerts_yaml("sqlite:///warehouse.db", extra="notify: [{channel: log}]")))
+        job = defs.resolve_job_def("sqlsentinel__error_rate")
+        dry = job.execute_in_process(
+            instance=instance, run_config={"ops": {"sqlsentinel_evaluate__default": {"config": {"dry_run": True}}}}
+        )
+        metadata = _metadata(dry)
+        assert (metadata["decision"], metadata["reason"], metadata["dry_run"]) == (
+            "first_notification",
+            "firing: first notification",
+            True,
+        )
+        assert metadata["notifications"] == []
+        run = instance.get_run_by_id(dry.run_id)
+        assert run is not None and run.tags["sqlsentinel/decision"] == "dry_run:first_notification"
+        real = _metadata(job.execute_in_process(instance=instance))
+        assert real["decision"] == "first_notification"
+        assert real["notifications"] == [{"channel": "0:log", "event": "firing", "outcome": "delivered", "error": None}]
+
+    def test_silence_and_unsilence_jobs_take_typed_config(
+        self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance
+    ) -> None:
+        """The silence job stores a silence that suppresses the alert's next run; unsilence ends it."""
+        defs = build_definitions(write_alerts(alerts_yaml("sqlite:///warehouse.db", extra="notify: [{channel: log}]")))
+        config = {"alert": "error_rate", "duration": "1h", "author": "ana", "reason": "maintenance window"}
+        silenced = defs.resolve_job_def("sqlsentinel_silence").execute_in_process(
+            instance=instance, run_config={"ops": {"sqlsentinel_silence_op": {"config": config}}}
+        )
+        assert silenced.success
+        run = _metadata(_run(defs, "sqlsentinel__error_rate", instance))
+        assert run["decision"] == "suppressed" and run["reason"].startswith("suppressed firing: silenced by ana until ")
+        unsilenced = defs.resolve_job_def("sqlsentinel_unsilence").execute_in_process(
+            instance=instance, run_config={"ops": {"sqlsentinel_unsilence_op": {"config": {"target": "error_rate"}}}}
+        )
+        assert unsilenced.success
+        assert _metadata(_run(defs, "sqlsentinel__error_rate", instance))["decision"] == "silence_ended"
+
+    def test_silence_job_refuses_a_silence_without_reason(
+        self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance
+    ) -> None:
+        """A silence without a reason fails the run with the reason it was refused."""
+        defs = build_definitions(write_alerts(alerts_yaml("sqlite:///warehouse.db")))
+        config = {"alert": "error_rate", "duration": "1h", "author": "ana", "reason": " "}
+        result = defs.resolve_job_def("sqlsentinel_silence").execute_in_process(
+            instance=instance, run_config={"ops": {"sqlsentinel_silence_op": {"config": config}}}, raise_on_error=False
+        )
+        failure = result.failure_data_for_node("sqlsentinel_silence_op")
+        assert failure is not None and failure.error is not None
+        assert "cannot silence: a reason is required" in failure.error.message
+
+    def test_query_error_is_recorded_as_error_state(
+        self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance
+    ) -> None:
+        """A failing query fails the run but is recorded: the decision notifies an error after error_after."""
+        path = write_alerts(alerts_yaml("sqlite:///warehouse.db", table="missing", extra="error_after: 2"))
+        defs = build_definitions(path)
+        first = _run(defs, "sqlsentinel__error_rate", instance)
+        second = _run(defs, "sqlsentinel__error_rate", instance)
+        decisions = [instance.get_run_by_id(r.run_id).tags["sqlsentinel/decision"] for r in (first, second)]  # type: ignore[union-attr]
+        assert decisions == ["error_pending", "error"] and not first.success and not second.success

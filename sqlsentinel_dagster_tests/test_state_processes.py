@@ -81,7 +81,9 @@ def _make_setup(folder: Path, home: Path, receiver: Receiver, repeat: str = f"{R
             """
         )
     )
-    (folder / "defs.py").write_text("from sqlsentinel_dagster import build_definitions\ndefs = build_definitions('alerts.yaml')\n")
+    (folder / "defs.py").write_text(
+        "from sqlsentinel_dagster import build_definitions\ndefs = build_definitions('alerts.yaml')\n"
+    )
     return Setup(folder, home, receiver)
 
 
@@ -129,7 +131,9 @@ def test_firing_reminder_resolved_each_once_and_cli_silence_suppresses(setup: Se
     assert setup.events() == ["firing", "reminder", "resolved"] and setup.last_decision() == "suppressed"
     status = json.loads(setup.cli("status", "--json").stdout)
     assert status[0]["alert"] == "error_rate" and status[0]["state"] == "firing"
-    assert status[0]["silenced"].startswith("silenced by ana until ") and status[0]["silenced"].endswith(": deploying a fix")
+    assert status[0]["silenced"].startswith("silenced by ana until ") and status[0]["silenced"].endswith(
+        ": deploying a fix"
+    )
     _ok(setup.cli("unsilence", "error_rate"))
     _ok(setup.execute())
     assert setup.events() == ["firing", "reminder", "resolved", "firing"] and setup.last_decision() == "silence_ended"
@@ -140,9 +144,7 @@ def test_firing_reminder_resolved_each_once_and_cli_silence_suppresses(setup: Se
     assert "notifications: 4 sent, 1 suppressed, 0 failed, 0 pending, 0 expired" in history.stdout
 
 
-def test_concurrent_runs_of_a_firing_alert_notify_once(
-    tmp_path: Path, postgres_home: Path, receiver: Receiver
-) -> None:
+def test_concurrent_runs_of_a_firing_alert_notify_once(tmp_path: Path, postgres_home: Path, receiver: Receiver) -> None:
     """Eight processes evaluating the same firing alert at the same moment produce exactly one notification."""
     setup = _make_setup(tmp_path, postgres_home, receiver)
     setup.set_error_pct(7.5)
@@ -167,7 +169,9 @@ def test_failing_channel_is_retried_by_later_evaluations_and_delivered_once(
     for _ in range(2):
         failed = setup.execute()
         assert failed.returncode != 0
-        assert "1 notification(s) not delivered: firing via 0:webhook: webhook: HTTP 500" in failed.stdout + failed.stderr
+        assert (
+            "1 notification(s) not delivered: firing via 0:webhook: webhook: HTTP 500" in failed.stdout + failed.stderr
+        )
     receiver.fail_with = None
     _ok(setup.execute())
     _ok(setup.execute())
