@@ -22,6 +22,8 @@ def test_demo_creates_its_warehouse_and_has_firing_and_ok_alerts(tmp_path: Path)
     statuses = {}
     with dg.instance_for_test() as instance:
         for job in defs.get_repository_def().get_all_jobs():
+            if not job.name.startswith("sqlsentinel__"):
+                continue  # the silence, unsilence and prune jobs
             result = job.execute_in_process(instance=instance)
             run = instance.get_run_by_id(result.run_id)
             assert run is not None
