@@ -77,6 +77,9 @@ def status(database_url: str | None, as_json: bool) -> None:
             "last_evaluated_at": _when(s.last_evaluated_at),
             "last_notified_at": _when(s.last_notified_at),
             "last_error": s.last_error,
+            "notification_count": s.notification_count,
+            "last_delivered_per_channel": {c: _when(t) for c, t in s.delivered_per_channel.items()},
+            "failed_notifications": s.failed_notifications,
         }
         for s in admin.alert_statuses(store)
     ]
@@ -93,6 +96,8 @@ def status(database_url: str | None, as_json: bool) -> None:
         )
         if row["last_error"]:
             click.echo(f"  last error: {row['last_error']}")
+        if row["failed_notifications"]:
+            click.echo(f"  {row['failed_notifications']} notification(s) failed or expired (see history)")
 
 
 @click.command()

@@ -154,11 +154,18 @@ class TestAdmin:
         assert decision.code == "suppressed" and store.pending("orders_late") == []
         [status] = admin.alert_statuses(store)
         assert status.silenced_by is not None and status.silenced_by.id == silence.id
+        assert (status.notification_count, status.delivered_per_channel, status.failed_notifications) == (0, {}, 0)
         assert admin.end_silences(store, "orders_late") == []  # a tag silence is ended by id, not by alert name
         assert [s.id for s in admin.end_silences(store, silence.id)] == [silence.id]
         clock.advance(seconds=1)
         assert _record(store, "ALERT").code == "silence_ended"
         assert admin.list_silences(store) == [] and len(admin.list_silences(store, include_expired=True)) == 1
+        webhook, log = store.pending("orders_late")
+        for intent, delivered in ((webhook, True), (log, False)):
+            store.claim(intent.id, "r", dt.timedelta(minutes=1))
+            store.finish(intent.id, delivered=delivered, error=None if delivered else "refused", permanent=True)
+        [status] = admin.alert_statuses(store)
+        assert status.delivered_per_channel == {"0:webhook": clock.now} and status.failed_notifications == 1
 
     def test_add_silence_requires_author_reason_and_an_end(self, state_url: str, clock: FakeClock) -> None:
         """A silence that could be forgotten is refused: no author, no reason, or no end after its start."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .schema import alert_state, history, notifications, silences
+from .schema import UTCDateTime, alert_state, history, notifications, silences
 from .silences import AlertLabels, Matcher, Silence
 from .store import StateStore, silence_from_row, state_from_json
 
@@ -101,6 +101,12 @@ class AlertStatus:
     last_notified_at: dt.datetime | None
     last_error: str | None
     silenced_by: Silence | None
+    notification_count: int
+    """Notifications sent (firing, reminder, resolved, error), counted once per event."""
+    delivered_per_channel: dict[str, dt.datetime]
+    """The last successful delivery on each channel."""
+    failed_notifications: int
+    """Notifications given up: refused for good or expired."""
 
 
 def alert_statuses(store: StateStore) -> list[AlertStatus]:
@@ -109,6 +115,22 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
     active = [s for s in list_silences(store) if s.state(now) == "active"]
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(alert_state).order_by(alert_state.c.alert)).mappings().all()
+        ledger = conn.execute(
+            sa.select(
+                notifications.c.alert,
+                notifications.c.channel,
+                notifications.c.status,
+                sa.func.count(),
+                sa.func.max(notifications.c.delivered_at),
+            ).group_by(notifications.c.alert, notifications.c.channel, notifications.c.status)
+        ).all()
+    delivered: dict[str, dict[str, dt.datetime]] = {}
+    failed: dict[str, int] = {}
+    for alert, channel, status, count, last in ledger:
+        if status == "delivered" and last is not None:
+            delivered.setdefault(alert, {})[channel] = _utc(last)
+        elif status in ("failed", "expired"):
+            failed[alert] = failed.get(alert, 0) + int(count)
     statuses = []
     for row in rows:
         if row["data"] == "{}":
@@ -126,6 +148,9 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
                 last_notified_at=state.last_notified_at,
                 last_error=state.last_error,
                 silenced_by=next((s for s in active if s.matches(labels)), None),
+                notification_count=state.notification_count,
+                delivered_per_channel=delivered.get(state.alert, {}),
+                failed_notifications=failed.get(state.alert, 0),
             )
         )
     return statuses
@@ -199,6 +224,13 @@ def prune_history(store: StateStore, older_than: dt.timedelta) -> dict[str, int]
         ).rowcount
         removed_silences = conn.execute(sa.delete(silences).where(silences.c.ends_at < cutoff)).rowcount
     return {"history": removed_history, "notifications": removed_notifications, "silences": removed_silences}
+
+
+def _utc(value: object) -> dt.datetime:
+    """A MAX() over a datetime column comes back untyped on SQLite: read it as our UTC column type would."""
+    result = UTCDateTime().process_result_value(value, None)  # type: ignore[arg-type]
+    assert result is not None
+    return result
 
 
 def _percentile(values: Sequence[float], fraction: float) -> float | None:
