@@ -71,7 +71,7 @@ def _rows(config: LoadedConfig, next_count: int, now: dt.datetime) -> list[dict[
             "schedule_status": "running" if alert.schedule_running else "stopped",
             "next_runs": [t.isoformat() for t in next_ticks(alert.schedule, alert.timezone, now, next_count)],
             "database": config.database_name(alert),
-            "channels": [target.channel for target in alert.notify],
+            "channels": [target.channel for target in config.targets(alert)],
             "job": job_name(alert.name),
             "schedule_name": schedule_name(alert.name),
         }

@@ -4,7 +4,6 @@
 
 import os
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -13,6 +12,7 @@ from pydantic import Field
 from .admin_jobs import admin_jobs, prune_schedule
 from .config import AlertConfig, LoadedConfig
 from .naming import (
+    NOTIFICATIONS_RESOURCE_KEY,
     STATE_RESOURCE_KEY,
     TAG_ALERT,
     TAG_SEVERITY,
@@ -21,8 +21,8 @@ from .naming import (
     schedule_name,
     warehouse_resource_key,
 )
-from .resources import AlertStateResource, WarehouseResource, cached_config
-from .run_alert import run_alert
+from .resources import AlertStateResource, NotificationsResource, WarehouseResource, cached_config
+from .run_alert import AlertResources, run_alert
 
 __all__ = ["EvaluateConfig", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
 
@@ -31,17 +31,22 @@ __all__ = ["EvaluateConfig", "build_definitions", "build_evaluate_op", "build_jo
 warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
 
 
-def build_definitions(path: str | os.PathLike[str], *, state: AlertStateResource | None = None) -> dg.Definitions:
+def build_definitions(
+    path: str | os.PathLike[str],
+    *,
+    state: AlertStateResource | None = None,
+    notifications: NotificationsResource | None = None,
+) -> dg.Definitions:
     """Definitions for every alert in ``path``: jobs, schedules and warehouse resources.
 
     The result loads on its own and can be merged with a team's own ``Definitions``
     (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
     ``sqlsentinel`` so nothing collides. ``state`` overrides where alert state is kept (default: the Dagster
-    instance's own database).
+    instance's own database); ``notifications`` sets the SMTP server, UI links and retries (default: from the
+    environment).
     """
     config = cached_config(path)
-    alerts_by_job = {job_name(alert.name): alert for alert in config.alerts}
-    ops = {name: build_evaluate_op(name, alerts_by_job) for name in config.file.all_databases()}
+    ops = {name: build_evaluate_op(name, config) for name in config.file.all_databases()}
     jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
     silence, unsilence, prune = admin_jobs()
     return dg.Definitions(
@@ -52,6 +57,7 @@ def build_definitions(path: str | os.PathLike[str], *, state: AlertStateResource
         ],
         resources={
             STATE_RESOURCE_KEY: state or AlertStateResource(),
+            NOTIFICATIONS_RESOURCE_KEY: notifications or NotificationsResource(),
             **{
                 warehouse_resource_key(name): WarehouseResource(config_path=str(config.path), database=name)
                 for name in config.file.all_databases()
@@ -69,27 +75,27 @@ class EvaluateConfig(dg.Config):
     )
 
 
-def build_evaluate_op(database: str, alerts_by_job: Mapping[str, AlertConfig]) -> dg.OpDefinition:
+def build_evaluate_op(database: str, loaded: LoadedConfig) -> dg.OpDefinition:
     """The op that evaluates alerts on ``database``; it finds its alert from the job it runs in.
 
     One op per warehouse, shared by that warehouse's jobs, keeps thousands of jobs cheap to load.
     """
     warehouse_key = warehouse_resource_key(database)
+    alerts_by_job = {job_name(a.name): a for a in loaded.alerts if loaded.database_name(a) == database}
 
     @dg.op(
         name=evaluate_op_name(database),
         description=f"Run the job's alert query on database '{database}', decide, record and notify.",
-        required_resource_keys={warehouse_key, STATE_RESOURCE_KEY},
+        required_resource_keys={warehouse_key, STATE_RESOURCE_KEY, NOTIFICATIONS_RESOURCE_KEY},
         out=dg.Out(dg.Nothing),
     )
     def evaluate_alert(context: dg.OpExecutionContext, config: EvaluateConfig) -> None:
-        run_alert(
-            context,
-            alerts_by_job[context.job_name],
-            getattr(context.resources, warehouse_key),
-            getattr(context.resources, STATE_RESOURCE_KEY),
-            dry_run=config.dry_run,
+        resources = AlertResources(
+            warehouse=getattr(context.resources, warehouse_key),
+            state=getattr(context.resources, STATE_RESOURCE_KEY),
+            notifications=getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY),
         )
+        run_alert(context, alerts_by_job[context.job_name], loaded, resources, dry_run=config.dry_run)
 
     return evaluate_alert
 
@@ -130,6 +136,6 @@ def _job_metadata(alert: AlertConfig, database: str, config: LoadedConfig) -> di
         "severity": alert.severity,
         "enabled": str(alert.enabled).lower(),
         "timeout_seconds": alert.timeout,
-        "channels": ", ".join(target.channel for target in alert.notify) or "(none)",
+        "channels": ", ".join(target.channel for target in config.targets(alert)) or "(none)",
         "alerts_file": dg.MetadataValue.path(str(config.path)),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "NOTIFICATIONS_RESOURCE_KEY",
     "PREFIX",
     "STATE_RESOURCE_KEY",
     "TAG_ALERT",
@@ -24,6 +25,7 @@ __all__ = [
 
 PREFIX = "sqlsentinel__"
 STATE_RESOURCE_KEY = "sqlsentinel_state"
+NOTIFICATIONS_RESOURCE_KEY = "sqlsentinel_notifications"
 TAG_ALERT = "sqlsentinel/alert"
 TAG_DECISION = "sqlsentinel/decision"
 TAG_SEVERITY = "sqlsentinel/severity"

@@ -14,9 +14,11 @@ from . import envsubst
 from ._instance_db import instance_state_url
 from .config import AlertConfig, LoadedConfig, load_config
 from .evaluate import AlertResult, create_warehouse_engine, evaluate_query, resolve_sqlite_path
+from .notifiers.registry import ChannelSettings, smtp_from_env
+from .notifiers.retry import RetryPolicy
 from .state.store import StateStore
 
-__all__ = ["AlertStateResource", "WarehouseResource", "cached_config"]
+__all__ = ["AlertStateResource", "NotificationsResource", "WarehouseResource", "cached_config"]
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -86,6 +88,61 @@ class AlertStateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         if instance is None:
             raise RuntimeError("AlertStateResource needs the Dagster instance or a database_url")
         return _store(instance_state_url(instance))
+
+
+class NotificationsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Settings every channel shares: the SMTP server, links to the Dagster UI, retries and timeouts.
+
+    Unset SMTP fields fall back to SMTP_HOST, SMTP_PORT, SMTP_USERNAME, SMTP_PASSWORD, SMTP_USE_TLS,
+    SMTP_SECURITY and SMTP_FROM_ADDRESS, read inside the run. Pass secrets with ``dg.EnvVar``.
+    """
+
+    webserver_base_url: str | None = Field(
+        default=None, description="Base URL of the Dagster UI (e.g. https://dagster.example.com) for run links."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server; default SMTP_HOST.")
+    smtp_port: int | None = Field(default=None, description="Default SMTP_PORT, else 587 / 465 (ssl) / 25 (none).")
+    smtp_security: str | None = Field(
+        default=None, description="'starttls', 'ssl' (implicit TLS) or 'none'; default from SMTP_SECURITY/SMTP_USE_TLS."
+    )
+    smtp_username: str | None = Field(default=None, description="Login user; default SMTP_USERNAME.")
+    smtp_password: str | None = Field(default=None, description="Login password; default SMTP_PASSWORD.")
+    smtp_from_address: str | None = Field(default=None, description="From address; default SMTP_FROM_ADDRESS.")
+    smtp_verify_tls: bool = Field(default=True, description="Check the SMTP server's TLS certificate.")
+    smtp_ca_file: str | None = Field(default=None, description="CA bundle for the SMTP server's certificate.")
+    slack_api_url: str = Field(default="https://slack.com/api", description="Slack Web API base (bot tokens).")
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", description="PagerDuty Events API v2 endpoint."
+    )
+    timeout_seconds: float = Field(default=10.0, description="Timeout of every network call to a channel.")
+    max_attempts: int = Field(default=3, description="Tries per notification in one run (retryable errors only).")
+    retry_base_delay_seconds: float = Field(
+        default=1.0, description="Wait before the second try; doubled each try, with jitter."
+    )
+
+    def channel_settings(self) -> ChannelSettings:
+        """The settings, with SMTP defaults from the environment resolved now."""
+        smtp = smtp_from_env(
+            os.environ,
+            host=self.smtp_host,
+            port=self.smtp_port,
+            security=self.smtp_security,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            from_address=self.smtp_from_address,
+            verify_tls=self.smtp_verify_tls,
+            ca_file=self.smtp_ca_file,
+            timeout=self.timeout_seconds,
+        )
+        retry = RetryPolicy(self.max_attempts, self.retry_base_delay_seconds)
+        return ChannelSettings(
+            smtp=smtp,
+            webserver_base_url=self.webserver_base_url,
+            slack_api_url=self.slack_api_url,
+            pagerduty_events_url=self.pagerduty_events_url,
+            timeout=self.timeout_seconds,
+            retry=retry,
+        )
 
 
 @functools.lru_cache(maxsize=16)

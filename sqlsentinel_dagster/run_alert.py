@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 
-from .config import AlertConfig
+from .config import AlertConfig, LoadedConfig
+from .config.targets import NotifyTarget
 from .errors import SentinelError
 from .evaluate import AlertResult
 from .naming import TAG_DECISION, TAG_STATUS
-from .notifiers import DeliveryReport, channel_id, deliver_pending, notifiers_for
-from .resources import AlertStateResource, WarehouseResource
+from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_pending, notifiers_for, send_with_retries
+from .resources import AlertStateResource, NotificationsResource, WarehouseResource
 from .state.decision import Decision
 from .state.model import Outcome, StateSettings
 from .state.silences import AlertLabels
 
-__all__ = ["run_alert"]
+__all__ = ["FALLBACK", "AlertResources", "run_alert", "settings_of"]
+
+FALLBACK = "fallback:"
 
 
 def run_alert(
     context: dg.OpExecutionContext,
     alert: AlertConfig,
-    warehouse: WarehouseResource,
-    state: AlertStateResource,
+    config: LoadedConfig,
+    resources: AlertResources,
     *,
     dry_run: bool,
 ) -> None:
@@ -34,41 +38,85 @@ def run_alert(
     query_error: SentinelError | None = None
     result: AlertResult | None = None
     try:
-        result = warehouse.evaluate(alert)
+        result = resources.warehouse.evaluate(alert)
         outcome = Outcome(
             result.status, result.actual_value, result.threshold, result.context, None, result.duration_ms
         )
     except SentinelError as exc:
         query_error = exc
         outcome = Outcome("ERROR", error=str(exc))
-    store = state.get_store(context.instance)
+    settings = resources.notifications.channel_settings()
+    targets, fallback = config.targets(alert), config.fallback_targets()
+    store = resources.state.get_store(context.instance)
+    channels: dict[str, set[str]] = {
+        channel_id(i, t): {"firing", "reminder", "error", *(["resolved"] if t.send_resolved else [])}
+        for i, t in enumerate(targets)
+    }
+    channels.update({channel_id(i, t, FALLBACK): {"error"} for i, t in enumerate(fallback)})
     labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
-    decision = store.record(
-        labels,
-        outcome,
-        settings_of(alert),
-        {channel_id(i, t): t.send_resolved for i, t in enumerate(alert.notify)},
-        _payload(alert, outcome, context.run_id),
-        context.run_id,
-        dry_run=dry_run,
-    )
+    payload = _payload(alert, outcome, context.run_id, settings.run_url(context.run_id))
+    decision = store.record(labels, outcome, settings_of(alert), channels, payload, context.run_id, dry_run=dry_run)
     reports: list[DeliveryReport] = []
     if not dry_run:
+        notifiers = {
+            **notifiers_for(alert.name, targets, settings, context.log),
+            **notifiers_for(alert.name, fallback, settings, context.log, FALLBACK),
+        }
         reports = deliver_pending(
             store,
             alert.name,
-            notifiers_for(alert.name, alert.notify, context.log),
+            notifiers,
             run_id=context.run_id,
-            lease=dt.timedelta(seconds=state.delivery_lease_seconds),
-            expire_after=dt.timedelta(hours=state.notification_expiry_hours),
+            retry=settings.retry,
+            lease=dt.timedelta(seconds=resources.state.delivery_lease_seconds),
+            expire_after=dt.timedelta(hours=resources.state.notification_expiry_hours),
         )
+        _tell_fallback(context, alert, payload, [r for r in reports if r.given_up], fallback, settings)
     _show(context, alert, outcome, decision, reports, dry_run, result)
     if query_error is not None:
         raise dg.Failure(description=str(query_error), allow_retries=False)
-    undelivered = [r for r in reports if r.outcome in ("retry", "failed")]
+    undelivered = [r for r in reports if r.outcome != "delivered"]
     if undelivered:
         lines = "; ".join(f"{r.event} via {r.channel}: {r.error} ({_what_next(r)})" for r in undelivered)
         raise dg.Failure(description=f"alert '{alert.name}': {len(undelivered)} notification(s) not delivered: {lines}")
+
+
+@dataclass(frozen=True)
+class AlertResources:
+    """The resources an alert's op uses."""
+
+    warehouse: WarehouseResource
+    state: AlertStateResource
+    notifications: NotificationsResource
+
+
+def _tell_fallback(
+    context: dg.OpExecutionContext,
+    alert: AlertConfig,
+    payload: dict[str, Any],
+    given_up: list[DeliveryReport],
+    fallback: list[NotifyTarget],
+    settings: ChannelSettings,
+) -> None:
+    """Tell the fallback receivers about notifications that will never be delivered."""
+    if not given_up or not fallback:
+        return
+    lost = "; ".join(f"{r.event} via {r.channel} ({r.outcome}: {r.error})" for r in given_up)
+    message = {
+        **payload,
+        "event": "error",
+        "error": f"notification(s) of alert '{alert.name}' could not be delivered: {lost}",
+        "reason": "delivery failed",
+        "idempotency_key": f"{alert.name}/fallback/{context.run_id}",
+    }
+    for channel, notifier in notifiers_for(alert.name, fallback, settings, context.log, FALLBACK).items():
+        try:
+            if isinstance(notifier, SentinelError):
+                raise notifier
+            send_with_retries(notifier, message, settings.retry)
+            context.log.warning(f"told fallback {channel} that notifications of '{alert.name}' were lost")
+        except SentinelError as exc:
+            context.log.error(f"fallback {channel} could not be told either: {exc}")
 
 
 def settings_of(alert: AlertConfig) -> StateSettings:
@@ -78,10 +126,15 @@ def settings_of(alert: AlertConfig) -> StateSettings:
 
 
 def _what_next(report: DeliveryReport) -> str:
-    return "will retry at the next evaluation" if report.outcome == "retry" else "not retryable, given up"
+    tries = f"{report.attempts} tr{'y' if report.attempts == 1 else 'ies'}"
+    return {
+        "retry": f"{tries}; will retry at the next evaluation",
+        "failed": f"{tries}; not retryable, given up",
+        "expired": "undelivered past the expiry, given up",
+    }[report.outcome]
 
 
-def _payload(alert: AlertConfig, outcome: Outcome, run_id: str) -> dict[str, Any]:
+def _payload(alert: AlertConfig, outcome: Outcome, run_id: str, run_url: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = _json_safe(
         {
             "alert_name": alert.name,
@@ -96,6 +149,7 @@ def _payload(alert: AlertConfig, outcome: Outcome, run_id: str) -> dict[str, Any
             "tags": dict(alert.tags),
             "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "run_id": run_id,
+            "run_url": run_url,
         }
     )
     return payload
@@ -135,9 +189,9 @@ def _show(
     log = context.log.warning if outcome.status != "OK" else context.log.info
     log(f"{prefix}alert '{alert.name}' is {outcome.status} ({shown}); decision: {decision.reason}")
     for report in reports:
+        error = f" ({report.error})" if report.error else ""
         context.log.info(
-            f"notification {report.event} via {report.channel}: {report.outcome}"
-            + (f" ({report.error})" if report.error else "")
+            f"notification {report.event} via {report.channel}: {report.outcome} after {report.attempts} tries{error}"
         )
 
 

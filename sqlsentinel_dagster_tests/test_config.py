@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from sqlsentinel_dagster import ConfigError, load_config
 from sqlsentinel_dagster.config import AlertsFile
-from sqlsentinel_dagster.config.models import EmailTarget, SlackTarget, WebhookTarget
+from sqlsentinel_dagster.config.targets import EmailTarget, SlackTarget, WebhookTarget
 
 from .conftest import FIXTURES
 
@@ -73,11 +73,23 @@ class TestValidFiles:
         config = load_config(FIXTURES / "valid" / "full_reference.yaml", environ={})
         explicit, inherited = config.alerts
         assert (inherited.schedule, inherited.timezone, inherited.timeout) == ("0 * * * *", "Europe/Paris", 120.0)
-        assert inherited.owners == ["team:data-platform"] and [t.channel for t in inherited.notify] == ["log"]
+        assert inherited.owners == ["team:data-platform"]
+        assert [t.channel for t in config.targets(inherited)] == ["slack"]  # routes.warning beats defaults.notify
         assert config.database_name(inherited) == "analytics"
         assert explicit.tags == {"team": "data-platform", "domain": "sales", "tier": "1"}
         assert explicit.timezone == "America/New_York" and config.database_name(explicit) == "billing"
         assert explicit.schedule_running is False and inherited.schedule_running is True
+
+    def test_receivers_by_name_and_routes_by_severity(self) -> None:
+        """Own notify wins, then routes[severity], then defaults.notify; receiver names expand to their targets."""
+        config = load_config(FIXTURES / "valid" / "receivers_and_routes.yaml", environ={})
+        channels = {a.name: [t.channel for t in config.targets(a)] for a in config.alerts}
+        assert channels == {
+            "critical_routed": ["pagerduty", "slack"],
+            "warning_routed": ["slack"],
+            "info_defaults": ["log", "webhook"],
+            "own_notify": ["log", "webhook", "log"],
+        }
 
     def test_structural_values_are_substituted_and_secrets_are_not(self) -> None:
         """${VAR} in schedule/timezone/name resolve at load; URLs and notify settings keep their ${VAR} text."""

@@ -266,7 +266,9 @@ class TestStateInRuns:
         assert run is not None and run.tags["sqlsentinel/decision"] == "dry_run:first_notification"
         real = _metadata(job.execute_in_process(instance=instance))
         assert real["decision"] == "first_notification"
-        assert real["notifications"] == [{"channel": "0:log", "event": "firing", "outcome": "delivered", "error": None}]
+        assert real["notifications"] == [
+            {"channel": "0:log", "event": "firing", "outcome": "delivered", "attempts": 1, "error": None}
+        ]
 
     def test_silence_and_unsilence_jobs_take_typed_config(
         self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance

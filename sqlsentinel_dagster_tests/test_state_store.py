@@ -18,7 +18,7 @@ from sqlsentinel_dagster.state.store import StateStore
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 LABELS = AlertLabels("orders_late", "critical", ("team:sales",), {"domain": "sales"})
-CHANNELS = {"0:webhook": True, "1:log": False}
+CHANNELS = {"0:webhook": {"firing", "reminder", "resolved", "error"}, "1:log": {"firing", "reminder", "error"}}
 
 
 class FakeClock:

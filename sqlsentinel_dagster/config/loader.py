@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,11 +18,29 @@ from ..naming import safe_name
 from ..readonly import dialect_for_url, read_only_problem
 from .messages import describe_error, display_location
 from .models import AlertConfig, AlertsFile, DatabaseConfig
+from .targets import NotifyTarget
 
 __all__ = ["LoadedConfig", "load_config"]
 
 # Values that may hold secrets keep their ${VAR} text until the run resolves them.
-_DEFERRED_KEYS = frozenset({"url", "notify", "webhook_url", "routing_key", "headers", "recipients", "subject"})
+_DEFERRED_KEYS = frozenset(
+    {
+        "url",
+        "notify",
+        "fallback",
+        "receivers",
+        "webhook_url",
+        "routing_key",
+        "headers",
+        "recipients",
+        "subject",
+        "body",
+        "text",
+        "bot_token",
+        "password",
+        "bearer_token",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,14 @@ class LoadedConfig:
     def database(self, alert: AlertConfig) -> DatabaseConfig:
         """The warehouse ``alert`` queries."""
         return self.file.all_databases()[self.database_name(alert)]
+
+    def targets(self, alert: AlertConfig) -> list[NotifyTarget]:
+        """Where ``alert`` notifies: its notify entries with receiver names expanded."""
+        return self.file.targets(alert.notify)
+
+    def fallback_targets(self) -> list[NotifyTarget]:
+        """Where problems with alerting itself are reported (the top-level ``fallback:``)."""
+        return self.file.targets(self.file.fallback)
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -88,8 +115,10 @@ class _Checker:
             return
         data = self._substitute(data, (), env)
         alerts = data.get("alerts")
-        if isinstance(alerts, list) and isinstance(data.get("defaults"), dict):
-            data["alerts"] = [self._inherit(i, a, data["defaults"]) for i, a in enumerate(alerts)]
+        if isinstance(alerts, list):
+            defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+            routes = data.get("routes") if isinstance(data.get("routes"), dict) else {}
+            data["alerts"] = [self._inherit(i, a, defaults, routes) for i, a in enumerate(alerts)]
         try:
             self.model = AlertsFile.model_validate(data)
         except ValidationError as exc:
@@ -133,19 +162,47 @@ class _Checker:
             self.unresolved.add(path)
             return value
 
-    def _inherit(self, index: int, alert: Any, defaults: dict[str, Any]) -> Any:
+    def _inherit(self, index: int, alert: Any, defaults: dict[str, Any], routes: dict[str, Any]) -> Any:
+        """Fill the keys ``alert`` does not set: ``notify`` from ``routes`` by severity, else from ``defaults``."""
         if not isinstance(alert, dict):
             return alert
         merged = dict(alert)
+        severity = alert.get("severity", defaults.get("severity", "warning"))
+        if "notify" not in alert and isinstance(severity, str) and severity in routes:
+            merged["notify"] = routes[severity]
+            self.inherited.setdefault(index, set()).add("notify")
         for key, value in defaults.items():
             if key == "tags" and isinstance(value, dict) and isinstance(alert.get("tags"), dict):
                 merged["tags"] = {**value, **alert["tags"]}
-            elif key not in alert:
+            elif key not in merged:
                 merged[key] = value
                 self.inherited.setdefault(index, set()).add(key)
         return merged
 
+    def _check_receiver_names(self, data: dict[str, Any]) -> None:
+        raw_receivers = data.get("receivers")
+        receivers: dict[str, Any] = raw_receivers if isinstance(raw_receivers, dict) else {}
+        lists: list[tuple[tuple[Any, ...], Any]] = [(("fallback",), data.get("fallback"))]
+        defaults = data.get("defaults")
+        if isinstance(defaults, dict):
+            lists.append((("defaults", "notify"), defaults.get("notify")))
+        routes = data.get("routes")
+        if isinstance(routes, dict):
+            lists.extend(((("routes", severity), names) for severity, names in routes.items()))
+        alerts = data.get("alerts")
+        for index, alert in enumerate(alerts if isinstance(alerts, list) else []):
+            if isinstance(alert, dict) and "notify" not in self.inherited.get(index, set()):
+                lists.append((("alerts", index, "notify"), alert.get("notify")))
+        for path, entries in lists:
+            for position, entry in enumerate(entries if isinstance(entries, list) else []):
+                if isinstance(entry, str) and entry not in receivers:
+                    defined = ", ".join(sorted(receivers)) or "(none: declare them under 'receivers:')"
+                    hint = difflib.get_close_matches(entry, list(receivers), n=1)
+                    suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+                    self._add((*path, position), f"unknown receiver '{entry}'; defined: {defined}{suggestion}")
+
     def _check_cross_references(self, data: dict[str, Any]) -> None:
+        self._check_receiver_names(data)
         databases = self._databases(data)
         alerts = data.get("alerts")
         if not isinstance(alerts, list):

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .models import CHANNELS, AlertsFile
+from .targets import RECEIVER_TAG
 
 __all__ = ["describe_error", "display_location"]
 
@@ -52,7 +53,7 @@ def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
             f"unknown channel '{tag}'; allowed: {', '.join(CHANNELS)}{_did_you_mean(str(tag), list(CHANNELS))}"
         )
     if kind == "union_tag_not_found":
-        return path, f"missing 'channel'; allowed: {', '.join(CHANNELS)}"
+        return path, f"missing 'channel' (or write a receiver's name); channels: {', '.join(CHANNELS)}"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return path, f"invalid value {given!r}; allowed: {expected}"
@@ -92,7 +93,10 @@ def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
 
 
 def _is_union_tag(loc: tuple[Any, ...], index: int) -> bool:
-    return index > 0 and isinstance(loc[index - 1], int) and loc[index] in CHANNELS and "notify" in loc[:index]
+    """Pydantic puts the chosen union member's tag in the location (``notify.0.slack.url``): not a data key."""
+    in_list = any(key in loc[:index] for key in ("notify", "fallback", "receivers"))
+    tags = (*CHANNELS, RECEIVER_TAG)
+    return index > 0 and isinstance(loc[index - 1], int) and loc[index] in tags and in_list
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:
@@ -134,7 +138,7 @@ def _unwrap(tp: Any, channel: str | None) -> Any:
         if origin is typing.Annotated:
             tp = typing.get_args(tp)[0]
         elif origin in (typing.Union, types.UnionType):
-            options = [a for a in typing.get_args(tp) if a is not type(None)]
+            options = [_strip(a) for a in typing.get_args(tp) if a is not type(None)]
             if len(options) > 1:
                 options = [a for a in options if _channel_of(a) == channel]
             if len(options) != 1:
@@ -142,6 +146,10 @@ def _unwrap(tp: Any, channel: str | None) -> Any:
             tp = options[0]
         else:
             return tp
+
+
+def _strip(tp: Any) -> Any:
+    return typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
 
 
 def _channel_of(tp: Any) -> Any:

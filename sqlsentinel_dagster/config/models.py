@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from .._cron import is_valid_cron
 from ..envsubst import find_syntax_error
+from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget
 
 __all__ = [
     "CHANNELS",
@@ -18,14 +19,8 @@ __all__ = [
     "AlertDefaults",
     "AlertsFile",
     "DatabaseConfig",
-    "EmailTarget",
-    "LogTarget",
-    "MSTeamsTarget",
     "NotifyTarget",
-    "PagerDutyTarget",
     "Severity",
-    "SlackTarget",
-    "WebhookTarget",
     "parse_duration",
 ]
 
@@ -33,7 +28,6 @@ Severity = Literal["info", "warning", "error", "critical"]
 ScheduleStatus = Literal["running", "stopped"]
 
 _TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DURATION = re.compile(r"^\s*(?P<n>\d+(\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
@@ -79,15 +73,9 @@ def parse_duration(value: Any) -> float:
 
 
 def _owner(value: str) -> str:
-    if _EMAIL.match(value) or (value.startswith("team:") and len(value) > 5):
+    if EMAIL_PATTERN.match(value) or (value.startswith("team:") and len(value) > 5):
         return value
     raise ValueError(f"invalid owner '{value}'; use an email address or a team name prefixed with 'team:'")
-
-
-def _email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError(f"invalid email address '{value}'")
-    return value
 
 
 def _tag_key(value: str) -> str:
@@ -116,11 +104,21 @@ def _query(value: str) -> str:
     return value
 
 
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, dict) else value
+
+
+def _receiver_name(value: str) -> str:
+    if value in CHANNELS:
+        raise ValueError(f"'{value}' is a channel name; give the receiver another name")
+    return value
+
+
+ReceiverName = Annotated[str, AfterValidator(_receiver_name)]
 Cron = Annotated[str, AfterValidator(_cron)]
 Timezone = Annotated[str, AfterValidator(_timezone)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Owner = Annotated[str, AfterValidator(_owner)]
-EmailAddress = Annotated[str, AfterValidator(_email)]
 TagKey = Annotated[str, AfterValidator(_tag_key)]
 TagValue = Annotated[str, BeforeValidator(_scalar_to_text)]
 Template = Annotated[str, AfterValidator(_template)]
@@ -142,75 +140,6 @@ class DatabaseConfig(_Strict):
     )
 
 
-class _Target(_Strict):
-    """Common behaviour of notification targets: the old ``config:`` nesting is accepted as well as flat keys."""
-
-    send_resolved: bool = Field(default=True, description="Also notify this channel when the alert resolves")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flatten_config(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
-            nested = data["config"]
-            clash = sorted(set(nested) & (set(data) - {"config"}))
-            if clash:
-                raise ValueError(f"{', '.join(clash)} given both flat and under 'config:'; keep one")
-            return {**{k: v for k, v in data.items() if k != "config"}, **nested}
-        return data
-
-
-class EmailTarget(_Target):
-    """Send an email to ``recipients``."""
-
-    channel: Literal["email"]
-    recipients: list[EmailAddress] = Field(min_length=1)
-    subject: Template | None = None
-
-
-class SlackTarget(_Target):
-    """Post to a Slack incoming webhook (``SLACK_WEBHOOK_URL`` when ``webhook_url`` is omitted)."""
-
-    channel: Literal["slack"]
-    webhook_url: Template | None = None
-    username: str | None = None
-
-
-class WebhookTarget(_Target):
-    """Call an HTTP endpoint with a JSON body."""
-
-    channel: Literal["webhook"]
-    url: Template
-    method: Annotated[Literal["GET", "POST", "PUT", "PATCH"], BeforeValidator(lambda v: str(v).upper())] = "POST"
-    headers: dict[str, Template] = Field(default_factory=dict)
-
-
-class PagerDutyTarget(_Target):
-    """Trigger and resolve a PagerDuty incident (Events API v2)."""
-
-    channel: Literal["pagerduty"]
-    routing_key: Template | None = None
-
-
-class MSTeamsTarget(_Target):
-    """Post a card to a Microsoft Teams workflow or incoming webhook."""
-
-    channel: Literal["msteams"]
-    webhook_url: Template
-
-
-class LogTarget(_Target):
-    """Write the message to the Dagster run log (no network)."""
-
-    channel: Literal["log"]
-
-
-NotifyTarget = Annotated[
-    EmailTarget | SlackTarget | WebhookTarget | PagerDutyTarget | MSTeamsTarget | LogTarget,
-    Field(discriminator="channel"),
-]
-CHANNELS = ("email", "slack", "webhook", "pagerduty", "msteams", "log")
-
-
 class AlertDefaults(_Strict):
     """Settings every alert inherits unless it sets them itself (``tags`` are merged)."""
 
@@ -223,7 +152,7 @@ class AlertDefaults(_Strict):
     database: str | None = None
     enabled: bool | None = None
     schedule_status: ScheduleStatus | None = None
-    notify: list[NotifyTarget] | None = None
+    notify: list[NotifyEntry] | None = None
     repeat_interval: Duration | None = None
     for_: Streak | None = Field(default=None, alias="for")
     recover_after: Streak | None = None
@@ -247,7 +176,7 @@ class AlertConfig(_Strict):
     schedule_status: ScheduleStatus | None = Field(
         default=None, description="'running' or 'stopped'; default: running when enabled, stopped when not"
     )
-    notify: list[NotifyTarget] = Field(default_factory=list)
+    notify: list[NotifyEntry] = Field(default_factory=list, description="Targets inline, or receiver names")
     repeat_interval: Duration | None = Field(
         default=None, description="While firing, remind this often (e.g. '4h'); unset: never remind"
     )
@@ -268,8 +197,25 @@ class AlertsFile(_Strict):
 
     database: DatabaseConfig | None = None
     databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
+    receivers: dict[ReceiverName, Annotated[list[InlineTarget], BeforeValidator(_as_list)]] = Field(
+        default_factory=dict, description="Named notification targets, referenced by name from notify lists"
+    )
+    routes: dict[Severity, list[str]] = Field(
+        default_factory=dict, description="Receivers per severity, for alerts that set no notify of their own"
+    )
+    fallback: list[NotifyEntry] = Field(
+        default_factory=list,
+        description="Told when notifications are given up, evaluations error, or an alert job fails unexpectedly",
+    )
     defaults: AlertDefaults = Field(default_factory=AlertDefaults)
     alerts: list[AlertConfig]
+
+    def targets(self, entries: list[Any]) -> list[NotifyTarget]:
+        """``entries`` with receiver names replaced by the receivers' targets."""
+        expanded: list[NotifyTarget] = []
+        for entry in entries:
+            expanded.extend(self.receivers[entry] if isinstance(entry, str) else [entry])
+        return expanded
 
     def all_databases(self) -> dict[str, DatabaseConfig]:
         """Named databases, with the single ``database:`` form available as ``default``."""

@@ -1,4 +1,4 @@
-"""What every channel shares: the message, the one-method notifier interface, and the delivery error."""
+"""What every channel shares: the one-method notifier interface, the delivery error, and message wording."""
 
 from __future__ import annotations
 
@@ -7,31 +7,51 @@ from typing import Any, Protocol
 
 from ..errors import SentinelError
 
-__all__ = ["DeliveryError", "Notifier", "message_text"]
+__all__ = ["COLORS", "DeliveryError", "Notifier", "headline", "message_text"]
+
+COLORS = {"firing": "#E01E5A", "reminder": "#ECB22E", "resolved": "#2EB67D", "error": "#7C3085", "test": "#1D9BD1"}
+"""Colour per event, used by the chat channels."""
 
 
 class DeliveryError(SentinelError):
-    """Raised by a notifier when a message was not delivered; ``retryable`` says whether trying again may help."""
+    """Raised by a notifier when a message was not delivered; ``retryable`` says whether trying again may help.
 
-    def __init__(self, channel: str, cause: str, *, retryable: bool) -> None:
+    The message never contains a secret: channels redact URLs, tokens and passwords before raising.
+    """
+
+    def __init__(self, channel: str, cause: str, *, retryable: bool, retry_after: float | None = None) -> None:
         self.channel = channel
         self.cause = cause
         self.retryable = retryable
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (HTTP Retry-After), if it said."""
+        self.attempts = 1
+        """How many tries were made before giving up (set by the retry loop)."""
         super().__init__(f"{channel}: {cause}")
 
 
 class Notifier(Protocol):
     """A channel: one method that sends one message or raises :class:`DeliveryError`."""
 
-    def send(self, message: Mapping[str, Any]) -> None:
-        """Deliver ``message`` (the notification payload) once; ``message['idempotency_key']`` identifies it."""
+    def send(self, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Deliver ``message`` once; ``message['idempotency_key']`` identifies it. May return a receipt
+        (e.g. a Slack thread id) that later messages of the same episode get as ``message['receipt']``."""
+
+
+def headline(message: Mapping[str, Any]) -> str:
+    """``[FIRING] orders_late (critical)``."""
+    return f"[{str(message.get('event', '')).upper()}] {message.get('alert_name')} ({message.get('severity')})"
 
 
 def message_text(message: Mapping[str, Any]) -> str:
-    """A one-line plain-text rendering of a notification, e.g. for logs."""
-    event = str(message.get("event", "")).upper()
-    value = message.get("actual_value")
-    threshold = message.get("threshold")
-    values = f" (value {value}, threshold {threshold})" if value is not None or threshold is not None else ""
-    error = f": {message['error']}" if message.get("error") else ""
-    return f"[{event}] alert '{message.get('alert_name')}' [{message.get('severity')}]{values}{error}"
+    """A plain-text rendering of a notification: headline, values, reason, error, link."""
+    parts = [headline(message)]
+    if message.get("actual_value") is not None or message.get("threshold") is not None:
+        parts.append(f"value {message.get('actual_value')}, threshold {message.get('threshold')}")
+    if message.get("error"):
+        parts.append(f"error: {message['error']}")
+    if message.get("reason"):
+        parts.append(str(message["reason"]))
+    if message.get("run_url"):
+        parts.append(str(message["run_url"]))
+    return " | ".join(parts)

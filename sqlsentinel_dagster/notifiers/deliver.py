@@ -1,7 +1,7 @@
-"""Deliver an alert's pending notifications: claim each with a lease, send, record the result.
+"""Deliver an alert's pending notifications: claim each with a lease, send with retries, record the result.
 
-A failed delivery stays pending and is retried by the alert's next evaluation, until delivered, refused for
-good (a non-retryable error) or older than the expiry, after which it is marked expired.
+A notification that still fails after this run's retries stays pending and is retried by the alert's next
+evaluation, until delivered, refused for good (a non-retryable error) or older than the expiry (expired).
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import envsubst
-from ..config.models import NotifyTarget, WebhookTarget
+from ..config.targets import NotifyTarget
 from ..errors import SentinelError
-from ..state.store import StateStore
+from ..state.store import Intent, StateStore
 from .base import DeliveryError, Notifier
-from .log import LogNotifier
-from .webhook import WebhookNotifier
+from .registry import ChannelSettings, build_notifier
+from .retry import RetryPolicy, send_with_retries
 
 __all__ = ["DeliveryReport", "channel_id", "deliver_pending", "notifiers_for"]
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True)
@@ -30,41 +31,38 @@ class DeliveryReport:
     channel: str
     event: str
     outcome: str
-    """delivered, retry (stays pending), failed (given up: permanent error) or expired."""
+    """delivered, retry (stays pending), failed (refused for good) or expired."""
+    attempts: int = 0
     error: str | None = None
 
+    @property
+    def given_up(self) -> bool:
+        """The notification will never be delivered."""
+        return self.outcome in ("failed", "expired")
 
-def channel_id(index: int, target: NotifyTarget) -> str:
-    """How a notify entry is named in the ledger: ``<position>:<channel>``, e.g. ``0:webhook``."""
-    return f"{index}:{target.channel}"
+
+def channel_id(index: int, target: NotifyTarget, prefix: str = "") -> str:
+    """How a notify entry is named in the ledger: ``<position>:<channel>`` (``fallback:0:email`` for fallback)."""
+    return f"{prefix}{index}:{target.channel}"
 
 
 def notifiers_for(
-    alert_name: str, targets: Sequence[NotifyTarget], logger: logging.Logger | logging.LoggerAdapter[Any]
+    name: str,
+    targets: Sequence[NotifyTarget],
+    settings: ChannelSettings,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    prefix: str = "",
 ) -> dict[str, Notifier | SentinelError]:
-    """A notifier per notify entry, with ``${VAR}`` resolved now (in the run); an error in place of one that
-    cannot be built, so the other channels still deliver."""
+    """A notifier per target, secrets resolved now (in the run); an error in place of one that cannot be
+    built (e.g. an unset variable), so the other channels still deliver."""
     built: dict[str, Notifier | SentinelError] = {}
     for index, target in enumerate(targets):
-        where = f"alert '{alert_name}': notify[{index}] ({target.channel})"
+        where = f"alert '{name}': {prefix or 'notify'}[{index}] ({target.channel})"
         try:
-            built[channel_id(index, target)] = _build(target, where, logger)
+            built[channel_id(index, target, prefix)] = build_notifier(target, settings, logger, where)
         except SentinelError as exc:
-            built[channel_id(index, target)] = exc
+            built[channel_id(index, target, prefix)] = exc
     return built
-
-
-def _build(target: NotifyTarget, where: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> Notifier:
-    if isinstance(target, WebhookTarget):
-        headers = {k: envsubst.resolve(v, f"{where} header {k}") for k, v in target.headers.items()}
-        return WebhookNotifier(envsubst.resolve(target.url, f"{where} url"), method=target.method, headers=headers)
-    if target.channel == "log":
-        return LogNotifier(logger)
-    raise DeliveryError(
-        target.channel,
-        f"the {target.channel} channel is not available in this version yet; use webhook or log",
-        retryable=False,
-    )
 
 
 def deliver_pending(
@@ -73,28 +71,39 @@ def deliver_pending(
     notifiers: Mapping[str, Notifier | SentinelError],
     *,
     run_id: str | None,
+    retry: RetryPolicy = DEFAULT_RETRY,
     lease: dt.timedelta = dt.timedelta(minutes=5),
     expire_after: dt.timedelta = dt.timedelta(hours=24),
 ) -> list[DeliveryReport]:
     """Send every pending notification of ``alert`` that this run can claim; report each outcome."""
-    reports = [DeliveryReport("*", "*", "expired")] * store.expire(alert, expire_after)
+    reports = [
+        DeliveryReport(i.channel, i.event, "expired", i.attempts, i.last_error)
+        for i in store.expire(alert, expire_after)
+    ]
     for intent in store.pending(alert):
-        if not store.claim(intent.id, run_id, lease):
-            continue  # another run is delivering it right now
-        notifier = notifiers.get(intent.channel)
-        try:
-            if notifier is None:
-                raise DeliveryError(
-                    intent.channel, "this notify entry no longer exists in the alerts file", retryable=False
-                )
-            if isinstance(notifier, SentinelError):
-                raise notifier
-            notifier.send(intent.payload)
-        except SentinelError as exc:
-            retryable = exc.retryable if isinstance(exc, DeliveryError) else True
-            store.finish(intent.id, delivered=False, error=str(exc), permanent=not retryable)
-            reports.append(DeliveryReport(intent.channel, intent.event, "retry" if retryable else "failed", str(exc)))
-        else:
-            store.finish(intent.id, delivered=True)
-            reports.append(DeliveryReport(intent.channel, intent.event, "delivered"))
+        if store.claim(intent.id, run_id, lease):  # False: another run is delivering it right now
+            reports.append(_deliver(store, intent, notifiers.get(intent.channel), retry))
     return reports
+
+
+def _deliver(
+    store: StateStore, intent: Intent, notifier: Notifier | SentinelError | None, retry: RetryPolicy
+) -> DeliveryReport:
+    message = dict(intent.payload)
+    if intent.event in ("reminder", "resolved"):
+        message["receipt"] = store.last_receipt(intent.alert, intent.channel)
+    try:
+        if notifier is None:
+            raise DeliveryError(
+                intent.channel, "this notify entry no longer exists in the alerts file", retryable=False
+            )
+        if isinstance(notifier, SentinelError):
+            raise notifier
+        receipt, attempts = send_with_retries(notifier, message, retry)
+    except SentinelError as exc:
+        retryable = exc.retryable if isinstance(exc, DeliveryError) else True  # e.g. an unset ${VAR}: may be fixed
+        attempts = exc.attempts if isinstance(exc, DeliveryError) else 1
+        store.finish(intent.id, delivered=False, error=str(exc), permanent=not retryable)
+        return DeliveryReport(intent.channel, intent.event, "retry" if retryable else "failed", attempts, str(exc))
+    store.finish(intent.id, delivered=True, receipt=receipt)
+    return DeliveryReport(intent.channel, intent.event, "delivered", attempts)

@@ -18,6 +18,6 @@ class LogNotifier:
         self.logger = logger
 
     def send(self, message: Mapping[str, Any]) -> None:
-        """Log ``message`` as a warning (firing, reminder, error) or info (resolved)."""
-        level = logging.INFO if message.get("event") == "resolved" else logging.WARNING
+        """Log ``message`` as a warning (firing, reminder, error) or info (resolved, test)."""
+        level = logging.INFO if message.get("event") in ("resolved", "test") else logging.WARNING
         self.logger.log(level, f"notification {message_text(message)}")

@@ -1,20 +1,19 @@
-"""The ``webhook`` channel: an HTTP request with a JSON body and an ``Idempotency-Key`` header."""
+"""The ``webhook`` channel: an HTTP request with the message as JSON (or a template) and an Idempotency-Key."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
-from ..redact import redact_text
-from .base import DeliveryError
+from ..templates import render
+from .http import request
 
 __all__ = ["WebhookNotifier"]
 
 
 class WebhookNotifier:
-    """Send each notification as JSON to ``url``; 5xx, 429 and network errors are retryable, other 4xx not."""
+    """Send each notification to ``url``; 5xx, 429 and network errors are retryable, other 4xx are not."""
 
     def __init__(
         self,
@@ -23,28 +22,47 @@ class WebhookNotifier:
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
-        secrets: tuple[str, ...] = (),
+        verify_tls: bool = True,
+        basic_auth: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
+        body_template: str | None = None,
     ) -> None:
         self.url = url
         self.method = method
         self.headers = dict(headers or {})
+        if bearer_token:
+            self.headers["Authorization"] = f"Bearer {bearer_token}"
         self.timeout = timeout
-        self.secrets = (url, *secrets, *self.headers.values())
+        self.verify_tls = verify_tls
+        self.basic_auth = basic_auth
+        self.body_template = body_template
+        self.secrets = tuple(v for v in (*self.headers.values(), bearer_token, *(basic_auth or ())) if v)
 
     def send(self, message: Mapping[str, Any]) -> None:
-        """Send ``message``; raise :class:`DeliveryError` (never showing the URL or header values) on failure."""
-        headers = {"Content-Type": "application/json", **self.headers}
-        headers["Idempotency-Key"] = str(message.get("idempotency_key", ""))
-        try:
-            response = requests.request(
-                self.method, self.url, json=dict(message), headers=headers, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            raise DeliveryError("webhook", self._redact(f"{type(exc).__name__}: {exc}"), retryable=True) from None
-        if response.status_code < 300:
-            return
-        retryable = response.status_code >= 500 or response.status_code in (408, 429)
-        raise DeliveryError("webhook", f"HTTP {response.status_code} {response.reason}", retryable=retryable)
+        """Send ``message``; raise DeliveryError (never showing the URL, headers or credentials) on failure."""
+        headers = {"Idempotency-Key": str(message.get("idempotency_key", "")), **self.headers}
+        if self.body_template is None:
+            headers.setdefault("Content-Type", "application/json")
+            data = json.dumps({k: v for k, v in message.items() if k != "receipt"}, default=str)
+        else:
+            data = render(self.body_template, message)
+            headers.setdefault("Content-Type", "application/json" if _is_json(data) else "text/plain; charset=utf-8")
+        request(
+            "webhook",
+            self.method,
+            self.url,
+            secrets=self.secrets,
+            timeout=self.timeout,
+            data=data.encode("utf-8"),
+            headers=headers,
+            verify=self.verify_tls,
+            auth=self.basic_auth,
+        )
 
-    def _redact(self, text: str) -> str:
-        return redact_text(text, self.secrets)
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -80,6 +80,7 @@ notifications = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
+    sa.Column("receipt", sa.Text),
     sa.Column("lease_until", UTCDateTime),
     sa.Column("run_id", sa.String(64)),
     sa.Column("created_at", UTCDateTime, nullable=False),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -83,14 +83,15 @@ class StateStore:
         labels: AlertLabels,
         outcome: Outcome,
         settings: StateSettings,
-        channels: Mapping[str, bool],
+        channels: Mapping[str, Collection[str]],
         payload: dict[str, Any],
         run_id: str | None,
         dry_run: bool = False,
     ) -> Decision:
         """Decide and, unless ``dry_run``, store the decision with its intents and a history row atomically.
 
-        ``channels`` maps each notify entry's id to its ``send_resolved`` setting.
+        ``channels`` maps each notify entry's id to the events it takes (e.g. no ``resolved`` when
+        ``send_resolved`` is off; only ``error`` for fallback receivers).
         """
         now = self.clock()
         with self.engine.begin() as conn:
@@ -104,8 +105,8 @@ class StateStore:
             self._write_state(conn, decision.state, labels, now)
             if decision.event is not None:
                 status = "pending" if decision.notify else "suppressed"
-                for channel, send_resolved in channels.items():
-                    if decision.event == "resolved" and not send_resolved:
+                for channel, events in channels.items():
+                    if decision.event not in events:
                         continue
                     key = f"{labels.name}/{decision.state.evaluation_count}/{decision.event}/{channel}"
                     conn.execute(
@@ -199,8 +200,17 @@ class StateStore:
             )
         return result.rowcount == 1
 
-    def finish(self, intent_id: int, *, delivered: bool, error: str | None = None, permanent: bool = False) -> None:
-        """Mark a claimed intent delivered, failed for good, or pending again (to retry at the next evaluation)."""
+    def finish(
+        self,
+        intent_id: int,
+        *,
+        delivered: bool,
+        error: str | None = None,
+        permanent: bool = False,
+        receipt: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Mark a claimed intent delivered (with the channel's receipt), failed for good, or pending again
+        (to be retried at the next evaluation)."""
         now = self.clock()
         status = "delivered" if delivered else "failed" if permanent else "pending"
         with self.engine.begin() as conn:
@@ -213,23 +223,44 @@ class StateStore:
                     lease_until=None,
                     updated_at=now,
                     delivered_at=now if delivered else None,
+                    receipt=_dumps(receipt) if receipt else None,
                 )
             )
 
-    def expire(self, alert: str, older_than: dt.timedelta) -> int:
-        """Give up on the alert's pending notifications created more than ``older_than`` ago."""
-        cutoff = self.clock() - older_than
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                sa.update(notifications)
-                .where(
-                    notifications.c.alert == alert,
-                    notifications.c.status == "pending",
-                    notifications.c.created_at < cutoff,
-                )
-                .values(status="expired", updated_at=self.clock())
+    def last_receipt(self, alert: str, channel: str) -> dict[str, Any] | None:
+        """The receipt of the latest delivered firing notification on ``channel`` (e.g. a Slack thread)."""
+        query = (
+            sa.select(notifications.c.receipt)
+            .where(
+                notifications.c.alert == alert,
+                notifications.c.channel == channel,
+                notifications.c.event == "firing",
+                notifications.c.status == "delivered",
             )
-        return int(result.rowcount)
+            .order_by(notifications.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            raw = conn.execute(query).scalar()
+        return json.loads(raw) if raw else None
+
+    def expire(self, alert: str, older_than: dt.timedelta) -> list[Intent]:
+        """Give up on the alert's pending notifications created more than ``older_than`` ago; return them."""
+        cutoff = self.clock() - older_than
+        stale = (
+            notifications.c.alert == alert,
+            notifications.c.status == "pending",
+            notifications.c.created_at < cutoff,
+        )
+        with self.engine.begin() as conn:
+            expired = [_intent(row) for row in conn.execute(sa.select(notifications).where(*stale)).mappings()]
+            if expired:
+                conn.execute(
+                    sa.update(notifications)
+                    .where(notifications.c.id.in_([i.id for i in expired]))
+                    .values(status="expired", updated_at=self.clock())
+                )
+        return expired
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:

@@ -1,0 +1,165 @@
+"""Notification targets in alerts.yaml: one model per channel, written inline or as a named receiver."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from ..envsubst import find_syntax_error
+from ..templates import template_problem
+
+__all__ = [
+    "CHANNELS",
+    "EMAIL_PATTERN",
+    "RECEIVER_TAG",
+    "EmailTarget",
+    "InlineTarget",
+    "LogTarget",
+    "MSTeamsTarget",
+    "NotifyEntry",
+    "NotifyTarget",
+    "PagerDutyTarget",
+    "SlackTarget",
+    "WebhookTarget",
+]
+
+
+def _env_syntax(value: str) -> str:
+    problem = find_syntax_error(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _message_template(value: str) -> str:
+    problem = template_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    if not EMAIL_PATTERN.match(value):
+        raise ValueError(f"invalid email address '{value}'")
+    return value
+
+
+Secret = Annotated[str, AfterValidator(_env_syntax)]
+"""A value that may hold a secret: ``${VAR}`` is resolved only when the notification is sent."""
+MessageTemplate = Annotated[str, AfterValidator(_env_syntax), AfterValidator(_message_template)]
+"""A Jinja2 template over the documented variables, checked when the file loads."""
+EmailAddress = Annotated[str, AfterValidator(_email)]
+
+
+class _Target(BaseModel):
+    """Common behaviour of notification targets: the old ``config:`` nesting is accepted as well as flat keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    send_resolved: bool = Field(default=True, description="Also notify this channel when the alert resolves")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_config(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            nested = data["config"]
+            clash = sorted(set(nested) & (set(data) - {"config"}))
+            if clash:
+                raise ValueError(f"{', '.join(clash)} given both flat and under 'config:'; keep one")
+            return {**{k: v for k, v in data.items() if k != "config"}, **nested}
+        return data
+
+
+class EmailTarget(_Target):
+    """Send an email to ``recipients`` through the SMTP server of the notifications resource (or SMTP_*)."""
+
+    channel: Literal["email"]
+    recipients: list[EmailAddress] = Field(min_length=1)
+    subject: MessageTemplate | None = Field(default=None, description="Subject template")
+    body: MessageTemplate | None = Field(default=None, description="Plain-text body template")
+
+
+class SlackTarget(_Target):
+    """Post to a Slack incoming webhook (``SLACK_WEBHOOK_URL`` by default), or with a bot token to a channel."""
+
+    channel: Literal["slack"]
+    webhook_url: Secret | None = None
+    username: str | None = None
+    text: MessageTemplate | None = Field(default=None, description="Message text template")
+    bot_token: Secret | None = Field(default=None, description="Bot token (xoxb-...): post via chat.postMessage")
+    slack_channel: str | None = Field(default=None, description="Channel for bot-token posting, e.g. #alerts")
+
+    @model_validator(mode="after")
+    def _bot_needs_channel(self) -> SlackTarget:
+        if self.bot_token and not self.slack_channel:
+            raise ValueError("bot_token needs slack_channel (the channel to post to, e.g. '#alerts')")
+        return self
+
+
+class WebhookTarget(_Target):
+    """Call an HTTP endpoint with a JSON body and an ``Idempotency-Key`` header."""
+
+    channel: Literal["webhook"]
+    url: Secret
+    method: Annotated[Literal["GET", "POST", "PUT", "PATCH"], BeforeValidator(lambda v: str(v).upper())] = "POST"
+    headers: dict[str, Secret] = Field(default_factory=dict)
+    timeout: Annotated[float, Field(gt=0, le=300)] = Field(default=10.0, description="Seconds per request")
+    verify_tls: bool = Field(default=True, description="Check the server's TLS certificate")
+    username: str | None = Field(default=None, description="Basic auth user")
+    password: Secret | None = Field(default=None, description="Basic auth password")
+    bearer_token: Secret | None = Field(default=None, description="Sent as 'Authorization: Bearer <token>'")
+    body: MessageTemplate | None = Field(default=None, description="Body template (default: the JSON message)")
+
+
+class PagerDutyTarget(_Target):
+    """Trigger and resolve a PagerDuty incident (Events API v2); ``PAGERDUTY_ROUTING_KEY`` by default."""
+
+    channel: Literal["pagerduty"]
+    routing_key: Secret | None = None
+
+
+class MSTeamsTarget(_Target):
+    """Post a card to a Microsoft Teams workflow or incoming webhook."""
+
+    channel: Literal["msteams"]
+    webhook_url: Secret
+
+
+class LogTarget(_Target):
+    """Write the message to the Dagster run log (no network)."""
+
+    channel: Literal["log"]
+
+
+NotifyTarget = EmailTarget | SlackTarget | WebhookTarget | PagerDutyTarget | MSTeamsTarget | LogTarget
+InlineTarget = Annotated[NotifyTarget, Field(discriminator="channel")]
+"""A target written out in full (receivers are made of these)."""
+CHANNELS = ("email", "slack", "webhook", "pagerduty", "msteams", "log")
+RECEIVER_TAG = "receiver"
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return RECEIVER_TAG
+    if isinstance(value, dict):
+        channel = value.get("channel")
+        return str(channel) if channel is not None else None
+    return getattr(value, "channel", None)
+
+
+NotifyEntry = Annotated[
+    Annotated[EmailTarget, Tag("email")]
+    | Annotated[SlackTarget, Tag("slack")]
+    | Annotated[WebhookTarget, Tag("webhook")]
+    | Annotated[PagerDutyTarget, Tag("pagerduty")]
+    | Annotated[MSTeamsTarget, Tag("msteams")]
+    | Annotated[LogTarget, Tag("log")]
+    | Annotated[str, Tag(RECEIVER_TAG)],
+    Discriminator(_kind),
+]
+"""An item of a ``notify:`` list: a target written inline, or the name of a receiver declared once."""

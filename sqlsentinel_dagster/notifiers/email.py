@@ -1,0 +1,126 @@
+"""The ``email`` channel: SMTP with STARTTLS or implicit TLS, optional login, plain-text and HTML bodies."""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, Literal
+
+from ..redact import redact_text
+from ..templates import render
+from .base import DeliveryError, headline, message_text
+
+__all__ = ["EmailNotifier", "SmtpSettings"]
+
+DEFAULT_SUBJECT = "[{{ event | upper }}] {{ alert_name }} ({{ severity }})"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """How to reach the SMTP server (from the notifications resource, else the SMTP_* variables)."""
+
+    host: str
+    port: int = 587
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: str | None = None
+    from_address: str = "sqlsentinel@localhost"
+    timeout: float = 10.0
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The TLS context: system CAs (or ``ca_file``), verification unless switched off."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if not self.verify_tls:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+class EmailNotifier:
+    """Send each notification as one email to ``recipients``."""
+
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        recipients: Sequence[str],
+        *,
+        subject_template: str | None = None,
+        body_template: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.recipients = list(recipients)
+        self.subject_template = subject_template or DEFAULT_SUBJECT
+        self.body_template = body_template
+
+    def build(self, message: Mapping[str, Any]) -> EmailMessage:
+        """The email: rendered subject, plain-text body and an HTML alternative."""
+        email = EmailMessage()
+        email["Subject"] = render(self.subject_template, message).replace("\n", " ").strip()
+        email["From"] = self.settings.from_address
+        email["To"] = ", ".join(self.recipients)
+        email["X-SQLSentinel-Idempotency-Key"] = str(message.get("idempotency_key", ""))
+        text = render(self.body_template, message) if self.body_template else _default_body(message)
+        email.set_content(text)
+        email.add_alternative(_html(message, text), subtype="html")
+        return email
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Send; SMTP 4xx and connection problems are retryable, 5xx (e.g. a refused address) are not."""
+        email = self.build(message)
+        settings = self.settings
+        secrets = tuple(s for s in (settings.password,) if s)
+        try:
+            if settings.security == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    settings.host, settings.port, timeout=settings.timeout, context=settings.tls_context()
+                )
+            else:
+                smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+            with smtp:
+                if settings.security == "starttls":
+                    smtp.starttls(context=settings.tls_context())
+                if settings.username:
+                    smtp.login(settings.username, settings.password or "")
+                refused = smtp.send_message(email)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(
+                "email",
+                f"recipients refused: {', '.join(exc.recipients)}",
+                retryable=all(400 <= c < 500 for c in codes),
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            reply = (
+                exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            )
+            cause = redact_text(f"SMTP {exc.smtp_code} {reply}", secrets)
+            raise DeliveryError("email", cause, retryable=400 <= exc.smtp_code < 500) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            cause = redact_text(f"{type(exc).__name__}: {exc}", secrets)
+            raise DeliveryError(
+                "email", f"cannot reach {settings.host}:{settings.port}: {cause}", retryable=True
+            ) from None
+        if refused:
+            raise DeliveryError("email", f"recipients refused: {', '.join(refused)}", retryable=False)
+
+
+def _default_body(message: Mapping[str, Any]) -> str:
+    lines = [headline(message), ""]
+    if message.get("description"):
+        lines.append(str(message["description"]))
+    lines.append(message_text(message))
+    for key, value in (message.get("context") or {}).items():
+        lines.append(f"  {key}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def _html(message: Mapping[str, Any], text: str) -> str:
+    link = message.get("run_url")
+    button = f'<p><a href="{html.escape(str(link))}">Open run in Dagster</a></p>' if link else ""
+    return f"<html><body><h3>{html.escape(headline(message))}</h3><pre>{html.escape(text)}</pre>{button}</body></html>"
