@@ -253,7 +253,8 @@ class StateStore:
             notifications.c.created_at < cutoff,
         )
         with self.engine.begin() as conn:
-            expired = [_intent(row) for row in conn.execute(sa.select(notifications).where(*stale)).mappings()]
+            query = sa.select(notifications).where(*stale).order_by(notifications.c.id)
+            expired = [_intent(row) for row in conn.execute(query).mappings()]
             if expired:
                 conn.execute(
                     sa.update(notifications)
