@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 from typing import Any
 
 import click
@@ -13,6 +15,8 @@ from .cli_state import COMMANDS
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
 from .naming import job_name, schedule_name
+from .notifiers.probe import send_test_message
+from .notifiers.registry import ChannelSettings, smtp_from_env
 
 __all__ = ["main"]
 
@@ -85,3 +89,27 @@ def _load_or_exit(path: str) -> LoadedConfig:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(1) from None
+
+
+@main.command(name="test-notify")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("name")
+def test_notify(path: str, name: str) -> None:
+    """Send a test message through the channels of alert NAME in PATH (SMTP_* and ${VAR} from the environment)."""
+    config = _load_or_exit(path)
+    alert = next((a for a in config.alerts if a.name == name), None)
+    if alert is None:
+        raise click.ClickException(f"no alert named '{name}' in {path}")
+    targets = config.targets(alert)
+    if not targets:
+        raise click.ClickException(f"alert '{name}' has no notify channels")
+    settings = ChannelSettings(smtp=smtp_from_env(os.environ))
+    results = send_test_message(alert, targets, settings, logging.getLogger("sqlsentinel"))
+    for result in results:
+        tries = f"{result.attempts} tr{'y' if result.attempts == 1 else 'ies'}"
+        click.echo(
+            f"{result.channel}: "
+            + (f"delivered ({tries})" if result.delivered else f"FAILED ({tries}): {result.error}")
+        )
+    if not all(r.delivered for r in results):
+        raise SystemExit(1)

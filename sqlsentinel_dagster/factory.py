@@ -11,6 +11,7 @@ from pydantic import Field
 
 from .admin_jobs import admin_jobs, prune_schedule
 from .config import AlertConfig, LoadedConfig
+from .meta_alerting import build_failure_sensor, build_test_notify_job
 from .naming import (
     NOTIFICATIONS_RESOURCE_KEY,
     STATE_RESOURCE_KEY,
@@ -49,12 +50,14 @@ def build_definitions(
     ops = {name: build_evaluate_op(name, config) for name in config.file.all_databases()}
     jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
     silence, unsilence, prune = admin_jobs()
+    sensors = [build_failure_sensor(config, jobs)] if config.fallback_targets() and jobs else []
     return dg.Definitions(
-        jobs=[*jobs, silence, unsilence, prune],
+        jobs=[*jobs, silence, unsilence, prune, build_test_notify_job(config)],
         schedules=[
             *(build_schedule(alert, job) for alert, job in zip(config.alerts, jobs, strict=True)),
             prune_schedule(prune),
         ],
+        sensors=sensors,
         resources={
             STATE_RESOURCE_KEY: state or AlertStateResource(),
             NOTIFICATIONS_RESOURCE_KEY: notifications or NotificationsResource(),
