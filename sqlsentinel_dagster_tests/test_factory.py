@@ -123,6 +123,7 @@ class TestDefinitionsShape:
             "sqlsentinel__error_rate",
             "sqlsentinel_prune",
             "sqlsentinel_silence",
+            "sqlsentinel_test_notify",
             "sqlsentinel_unsilence",
         ]
 
