@@ -12,17 +12,19 @@ from .errors import (
 from .evaluate import AlertResult, evaluate_query, parse_result
 from .factory import build_definitions, build_job, build_schedule
 from .naming import job_name, schedule_name
-from .resources import WarehouseResource
+from .resources import AlertStateResource, NotificationsResource, WarehouseResource
 
 __all__ = [
     "AlertConfig",
     "AlertQueryError",
     "AlertResult",
+    "AlertStateResource",
     "AlertsFile",
     "ConfigError",
     "ConfigProblem",
     "DatabaseConfig",
     "LoadedConfig",
+    "NotificationsResource",
     "ResultContractError",
     "SecretResolutionError",
     "SentinelError",

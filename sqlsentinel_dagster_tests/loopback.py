@@ -29,6 +29,11 @@ class Receiver:
     url: str
     requests: list[Received] = field(default_factory=list)
     fail_with: int | None = None
+    fail_times: int = 0
+    """Answer ``fail_with`` only to the first ``fail_times`` requests (0: to every request)."""
+    reply: Any = None
+    """JSON to answer with on success (default: the text 'ok')."""
+    reply_headers: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def delivered(self) -> list[Received]:
@@ -50,12 +55,20 @@ def loopback_receiver() -> Iterator[Receiver]:
                 body: Any = json.loads(raw) if raw else None
             except ValueError:
                 body = raw.decode("utf-8", "replace")
-            status = receiver.fail_with or 200
             with receiver.lock:
+                failing = receiver.fail_with is not None and (
+                    receiver.fail_times == 0 or len(receiver.requests) < receiver.fail_times
+                )
+                status = receiver.fail_with if failing and receiver.fail_with else 200
                 receiver.requests.append(Received(self.command, self.path, dict(self.headers), body, status))
             self.send_response(status)
+            for key, value in receiver.reply_headers.items():
+                self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"fail")
+            if status >= 300:
+                self.wfile.write(b"fail")
+            else:
+                self.wfile.write(json.dumps(receiver.reply).encode() if receiver.reply is not None else b"ok")
 
         do_POST = do_PUT = do_PATCH = _handle
 

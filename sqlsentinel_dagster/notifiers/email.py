@@ -101,6 +101,9 @@ class EmailNotifier:
             )
             cause = redact_text(f"SMTP {exc.smtp_code} {reply}", secrets)
             raise DeliveryError("email", cause, retryable=400 <= exc.smtp_code < 500) from None
+        except ssl.SSLCertVerificationError as exc:
+            cause = f"the server's TLS certificate was refused: {exc.verify_message}"
+            raise DeliveryError("email", f"{settings.host}:{settings.port}: {cause}", retryable=False) from None
         except (OSError, smtplib.SMTPException) as exc:
             cause = redact_text(f"{type(exc).__name__}: {exc}", secrets)
             raise DeliveryError(

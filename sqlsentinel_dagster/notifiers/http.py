@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
+import threading
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -15,6 +21,8 @@ from .base import DeliveryError
 __all__ = ["request"]
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+_TIMEOUT = re.compile(r"(Read|Connect) timed out")
 
 
 def request(
@@ -31,20 +39,58 @@ def request(
     Network errors, timeouts, 408/425/429 and 5xx are retryable (with the server's Retry-After); other 4xx
     are not. Neither the URL nor any of ``secrets`` appears in the error.
     """
+    parts = urlsplit(url)
+    hidden = (url, parts.path if len(parts.path) > 1 else "", parts.query, parts.password or "", *secrets)
     try:
-        response = requests.request(method, url, timeout=timeout, **kwargs)
+        with _REDACTOR.hiding(hidden):
+            response = requests.request(method, url, timeout=timeout, **kwargs)
     except requests.RequestException as exc:
-        cause = redact_text(f"{type(exc).__name__}: {exc}", (url, *secrets))
-        raise DeliveryError(channel, cause, retryable=True) from None
+        reason = _ERRNO.search(str(exc)) or _TIMEOUT.search(str(exc))
+        detail = reason.group(0) if reason else redact_text(str(exc), hidden)
+        cause = f"{type(exc).__name__} to {parts.hostname}:{parts.port or ''}: {detail}".replace(":: ", ": ")
+        raise DeliveryError(channel, redact_text(cause, hidden), retryable=True) from None
     if response.status_code < 300:
         return response
-    detail = redact_text(response.text[:200].strip(), (url, *secrets))
+    detail = redact_text(response.text[:200].strip(), hidden)
     raise DeliveryError(
         channel,
         f"HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else ""),
         retryable=response.status_code in RETRYABLE_STATUS,
         retry_after=_retry_after(response.headers),
     )
+
+
+class _RedactingFilter(logging.Filter):
+    """Redacts the secrets of requests in flight from urllib3's debug log (it logs each request's path)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hiding(self, secrets: tuple[str, ...]) -> Iterator[None]:
+        values = [s for s in secrets if s]
+        with self._lock:
+            self._secrets.update(values)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._secrets.subtract(values)
+                self._secrets += Counter()  # drop the zero counts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = list(self._secrets)
+        if secrets:
+            record.msg = redact_text(record.getMessage(), secrets)
+            record.args = None
+        return True
+
+
+_REDACTOR = _RedactingFilter()
+logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
