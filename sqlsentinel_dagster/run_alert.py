@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
 from .config import AlertConfig, LoadedConfig
 from .config.targets import NotifyTarget
@@ -16,6 +17,7 @@ from .errors import SentinelError
 from .evaluate import AlertResult
 from .naming import TAG_DECISION, TAG_STATUS
 from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_pending, notifiers_for, send_with_retries
+from .redact import redact_text
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource
 from .state.decision import Decision
 from .state.model import Outcome, StateSettings
@@ -47,7 +49,6 @@ def run_alert(
         outcome = Outcome("ERROR", error=str(exc))
     settings = resources.notifications.channel_settings()
     targets, fallback = config.targets(alert), config.fallback_targets()
-    store = resources.state.get_store(context.instance)
     channels: dict[str, set[str]] = {
         channel_id(i, t): {"firing", "reminder", "error", *(["resolved"] if t.send_resolved else [])}
         for i, t in enumerate(targets)
@@ -55,7 +56,17 @@ def run_alert(
     channels.update({channel_id(i, t, FALLBACK): {"error"} for i, t in enumerate(fallback)})
     labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
     payload = _payload(alert, outcome, context.run_id, settings.run_url(context.run_id))
-    decision = store.record(labels, outcome, settings_of(alert), channels, payload, context.run_id, dry_run=dry_run)
+    try:
+        store = resources.state.get_store(context.instance)
+        decision = store.record(labels, outcome, settings_of(alert), channels, payload, context.run_id, dry_run=dry_run)
+    except (sa.exc.SQLAlchemyError, RuntimeError) as exc:
+        context.instance.add_run_tags(context.run_id, {TAG_STATUS: outcome.status})
+        cause = redact_text(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+        raise dg.Failure(
+            description=f"alert '{alert.name}' is {outcome.status} but the alert state could not be recorded "
+            f"(nothing was notified): {cause}",
+            allow_retries=True,
+        ) from None
     reports: list[DeliveryReport] = []
     if not dry_run:
         notifiers = {
