@@ -23,7 +23,7 @@ from sqlsentinel_dagster.naming import TAG_DECISION
 from .loopback import Receiver, loopback_receiver
 
 BIN = Path(sys.executable).parent
-REPEAT_SECONDS = 3
+REPEAT_SECONDS = 20  # long enough that the second run (a few seconds later) is surely before the reminder
 
 
 @dataclass
@@ -109,11 +109,12 @@ def test_firing_reminder_resolved_each_once_and_cli_silence_suppresses(setup: Se
     """Separate processes in sequence send one firing, one reminder after the interval, one resolved; a CLI
     silence suppresses the next firing, which is sent once the silence is lifted."""
     setup.set_error_pct(7.5)
+    first_started = time.monotonic()
     _ok(setup.execute())
     assert setup.events() == ["firing"]
     _ok(setup.execute())
     assert setup.events() == ["firing"] and setup.last_decision() == "already_firing"
-    time.sleep(REPEAT_SECONDS + 0.5)
+    time.sleep(max(0.0, first_started + REPEAT_SECONDS + 1 - time.monotonic()))
     _ok(setup.execute())
     assert setup.events() == ["firing", "reminder"]
     setup.set_error_pct(1.0)
@@ -177,4 +178,4 @@ def test_failing_channel_is_retried_by_later_evaluations_and_delivered_once(
     _ok(setup.execute())
     assert setup.events() == ["firing"]
     keys = {r.body["idempotency_key"] for r in receiver.requests}
-    assert len(receiver.requests) == 3 and len(keys) == 1  # two refused attempts and one delivery, same key
+    assert len(receiver.requests) == 7 and len(keys) == 1  # 2 failed runs x 3 tries, then 1 delivery; one key
