@@ -149,6 +149,8 @@ def test_concurrent_runs_of_a_firing_alert_notify_once(tmp_path: Path, postgres_
     """Eight processes evaluating the same firing alert at the same moment produce exactly one notification."""
     setup = _make_setup(tmp_path, postgres_home, receiver)
     setup.set_error_pct(7.5)
+    with dg.DagsterInstance.from_config(str(postgres_home)):
+        pass  # create Dagster's own tables first: dagster-postgres itself races when 8 processes create them
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: setup.execute(), range(8)))
     for result in results:
