@@ -28,6 +28,7 @@ from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels
 from sqlsentinel_dagster.state.store import StateStore
 
+CHANNELS = {"0:log": {"firing", "reminder", "resolved", "error"}}
 QUERY = (
     "SELECT CASE WHEN MAX(error_pct) > 5 THEN 'ALERT' ELSE 'OK' END AS status, MAX(error_pct) AS actual_value FROM m"
 )
@@ -55,7 +56,7 @@ def run(store: StateStore, warehouse: sa.Engine, iterations: int) -> tuple[list[
         result = evaluate_query(warehouse, alert="bench_alert", database="w", query=QUERY, timeout=10)
         status = "ALERT" if (i // 10) % 2 == 0 else "OK"  # a transition every 10 evaluations, steady in between
         outcome = Outcome(status, result.actual_value)  # type: ignore[arg-type]
-        store.record(labels, outcome, settings, {"0:log": True}, {"alert_name": "bench_alert"}, f"run-{i}")
+        store.record(labels, outcome, settings, CHANNELS, {"alert_name": "bench_alert"}, f"run-{i}")
         deliver_pending(store, "bench_alert", notifiers, run_id=f"run-{i}")  # type: ignore[arg-type]
         cycle.append((time.perf_counter() - started) * 1000)
     return bare, cycle

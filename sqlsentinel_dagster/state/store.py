@@ -42,6 +42,7 @@ class Intent:
     channel: str
     status: str
     payload: dict[str, Any]
+    created_at: dt.datetime
     attempts: int = 0
     last_error: str | None = None
 
@@ -327,6 +328,7 @@ def _intent(row: Any) -> Intent:
         channel=row["channel"],
         status=row["status"],
         payload=json.loads(row["payload"]),
+        created_at=row["created_at"],
         attempts=row["attempts"],
         last_error=row["last_error"],
     )

@@ -1,0 +1,36 @@
+"""The benchmarks still run against the current API (tiny sizes; the figures themselves are not tested)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_state_latency_benchmark_prints_a_row_per_backend(postgres_url: str) -> None:
+    """bench/state_latency.py completes and reports SQLite and Postgres."""
+    result = subprocess.run(
+        [sys.executable, "bench/state_latency.py", "--iterations", "5", "--postgres-url", postgres_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[0].strip() for line in result.stdout.splitlines()[1:]]
+    assert rows == ["sqlite", "postgres"]
+
+
+def test_load_benchmark_prints_ratios() -> None:
+    """bench/load_definitions.py completes for a tiny size and prints a ratio row."""
+    result = subprocess.run(
+        [sys.executable, "bench/load_definitions.py", "--sizes", "5", "--repeat", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = result.stdout.splitlines()[-1].split("|")
+    assert last[0].strip() == "5" and last[1].strip().endswith("x")
