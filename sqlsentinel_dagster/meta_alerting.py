@@ -9,10 +9,8 @@ import dagster as dg
 from pydantic import Field
 
 from .config import LoadedConfig
-from .errors import SentinelError
 from .naming import NOTIFICATIONS_RESOURCE_KEY, TAG_ALERT, TAG_DECISION
-from .notifiers import notifiers_for, send_with_retries
-from .notifiers.probe import send_test_message
+from .notifiers.probe import broadcast, send_test_message
 from .resources import NotificationsResource
 from .run_alert import FALLBACK
 
@@ -75,6 +73,7 @@ def build_failure_sensor(config: LoadedConfig, jobs: Sequence[dg.JobDefinition])
         if TAG_DECISION in run.tags:
             return  # the alert recorded its outcome and notified through its own channels
         alert = run.tags.get(TAG_ALERT, run.job_name)
+        settings = sqlsentinel_notifications.channel_settings()
         error = context.failure_event.message or "the run failed"
         message = {
             "alert_name": alert,
@@ -84,17 +83,11 @@ def build_failure_sensor(config: LoadedConfig, jobs: Sequence[dg.JobDefinition])
             "error": error,
             "severity": run.tags.get("sqlsentinel/severity", "error"),
             "run_id": run.run_id,
-            "run_url": sqlsentinel_notifications.channel_settings().run_url(run.run_id),
-            "idempotency_key": f"{alert}/run-failure/{run.run_id}",
+            "run_url": settings.run_url(run.run_id),
         }
-        settings = sqlsentinel_notifications.channel_settings()
-        logger = logging.getLogger("sqlsentinel")
-        for channel, notifier in notifiers_for(alert, fallback, settings, logger, FALLBACK).items():
-            try:
-                if isinstance(notifier, SentinelError):
-                    raise notifier
-                send_with_retries(notifier, message, settings.retry)
-            except SentinelError as exc:
-                context.log.error(f"fallback {channel} could not be told about run {run.run_id}: {exc}")
+        key = f"{alert}/run-failure/{run.run_id}"
+        for result in broadcast(alert, fallback, message, key, settings, logging.getLogger("sqlsentinel"), FALLBACK):
+            if not result.delivered:
+                context.log.error(f"fallback {result.channel} could not be told about run {run.run_id}: {result.error}")
 
     return tell_fallback

@@ -16,7 +16,8 @@ from .config.targets import NotifyTarget
 from .errors import SentinelError
 from .evaluate import AlertResult
 from .naming import TAG_DECISION, TAG_STATUS
-from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_pending, notifiers_for, send_with_retries
+from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_pending, notifiers_for
+from .notifiers.probe import broadcast
 from .redact import redact_text
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource
 from .state.decision import Decision
@@ -118,16 +119,13 @@ def _tell_fallback(
         "event": "error",
         "error": f"notification(s) of alert '{alert.name}' could not be delivered: {lost}",
         "reason": "delivery failed",
-        "idempotency_key": f"{alert.name}/fallback/{context.run_id}",
     }
-    for channel, notifier in notifiers_for(alert.name, fallback, settings, context.log, FALLBACK).items():
-        try:
-            if isinstance(notifier, SentinelError):
-                raise notifier
-            send_with_retries(notifier, message, settings.retry)
-            context.log.warning(f"told fallback {channel} that notifications of '{alert.name}' were lost")
-        except SentinelError as exc:
-            context.log.error(f"fallback {channel} could not be told either: {exc}")
+    key = f"{alert.name}/fallback/{context.run_id}"
+    for result in broadcast(alert.name, fallback, message, key, settings, context.log, FALLBACK):
+        if result.delivered:
+            context.log.warning(f"told fallback {result.channel} that notifications of '{alert.name}' were lost")
+        else:
+            context.log.error(f"fallback {result.channel} could not be told either: {result.error}")
 
 
 def settings_of(alert: AlertConfig) -> StateSettings:

@@ -140,4 +140,4 @@ def test_run_failure_sensor_tells_the_fallback_about_unexpected_failures(
         told["alert_name"] == "error_rate"
         and told["reason"] == "alert job sqlsentinel__error_rate failed before recording an outcome"
     )
-    assert told["idempotency_key"] == f"error_rate/run-failure/{run.run_id}"
+    assert told["idempotency_key"] == f"error_rate/run-failure/{run.run_id}/fallback:0:webhook"

@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from .._cron import is_valid_cron
-from ..envsubst import find_syntax_error
-from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget
+from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget, Secret
 
 __all__ = [
     "CHANNELS",
@@ -91,13 +90,6 @@ def _scalar_to_text(value: Any) -> Any:
     return str(value).lower() if isinstance(value, bool) else str(value) if isinstance(value, int | float) else value
 
 
-def _template(value: str) -> str:
-    problem = find_syntax_error(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
 def _query(value: str) -> str:
     if not value.strip():
         raise ValueError("the query is empty; write a SELECT that returns a 'status' column ('ALERT' or 'OK')")
@@ -121,7 +113,6 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 Owner = Annotated[str, AfterValidator(_owner)]
 TagKey = Annotated[str, AfterValidator(_tag_key)]
 TagValue = Annotated[str, BeforeValidator(_scalar_to_text)]
-Template = Annotated[str, AfterValidator(_template)]
 Streak = Annotated[int, Field(ge=1, le=1000)]
 Query = Annotated[str, AfterValidator(_query)]
 
@@ -133,7 +124,7 @@ class _Strict(BaseModel):
 class DatabaseConfig(_Strict):
     """A warehouse connection. The URL may contain ``${VAR}``; it is resolved inside the run, never earlier."""
 
-    url: Template = Field(description="SQLAlchemy URL, e.g. postgresql://user:${DB_PASSWORD}@host/db")
+    url: Secret = Field(description="SQLAlchemy URL, e.g. postgresql://user:${DB_PASSWORD}@host/db")
     dialect: str | None = Field(
         default=None,
         description="sqlglot dialect used to check queries are read-only; inferred from the URL when omitted",

@@ -21,6 +21,7 @@ __all__ = [
     "NotifyEntry",
     "NotifyTarget",
     "PagerDutyTarget",
+    "Secret",
     "SlackTarget",
     "WebhookTarget",
 ]

@@ -15,7 +15,7 @@ from .deliver import notifiers_for
 from .registry import ChannelSettings
 from .retry import send_with_retries
 
-__all__ = ["ProbeResult", "send_test_message"]
+__all__ = ["ProbeResult", "broadcast", "send_test_message"]
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,28 @@ def send_test_message(
         "run_id": run_id,
         "run_url": settings.run_url(run_id) if run_id else None,
     }
+    return broadcast(alert.name, targets, message, f"{alert.name}/test/{now.timestamp():.0f}", settings, logger)
+
+
+def broadcast(
+    name: str,
+    targets: Sequence[NotifyTarget],
+    message: dict[str, Any],
+    key: str,
+    settings: ChannelSettings,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    prefix: str = "",
+) -> list[ProbeResult]:
+    """Send ``message`` straight to every target (with retries, outside the notification ledger) and report
+    each outcome; the idempotency key is ``<key>/<channel>``. Used for test messages and fallback notices."""
     results = []
-    for channel, notifier in notifiers_for(alert.name, targets, settings, logger).items():
-        payload = {**message, "idempotency_key": f"{alert.name}/test/{now.timestamp():.0f}/{channel}"}
+    for channel, notifier in notifiers_for(name, targets, settings, logger, prefix).items():
         try:
             if isinstance(notifier, SentinelError):
                 raise notifier
-            _, attempts = send_with_retries(notifier, payload, settings.retry)
+            _, attempts = send_with_retries(
+                notifier, {**message, "idempotency_key": f"{key}/{channel}"}, settings.retry
+            )
             results.append(ProbeResult(channel, True, attempts))
         except SentinelError as exc:
             results.append(ProbeResult(channel, False, getattr(exc, "attempts", 1), str(exc)))
