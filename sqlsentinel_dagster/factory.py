@@ -11,6 +11,7 @@ from pydantic import Field
 
 from .admin_jobs import admin_jobs, prune_schedule
 from .config import AlertConfig, LoadedConfig
+from .errors import SecretResolutionError
 from .meta_alerting import build_failure_sensor, build_test_notify_job
 from .naming import (
     NOTIFICATIONS_RESOURCE_KEY,
@@ -59,14 +60,44 @@ def build_definitions(
         ],
         sensors=sensors,
         resources={
-            STATE_RESOURCE_KEY: state or AlertStateResource(),
-            NOTIFICATIONS_RESOURCE_KEY: notifications or NotificationsResource(),
+            STATE_RESOURCE_KEY: bind_at_run_time(state or AlertStateResource()),
+            NOTIFICATIONS_RESOURCE_KEY: bind_at_run_time(notifications or NotificationsResource()),
             **{
-                warehouse_resource_key(name): WarehouseResource(config_path=str(config.path), database=name)
+                warehouse_resource_key(name): bind_at_run_time(
+                    WarehouseResource(config_path=str(config.path), database=name), f"Warehouse '{name}'"
+                )
                 for name in config.file.all_databases()
             },
         },
     )
+
+
+def bind_at_run_time(resource: dg.ConfigurableResource, label: str = "") -> dg.ResourceDefinition:  # type: ignore[type-arg]
+    """``resource`` as a resource without a run-config schema, initialized (``EnvVar`` fields resolved) when a
+    run starts.
+
+    Every top-level resource's config schema is copied into every job's snapshot; with thousands of alert jobs
+    that doubled the snapshot the webserver loads. Settings are given in Python (``build_definitions(...,
+    notifications=NotificationsResource(...))``), so nothing is lost but per-run overrides in the Launchpad.
+    """
+    summary = (type(resource).__doc__ or "").strip().splitlines()[0]
+    return dg.ResourceDefinition(
+        resource_fn=lambda _context: _with_env_resolved(resource),
+        description=f"{label}: {summary}" if label else summary,
+    )
+
+
+def _with_env_resolved(resource: dg.ConfigurableResource) -> dg.ConfigurableResource:  # type: ignore[type-arg]
+    """A copy of ``resource`` with every ``dg.EnvVar`` field replaced by the variable's value, read now."""
+    values: dict[str, Any] = {}
+    for name in type(resource).model_fields:
+        value = getattr(resource, name)
+        if isinstance(value, dg.EnvVar):
+            value = value.get_value()
+            if value is None:
+                raise SecretResolutionError(f"{type(resource).__name__}.{name}", getattr(resource, name).env_var_name)
+        values[name] = value
+    return type(resource)(**values)
 
 
 class EvaluateConfig(dg.Config):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -145,14 +145,23 @@ class NotificationsResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         )
 
 
-@functools.lru_cache(maxsize=16)
+_STORES: dict[str, StateStore] = {}
+_ENGINES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
 def _store(url: str) -> StateStore:
-    return StateStore.from_url(url)
+    with _LOCK:
+        if url not in _STORES:
+            _STORES[url] = StateStore.from_url(url)
+        return _STORES[url]
 
 
-@functools.lru_cache(maxsize=64)
 def _engine(url: str) -> Engine:
-    return create_warehouse_engine(url)
+    with _LOCK:
+        if url not in _ENGINES:
+            _ENGINES[url] = create_warehouse_engine(url)
+        return _ENGINES[url]
 
 
 _CONFIGS: dict[str, tuple[int, LoadedConfig]] = {}

@@ -167,14 +167,14 @@ def test_run_launched_through_the_webserver_graphql_api_succeeds(dagster_dev: in
 
 
 def test_ui_resource_view_shows_no_database_url(dagster_dev: int) -> None:
-    """The webserver's view of the warehouse resource shows where the URL is written, not the URL."""
+    """The webserver lists the warehouse resource with its description, and nothing in it shows the URL."""
     query = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {
         ... on RepositoryLocation { repositories { allTopLevelResourceDetails {
-            name configuredValues { key value } } } } } } } } }"""
+            name description configuredValues { key value } } } } } } } } }"""
     reply = requests.post(f"http://127.0.0.1:{dagster_dev}/graphql", json={"query": query}, timeout=10).json()
     repo = reply["data"]["workspaceOrError"]["locationEntries"][0]["locationOrLoadError"]["repositories"][0]
-    resources = {
-        r["name"]: {v["key"]: v["value"] for v in r["configuredValues"]} for r in repo["allTopLevelResourceDetails"]
-    }
+    resources = {r["name"]: r for r in repo["allTopLevelResourceDetails"]}
     warehouse = resources["sqlsentinel_warehouse__default"]
-    assert set(warehouse) == {"config_path", "database"} and "sqlite://" not in str(warehouse)
+    assert warehouse["description"].startswith("Warehouse 'default': A warehouse named in an alerts file")
+    assert "sqlite://" not in str(resources) and "warehouse.db" not in str(resources)
+    assert {"sqlsentinel_state", "sqlsentinel_notifications"} <= set(resources)
