@@ -7,12 +7,13 @@ values), so a typo is a validation error, not a broken notification at 3am. The 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = ["SAMPLE", "VARIABLES", "render", "template_problem"]
 
@@ -56,9 +57,16 @@ SAMPLE: dict[str, Any] = {
     "idempotency_key": "orders_late/1/firing/0:email",
 }
 
-_STRICT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-# At send time a missing context column renders empty rather than losing the notification.
-_LENIENT = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=True)
+
+@functools.cache
+def _environment(strict: bool) -> SandboxedEnvironment:
+    """The sandbox: strict for checking templates; lenient when sending, so that a context column missing from
+    one evaluation renders empty rather than losing the notification. (Jinja2 is imported on first use.)"""
+    from jinja2 import ChainableUndefined, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    undefined = StrictUndefined if strict else ChainableUndefined
+    return SandboxedEnvironment(undefined=undefined, autoescape=False, keep_trailing_newline=True)
 
 
 class _AnyColumns(dict[str, Any]):
@@ -78,15 +86,18 @@ def _modernize(text: str) -> str:
 
 def template_problem(text: str) -> str | None:
     """Why ``text`` is not a usable template (syntax, unknown variable, failed trial render), or None."""
+    from jinja2 import TemplateError, meta
+
     source = _modernize(text)
+    strict = _environment(True)
     try:
-        unknown = sorted(meta.find_undeclared_variables(_STRICT.parse(source)) - VARIABLES.keys())
+        unknown = sorted(meta.find_undeclared_variables(strict.parse(source)) - VARIABLES.keys())
     except TemplateError as exc:
-        return f"template error: {exc}"
+        return f"template error: {str(exc).splitlines()[0]}"
     if unknown:
         return f"unknown template variable(s) {', '.join(unknown)}; available: {', '.join(VARIABLES)}"
     try:
-        _STRICT.from_string(source).render({**SAMPLE, "context": _AnyColumns(SAMPLE["context"])})
+        strict.from_string(source).render({**SAMPLE, "context": _AnyColumns(SAMPLE["context"])})
     except (TemplateError, TypeError, ValueError, ArithmeticError) as exc:
         return f"template fails to render with sample values: {exc}"
     return None
@@ -97,4 +108,4 @@ def render(text: str, message: Mapping[str, Any]) -> str:
     values = {name: message.get(name) for name in VARIABLES}
     values["run_url"] = values["run_url"] or ""
     values["silence"] = values["silence"] or ""
-    return _LENIENT.from_string(_modernize(text)).render(values)
+    return _environment(False).from_string(_modernize(text)).render(values)

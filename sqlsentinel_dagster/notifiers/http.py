@@ -10,13 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
 
 from ..redact import redact_text
 from .base import DeliveryError
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["request"]
 
@@ -39,6 +40,8 @@ def request(
     Network errors, timeouts, 408/425/429 and 5xx are retryable (with the server's Retry-After); other 4xx
     are not. Neither the URL nor any of ``secrets`` appears in the error.
     """
+    import requests  # imported on first send: loading definitions does not need it
+
     parts = urlsplit(url)
     hidden = (url, parts.path if len(parts.path) > 1 else "", parts.query, parts.password or "", *secrets)
     try:
