@@ -12,9 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .rows import silence_from_row, state_from_json
 from .schema import UTCDateTime, alert_state, history, notifications, silences
 from .silences import AlertLabels, Matcher, Silence
-from .store import StateStore, silence_from_row, state_from_json
+from .store import StateStore
 
 __all__ = [
     "AlertStatus",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,8 +18,9 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from .decision import Decision, decide
 from .model import AlertState, Outcome, StateSettings
+from .rows import Intent, dumps, intent_from_row, silence_from_row, state_from_json, text_or_none
 from .schema import alert_state, history, migrate, notifications, silences
-from .silences import AlertLabels, Silence, parse_matcher
+from .silences import AlertLabels, Silence
 
 __all__ = ["Clock", "Intent", "StateStore", "utcnow"]
 
@@ -29,22 +30,6 @@ Clock = Callable[[], dt.datetime]
 def utcnow() -> dt.datetime:
     """The system clock, in UTC."""
     return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True)
-class Intent:
-    """A notification to deliver (or recorded as suppressed): one event of one alert on one channel."""
-
-    id: int
-    key: str
-    alert: str
-    event: str
-    channel: str
-    status: str
-    payload: dict[str, Any]
-    created_at: dt.datetime
-    attempts: int = 0
-    last_error: str | None = None
 
 
 def create_state_engine(url: str) -> sa.Engine:
@@ -118,7 +103,7 @@ class StateStore:
                             channel=channel,
                             status=status,
                             reason=decision.reason,
-                            payload=_dumps(
+                            payload=dumps(
                                 {**payload, "event": decision.event, "reason": decision.reason, "idempotency_key": key}
                             ),
                             run_id=run_id,
@@ -131,8 +116,8 @@ class StateStore:
                     alert=labels.name,
                     evaluated_at=now,
                     status=outcome.status,
-                    actual_value=_text(outcome.actual_value),
-                    threshold=_text(outcome.threshold),
+                    actual_value=text_or_none(outcome.actual_value),
+                    threshold=text_or_none(outcome.threshold),
                     error=outcome.error,
                     duration_ms=outcome.duration_ms,
                     decision=decision.code,
@@ -158,8 +143,8 @@ class StateStore:
             .values(
                 condition=state.condition,
                 last_status=state.last_status,
-                data=_dumps(asdict(state)),
-                labels=_dumps(asdict(labels)),
+                data=dumps(asdict(state)),
+                labels=dumps(asdict(labels)),
                 updated_at=now,
             )
         )
@@ -178,7 +163,7 @@ class StateStore:
             .order_by(notifications.c.id)
         )
         with self.engine.connect() as conn:
-            return [_intent(row) for row in conn.execute(query).mappings()]
+            return [intent_from_row(row) for row in conn.execute(query).mappings()]
 
     def claim(self, intent_id: int, run_id: str | None, lease: dt.timedelta) -> bool:
         """Take the right to send ``intent_id`` for ``lease``; False if delivered or claimed by another run."""
@@ -224,7 +209,7 @@ class StateStore:
                     lease_until=None,
                     updated_at=now,
                     delivered_at=now if delivered else None,
-                    receipt=_dumps(receipt) if receipt else None,
+                    receipt=dumps(receipt) if receipt else None,
                 )
             )
 
@@ -255,7 +240,7 @@ class StateStore:
         )
         with self.engine.begin() as conn:
             query = sa.select(notifications).where(*stale).order_by(notifications.c.id)
-            expired = [_intent(row) for row in conn.execute(query).mappings()]
+            expired = [intent_from_row(row) for row in conn.execute(query).mappings()]
             if expired:
                 conn.execute(
                     sa.update(notifications)
@@ -274,61 +259,3 @@ def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
     if name in ("mysql", "mariadb"):
         return mysql.insert(table).prefix_with("IGNORE")
     raise RuntimeError(f"the state store does not support {name} databases; use SQLite, PostgreSQL or MySQL")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, sort_keys=True)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, int | float | str):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-_DATETIME_FIELDS = {f.name for f in fields(AlertState) if "datetime" in str(f.type)}
-
-
-def state_from_json(alert: str, data: str) -> AlertState:
-    raw = json.loads(data)
-    known = {f.name for f in fields(AlertState)}
-    values: dict[str, Any] = {
-        k: (dt.datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v else v) for k, v in raw.items() if k in known
-    }
-    return AlertState(**{**values, "alert": alert})
-
-
-def silence_from_row(row: Any) -> Silence:
-    return Silence(
-        id=row["id"],
-        matchers=tuple(parse_matcher(m) for m in json.loads(row["matchers"])),
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        author=row["author"],
-        reason=row["reason"],
-        created_at=row["created_at"],
-    )
-
-
-def _intent(row: Any) -> Intent:
-    return Intent(
-        id=row["id"],
-        key=row["key"],
-        alert=row["alert"],
-        event=row["event"],
-        channel=row["channel"],
-        status=row["status"],
-        payload=json.loads(row["payload"]),
-        created_at=row["created_at"],
-        attempts=row["attempts"],
-        last_error=row["last_error"],
-    )
