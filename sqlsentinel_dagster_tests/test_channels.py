@@ -244,3 +244,14 @@ def test_unreachable_endpoint_is_retryable_and_url_is_redacted(caplog: pytest.Lo
         WebhookNotifier(url, timeout=2).send(MESSAGE)
     assert caught.value.retryable and "T0KEN-in-path" not in str(caught.value)
     assert "ConnectionError" in str(caught.value)
+
+
+def test_a_template_failing_on_real_data_fails_only_that_channel(receiver: Receiver) -> None:
+    """A body template that breaks on this evaluation's values is a permanent failure of that channel, not a crash."""
+    notifier = WebhookNotifier(receiver.url, body_template="{{ actual_value / context.zero }}")
+    with pytest.raises(DeliveryError) as caught:
+        send_with_retries(notifier, {**MESSAGE, "context": {"zero": 0}}, RetryPolicy(attempts=3))
+    assert not caught.value.retryable and caught.value.attempts == 1 and receiver.requests == []
+    assert (
+        str(caught.value) == "webhook: could not build or send the message: ZeroDivisionError: float division by zero"
+    )

@@ -38,7 +38,15 @@ def send_with_retries(
     attempt = 1
     while True:
         try:
-            return notifier.send(message), attempt
+            try:
+                return notifier.send(message), attempt
+            except DeliveryError:
+                raise
+            except Exception as exc:  # a template that fails on this data, a bug in a channel: that channel only
+                cause = f"could not build or send the message: {type(exc).__name__}: {exc}"
+                raise DeliveryError(
+                    type(notifier).__name__.removesuffix("Notifier").lower(), cause, retryable=False
+                ) from None
         except DeliveryError as exc:
             exc.attempts = attempt
             if not exc.retryable or attempt >= policy.attempts:
