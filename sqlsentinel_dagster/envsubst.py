@@ -13,15 +13,10 @@ from collections.abc import Mapping
 
 from .errors import SecretResolutionError
 
-__all__ = ["find_syntax_error", "references", "resolve"]
+__all__ = ["find_syntax_error", "resolve"]
 
 _REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _ANY_DOLLAR_BRACE = re.compile(r"\$\{[^}]*\}?")
-
-
-def references(text: str) -> list[str]:
-    """Return the names of the variables ``text`` refers to, in order."""
-    return [m.group("name") for m in _REFERENCE.finditer(text)]
 
 
 def find_syntax_error(text: str) -> str | None:
