@@ -12,7 +12,7 @@ from .config import LoadedConfig
 from .naming import NOTIFICATIONS_RESOURCE_KEY, TAG_ALERT, TAG_DECISION
 from .notifiers.probe import broadcast, send_test_message
 from .resources import NotificationsResource
-from .run_alert import FALLBACK
+from .cycle import FALLBACK
 
 __all__ = ["TestNotifyConfig", "build_failure_sensor", "build_test_notify_job"]
 

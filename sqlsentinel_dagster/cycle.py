@@ -1,0 +1,220 @@
+"""One alert's cycle, without Dagster: evaluate the query, decide and record, deliver, tell the fallback.
+
+Every way of running alerts (a job per alert, a batch of asset checks, the CLI) calls :func:`run_cycle` and
+only differs in how it shows the returned :class:`AlertCycle`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from .config import AlertConfig, LoadedConfig
+from .config.targets import NotifyTarget
+from .errors import SentinelError
+from .evaluate import AlertResult
+from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_pending, notifiers_for
+from .notifiers.probe import broadcast
+from .redact import redact_text
+from .state.decision import Decision
+from .state.model import Outcome, StateSettings
+from .state.silences import AlertLabels
+from .state.store import StateStore
+
+__all__ = ["FALLBACK", "AlertCycle", "CycleSettings", "json_safe", "run_cycle", "settings_of"]
+
+FALLBACK = "fallback:"
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    """What every cycle of a run shares: channel settings, delivery lease and expiry, the run's identity."""
+
+    channels: ChannelSettings
+    lease: dt.timedelta
+    expire_after: dt.timedelta
+    run_id: str | None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class AlertCycle:
+    """What one evaluation of one alert did: its outcome, the decision, and each notification's fate."""
+
+    alert: AlertConfig
+    outcome: Outcome
+    result: AlertResult | None = None
+    decision: Decision | None = None
+    reports: list[DeliveryReport] = field(default_factory=list)
+    query_error: str | None = None
+    """The query failed or broke the result contract (the outcome is ERROR)."""
+    state_error: str | None = None
+    """The outcome could not be recorded, so nothing was notified; worth retrying the run."""
+    dry_run: bool = False
+
+    @property
+    def undelivered(self) -> list[DeliveryReport]:
+        """Notifications this cycle tried and did not deliver."""
+        return [r for r in self.reports if r.outcome != "delivered"]
+
+    @property
+    def failure(self) -> str | None:
+        """Why the run evaluating this alert must fail, or None."""
+        if self.state_error:
+            return self.state_error
+        if self.query_error:
+            return self.query_error
+        if self.undelivered:
+            lines = "; ".join(f"{r.event} via {r.channel}: {r.error} ({_what_next(r)})" for r in self.undelivered)
+            return f"alert '{self.alert.name}': {len(self.undelivered)} notification(s) not delivered: {lines}"
+        return None
+
+    def shown_values(self) -> dict[str, Any]:
+        """``actual_value``, ``threshold`` and ``context`` as JSON values (for metadata and logs)."""
+        values: dict[str, Any] = json_safe(
+            {"actual_value": self.outcome.actual_value, "threshold": self.outcome.threshold, "context": self.outcome.context}
+        )
+        return values
+
+    def summary(self) -> str:
+        """One line: the alert, its status and values, and the decision."""
+        values = self.shown_values()
+        prefix = "dry run: " if self.dry_run else ""
+        shown = f"value {values['actual_value']!r}, threshold {values['threshold']!r}"
+        reason = self.decision.reason if self.decision else "not recorded"
+        return f"{prefix}alert '{self.alert.name}' is {self.outcome.status} ({shown}); decision: {reason}"
+
+
+def run_cycle(
+    alert: AlertConfig,
+    config: LoadedConfig,
+    evaluate: Callable[[AlertConfig], AlertResult],
+    store: Callable[[], StateStore],
+    settings: CycleSettings,
+    logger: Logger,
+) -> AlertCycle:
+    """Evaluate ``alert``, record the decision, deliver what is pending; never raises for the alert's own errors."""
+    query_error: str | None = None
+    result: AlertResult | None = None
+    try:
+        result = evaluate(alert)
+        outcome = Outcome(result.status, result.actual_value, result.threshold, result.context, None, result.duration_ms)
+    except SentinelError as exc:
+        query_error = str(exc)
+        outcome = Outcome("ERROR", error=str(exc))
+    targets, fallback = config.targets(alert), config.fallback_targets()
+    channels: dict[str, set[str]] = {
+        channel_id(i, t): {"firing", "reminder", "error", *(["resolved"] if t.send_resolved else [])}
+        for i, t in enumerate(targets)
+    }
+    channels.update({channel_id(i, t, FALLBACK): {"error"} for i, t in enumerate(fallback)})
+    labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
+    run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
+    payload = _payload(alert, outcome, settings.run_id, run_url)
+    common = {"alert": alert, "outcome": outcome, "result": result, "query_error": query_error}
+    try:
+        state = store()
+        decision = state.record(
+            labels, outcome, settings_of(alert), channels, payload, settings.run_id, dry_run=settings.dry_run
+        )
+    except (sa.exc.SQLAlchemyError, RuntimeError) as exc:
+        cause = redact_text(str(getattr(exc, "orig", None) or exc).splitlines()[0])
+        state_error = (
+            f"alert '{alert.name}' is {outcome.status} but the alert state could not be recorded "
+            f"(nothing was notified): {cause}"
+        )
+        return AlertCycle(**common, state_error=state_error, dry_run=settings.dry_run)
+    reports: list[DeliveryReport] = []
+    if not settings.dry_run:
+        notifiers = {
+            **notifiers_for(alert.name, targets, settings.channels, logger),
+            **notifiers_for(alert.name, fallback, settings.channels, logger, FALLBACK),
+        }
+        reports = deliver_pending(
+            state,
+            alert.name,
+            notifiers,
+            run_id=settings.run_id,
+            retry=settings.channels.retry,
+            lease=settings.lease,
+            expire_after=settings.expire_after,
+        )
+        given_up = [r for r in reports if r.given_up]
+        _tell_fallback(alert, payload, given_up, fallback, settings, logger)
+    return AlertCycle(**common, decision=decision, reports=reports, dry_run=settings.dry_run)
+
+
+def settings_of(alert: AlertConfig) -> StateSettings:
+    """The state-machine settings of ``alert``."""
+    interval = dt.timedelta(seconds=alert.repeat_interval) if alert.repeat_interval else None
+    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after)
+
+
+def json_safe(values: Any) -> Any:
+    """Database values (Decimal, datetime, ...) as JSON values: numbers stay numbers, the rest become text."""
+    return json.loads(json.dumps(values, default=lambda v: float(v) if isinstance(v, Decimal) else str(v)))
+
+
+def _tell_fallback(
+    alert: AlertConfig,
+    payload: dict[str, Any],
+    given_up: list[DeliveryReport],
+    fallback: list[NotifyTarget],
+    settings: CycleSettings,
+    logger: Logger,
+) -> None:
+    """Tell the fallback receivers about notifications that will never be delivered."""
+    if not given_up or not fallback:
+        return
+    lost = "; ".join(f"{r.event} via {r.channel} ({r.outcome}: {r.error})" for r in given_up)
+    message = {
+        **payload,
+        "event": "error",
+        "error": f"notification(s) of alert '{alert.name}' could not be delivered: {lost}",
+        "reason": "delivery failed",
+    }
+    key = f"{alert.name}/fallback/{settings.run_id}"
+    for result in broadcast(alert.name, fallback, message, key, settings.channels, logger, FALLBACK):
+        if result.delivered:
+            logger.warning(f"told fallback {result.channel} that notifications of '{alert.name}' were lost")
+        else:
+            logger.error(f"fallback {result.channel} could not be told either: {result.error}")
+
+
+def _what_next(report: DeliveryReport) -> str:
+    tries = f"{report.attempts} tr{'y' if report.attempts == 1 else 'ies'}"
+    return {
+        "retry": f"{tries}; will retry at the next evaluation",
+        "failed": f"{tries}; not retryable, given up",
+        "expired": "undelivered past the expiry, given up",
+    }[report.outcome]
+
+
+def _payload(alert: AlertConfig, outcome: Outcome, run_id: str | None, run_url: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = json_safe(
+        {
+            "alert_name": alert.name,
+            "status": outcome.status,
+            "actual_value": outcome.actual_value,
+            "threshold": outcome.threshold,
+            "context": outcome.context,
+            "error": outcome.error,
+            "description": alert.description,
+            "severity": alert.severity,
+            "owners": list(alert.owners),
+            "tags": dict(alert.tags),
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "run_id": run_id,
+            "run_url": run_url,
+        }
+    )
+    return payload
