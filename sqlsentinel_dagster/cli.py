@@ -52,9 +52,12 @@ def list_alerts(path: str, next_count: int, as_json: bool) -> None:
     for row in rows:
         state = "enabled" if row["enabled"] else "disabled"
         click.echo(f"{row['name']}  [{row['severity']}, {state}, schedule {row['schedule_status']}]")
-        click.echo(f"  schedule:  {row['schedule']} ({row['timezone']})")
+        click.echo(f"  schedule:  {row['schedule'] or 'none'} ({row['timezone']})")
         click.echo(f"  next runs: {', '.join(row['next_runs']) or '-'}")
         click.echo(f"  database:  {row['database']}")
+        if row["asset"]:
+            after = " (and after each materialization)" if row["on_materialization"] else ""
+            click.echo(f"  asset:     {row['asset']}{after}")
         click.echo(f"  channels:  {', '.join(row['channels']) or '(none)'}")
         click.echo(f"  job:       {row['job']}")
         click.echo(f"  schedule name: {row['schedule_name']}")
@@ -73,11 +76,15 @@ def _rows(config: LoadedConfig, next_count: int, now: dt.datetime) -> list[dict[
             "schedule": alert.schedule,
             "timezone": alert.timezone,
             "schedule_status": "running" if alert.schedule_running else "stopped",
-            "next_runs": [t.isoformat() for t in next_ticks(alert.schedule, alert.timezone, now, next_count)],
+            "next_runs": [t.isoformat() for t in next_ticks(alert.schedule, alert.timezone, now, next_count)]
+            if alert.schedule
+            else [],
+            "asset": "/".join(alert.asset) if alert.asset else None,
+            "on_materialization": alert.on_materialization,
             "database": config.database_name(alert),
             "channels": [target.channel for target in config.targets(alert)],
             "job": job_name(alert.name),
-            "schedule_name": schedule_name(alert.name),
+            "schedule_name": schedule_name(alert.name) if alert.schedule else None,
         }
         for alert in config.alerts
     ]

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -81,7 +81,11 @@ class AlertCycle:
     def shown_values(self) -> dict[str, Any]:
         """``actual_value``, ``threshold`` and ``context`` as JSON values (for metadata and logs)."""
         values: dict[str, Any] = json_safe(
-            {"actual_value": self.outcome.actual_value, "threshold": self.outcome.threshold, "context": self.outcome.context}
+            {
+                "actual_value": self.outcome.actual_value,
+                "threshold": self.outcome.threshold,
+                "context": self.outcome.context,
+            }
         )
         return values
 
@@ -107,7 +111,9 @@ def run_cycle(
     result: AlertResult | None = None
     try:
         result = evaluate(alert)
-        outcome = Outcome(result.status, result.actual_value, result.threshold, result.context, None, result.duration_ms)
+        outcome = Outcome(
+            result.status, result.actual_value, result.threshold, result.context, None, result.duration_ms
+        )
     except SentinelError as exc:
         query_error = str(exc)
         outcome = Outcome("ERROR", error=str(exc))
@@ -120,7 +126,7 @@ def run_cycle(
     labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
     run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
     payload = _payload(alert, outcome, settings.run_id, run_url)
-    common = {"alert": alert, "outcome": outcome, "result": result, "query_error": query_error}
+    cycle = AlertCycle(alert, outcome, result, query_error=query_error, dry_run=settings.dry_run)
     try:
         state = store()
         decision = state.record(
@@ -132,7 +138,7 @@ def run_cycle(
             f"alert '{alert.name}' is {outcome.status} but the alert state could not be recorded "
             f"(nothing was notified): {cause}"
         )
-        return AlertCycle(**common, state_error=state_error, dry_run=settings.dry_run)
+        return replace(cycle, state_error=state_error)
     reports: list[DeliveryReport] = []
     if not settings.dry_run:
         notifiers = {
@@ -150,7 +156,7 @@ def run_cycle(
         )
         given_up = [r for r in reports if r.given_up]
         _tell_fallback(alert, payload, given_up, fallback, settings, logger)
-    return AlertCycle(**common, decision=decision, reports=reports, dry_run=settings.dry_run)
+    return replace(cycle, decision=decision, reports=reports)
 
 
 def settings_of(alert: AlertConfig) -> StateSettings:

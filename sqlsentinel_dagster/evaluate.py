@@ -83,9 +83,12 @@ def resolve_sqlite_path(url: str, base_dir: Path) -> str:
     return parsed.set(database=str((base_dir / database).resolve())).render_as_string(hide_password=False)
 
 
-def create_warehouse_engine(url: str) -> Engine:
-    """An engine for alert queries. Connections are checked before use so a restarted warehouse is no error."""
-    return sa.create_engine(url, pool_pre_ping=True)
+def create_warehouse_engine(url: str, pool_size: int = 5) -> Engine:
+    """An engine for alert queries, at most ``pool_size`` connections. Connections are checked before use so a
+    restarted warehouse is no error."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)  # SQLite pools by file, with its own defaults
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=60)
 
 
 def evaluate_query(

@@ -4,12 +4,14 @@
 
 import os
 import warnings
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
 
 from .admin_jobs import admin_jobs, prune_schedule
+from .checks import build_checks, build_checks_job, check_key, warehouse_assets
 from .config import AlertConfig, LoadedConfig
 from .errors import SecretResolutionError
 from .meta_alerting import build_failure_sensor, build_test_notify_job
@@ -25,8 +27,11 @@ from .naming import (
 )
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource, cached_config
 from .run_alert import AlertResources, run_alert
+from .triggers import build_batch_schedules, build_materialization_sensor
 
-__all__ = ["EvaluateConfig", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
+__all__ = ["EvaluateConfig", "Mode", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
+
+Mode = Literal["jobs", "checks"]
 
 # Job owners are a beta parameter in Dagster 1.13: Dagster warns each time a job with owners is (re)built.
 # We rely on them on purpose, so silence exactly that warning rather than all beta warnings.
@@ -36,10 +41,15 @@ warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.Beta
 def build_definitions(
     path: str | os.PathLike[str],
     *,
+    mode: Mode = "jobs",
     state: AlertStateResource | None = None,
     notifications: NotificationsResource | None = None,
 ) -> dg.Definitions:
-    """Definitions for every alert in ``path``: jobs, schedules and warehouse resources.
+    """Definitions for every alert in ``path``, plus the resources they need.
+
+    ``mode="jobs"`` (default): one job and one schedule per alert. ``mode="checks"``: every alert is an asset
+    check (on its ``asset:``, else on ``sqlsentinel/<database>``), evaluated by one job, ``sqlsentinel_checks``,
+    with one schedule per distinct cron and timezone that evaluates all of its alerts in one run.
 
     The result loads on its own and can be merged with a team's own ``Definitions``
     (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
@@ -47,18 +57,19 @@ def build_definitions(
     instance's own database); ``notifications`` sets the SMTP server, UI links and retries (default: from the
     environment).
     """
+    if mode not in ("jobs", "checks"):
+        raise ValueError(f"mode must be 'jobs' or 'checks', got {mode!r}")
     config = cached_config(path)
-    ops = {name: build_evaluate_op(name, config) for name in config.file.all_databases()}
-    jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
+    alerting = _checks_mode(config) if mode == "checks" else _jobs_mode(config)
     silence, unsilence, prune = admin_jobs()
-    sensors = [build_failure_sensor(config, jobs)] if config.fallback_targets() and jobs else []
+    if config.fallback_targets() and alerting.jobs:
+        alerting.sensors.append(build_failure_sensor(config, alerting.jobs))
     return dg.Definitions(
-        jobs=[*jobs, silence, unsilence, prune, build_test_notify_job(config)],
-        schedules=[
-            *(build_schedule(alert, job) for alert, job in zip(config.alerts, jobs, strict=True)),
-            prune_schedule(prune),
-        ],
-        sensors=sensors,
+        assets=alerting.assets,
+        asset_checks=alerting.checks,
+        jobs=[*alerting.jobs, silence, unsilence, prune, build_test_notify_job(config)],
+        schedules=[*alerting.schedules, prune_schedule(prune)],
+        sensors=alerting.sensors,
         resources={
             STATE_RESOURCE_KEY: bind_at_run_time(state or AlertStateResource()),
             NOTIFICATIONS_RESOURCE_KEY: bind_at_run_time(notifications or NotificationsResource()),
@@ -69,6 +80,43 @@ def build_definitions(
                 for name in config.file.all_databases()
             },
         },
+    )
+
+
+@dataclass
+class _Alerting:
+    """The definitions one mode makes of the alerts."""
+
+    jobs: list[Any]
+    schedules: list[dg.ScheduleDefinition]
+    sensors: list[dg.SensorDefinition]
+    assets: list[dg.AssetSpec] = field(default_factory=list)
+    checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
+
+
+def _jobs_mode(config: LoadedConfig) -> _Alerting:
+    ops = {name: build_evaluate_op(name, config) for name in config.file.all_databases()}
+    jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
+    by_alert = dict(zip((a.name for a in config.alerts), jobs, strict=True))
+    watching = [by_alert[a.name] for a in config.alerts if a.on_materialization and a.enabled and a.asset]
+    sensor = build_materialization_sensor(config.alerts, None, watching)
+    return _Alerting(
+        jobs=jobs,
+        schedules=[build_schedule(alert, by_alert[alert.name]) for alert in config.alerts if alert.schedule],
+        sensors=[sensor] if sensor else [],
+    )
+
+
+def _checks_mode(config: LoadedConfig) -> _Alerting:
+    checks = build_checks(config)
+    job = build_checks_job(checks)
+    sensor = build_materialization_sensor(config.alerts, lambda a: check_key(a, config), [job])
+    return _Alerting(
+        jobs=[job],
+        schedules=build_batch_schedules(config.alerts, lambda a: check_key(a, config), job),
+        sensors=[sensor] if sensor else [],
+        assets=warehouse_assets(config),
+        checks=[checks],
     )
 
 
@@ -150,6 +198,7 @@ def build_job(alert: AlertConfig, config: LoadedConfig, evaluate_op: dg.OpDefini
 
 def build_schedule(alert: AlertConfig, job: dg.JobDefinition) -> dg.ScheduleDefinition:
     """The schedule of ``alert``: its cron in its timezone; RUNNING when enabled unless the file says otherwise."""
+    assert alert.schedule is not None, "alerts without a schedule run on materialization only"
     return dg.ScheduleDefinition(
         name=schedule_name(alert.name),
         cron_schedule=alert.schedule,
@@ -165,7 +214,9 @@ def build_schedule(alert: AlertConfig, job: dg.JobDefinition) -> dg.ScheduleDefi
 def _job_metadata(alert: AlertConfig, database: str, config: LoadedConfig) -> dict[str, Any]:
     return {
         "query": dg.MetadataValue.md(f"```sql\n{alert.query.strip()}\n```"),
-        "schedule": f"{alert.schedule} ({alert.timezone})",
+        "schedule": f"{alert.schedule} ({alert.timezone})" if alert.schedule else "(on materialization only)",
+        **({"asset": dg.MetadataValue.asset(dg.AssetKey(list(alert.asset)))} if alert.asset else {}),
+        "on_materialization": str(alert.on_materialization).lower(),
         "database": database,
         "severity": alert.severity,
         "enabled": str(alert.enabled).lower(),

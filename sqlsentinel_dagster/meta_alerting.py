@@ -4,15 +4,19 @@
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
+
+if TYPE_CHECKING:
+    from .checks import AssetJob
 from pydantic import Field
 
 from .config import LoadedConfig
+from .cycle import FALLBACK
 from .naming import NOTIFICATIONS_RESOURCE_KEY, TAG_ALERT, TAG_DECISION
 from .notifiers.probe import broadcast, send_test_message
 from .resources import NotificationsResource
-from .cycle import FALLBACK
 
 __all__ = ["TestNotifyConfig", "build_failure_sensor", "build_test_notify_job"]
 
@@ -54,7 +58,7 @@ def build_test_notify_job(config: LoadedConfig) -> dg.JobDefinition:
     )
 
 
-def build_failure_sensor(config: LoadedConfig, jobs: Sequence[dg.JobDefinition]) -> dg.SensorDefinition:
+def build_failure_sensor(config: LoadedConfig, jobs: Sequence["dg.JobDefinition | AssetJob"]) -> dg.SensorDefinition:
     """``sqlsentinel_run_failure_sensor``: tell the fallback receivers when an alert job fails unexpectedly.
 
     Failures the alert already handled (query errors, undelivered notifications: the run has a decision tag)

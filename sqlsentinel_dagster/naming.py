@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "CHECKS_JOB_NAME",
+    "MATERIALIZATION_SENSOR_NAME",
     "NOTIFICATIONS_RESOURCE_KEY",
     "PREFIX",
     "STATE_RESOURCE_KEY",
@@ -16,6 +18,8 @@ __all__ = [
     "TAG_DECISION",
     "TAG_SEVERITY",
     "TAG_STATUS",
+    "batch_schedule_name",
+    "check_name",
     "evaluate_op_name",
     "job_name",
     "safe_name",
@@ -24,6 +28,8 @@ __all__ = [
 ]
 
 PREFIX = "sqlsentinel__"
+CHECKS_JOB_NAME = "sqlsentinel_checks"
+MATERIALIZATION_SENSOR_NAME = "sqlsentinel_on_materialization"
 STATE_RESOURCE_KEY = "sqlsentinel_state"
 NOTIFICATIONS_RESOURCE_KEY = "sqlsentinel_notifications"
 TAG_ALERT = "sqlsentinel/alert"
@@ -42,6 +48,19 @@ def safe_name(alert_name: str) -> str:
 def job_name(alert_name: str) -> str:
     """The job of an alert: ``sqlsentinel__<safe name>``."""
     return f"{PREFIX}{safe_name(alert_name)}"
+
+
+def check_name(alert_name: str) -> str:
+    """The asset check of an alert (checks mode): its safe name, unprefixed (checks are scoped by asset)."""
+    return safe_name(alert_name)
+
+
+def batch_schedule_name(cron: str, timezone: str) -> str:
+    """The schedule of every alert due at the same ticks (checks mode), e.g. ``sqlsentinel_checks__x_5_x_x_x_x__UTC``.
+
+    ``*`` reads as ``x``; other characters outside ``[A-Za-z0-9_]`` become ``_``.
+    """
+    return f"{CHECKS_JOB_NAME}__{safe_name(cron.replace('*', 'x').replace(' ', '_'))}__{safe_name(timezone)}"
 
 
 def evaluate_op_name(database: str) -> str:

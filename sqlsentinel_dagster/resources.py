@@ -34,14 +34,18 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def get_engine(self) -> Engine:
         """A pooled SQLAlchemy engine for this warehouse (one per URL and process)."""
-        return _engine(self._resolved_url(f"database '{self.database}'"))
+        return _engine(self._resolved_url(f"database '{self.database}'"), self.pool_size())
+
+    def pool_size(self) -> int:
+        """How many connections to this warehouse may be open at once (the file's ``pool_size``)."""
+        return cached_config(self.config_path).file.all_databases()[self.database].pool_size
 
     def evaluate(self, alert: AlertConfig) -> AlertResult:
         """Run ``alert``'s query on this warehouse, read-only and bounded by the alert's timeout."""
         url = self._resolved_url(f"alert '{alert.name}': database '{self.database}' url")
         password = make_url(url).password
         return evaluate_query(
-            _engine(url),
+            _engine(url, self.pool_size()),
             alert=alert.name,
             database=self.database,
             query=alert.query,
@@ -157,10 +161,10 @@ def _store(url: str) -> StateStore:
         return _STORES[url]
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, pool_size: int) -> Engine:
     with _LOCK:
         if url not in _ENGINES:
-            _ENGINES[url] = create_warehouse_engine(url)
+            _ENGINES[url] = create_warehouse_engine(url, pool_size)
         return _ENGINES[url]
 
 

@@ -215,12 +215,26 @@ class _Checker:
             name = alert.get("name")
             if isinstance(name, str) and name.strip():
                 self._check_name(index, name, seen_names, seen_safe)
+            self._check_triggers(index, alert)
             dialect = self._check_database(index, alert, databases)
             query = alert.get("query")
             if isinstance(query, str) and query.strip() and dialect is not None:
                 problem = read_only_problem(query, dialect or None)
                 if problem:
                     self._add(("alerts", index, "query"), problem)
+
+    def _check_triggers(self, index: int, alert: dict[str, Any]) -> None:
+        """An alert needs a schedule, unless it runs after its asset's materializations."""
+        if alert.get("schedule") is not None:
+            return
+        if alert.get("on_materialization") is not True:
+            self._add(
+                ("alerts", index, "schedule"),
+                "required key 'schedule' is missing; give a cron schedule, or set 'asset:' and "
+                "'on_materialization: true' to evaluate after each materialization",
+            )
+        elif alert.get("asset") is None:
+            self._add(("alerts", index, "on_materialization"), "'on_materialization: true' needs 'asset:'")
 
     def _databases(self, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         named = data.get("databases") if isinstance(data.get("databases"), dict) else {}

@@ -100,6 +100,22 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
+_ASSET_KEY_PART = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _asset_key(value: Any) -> tuple[str, ...]:
+    parts = value.split("/") if isinstance(value, str) else value
+    if not isinstance(parts, list | tuple) or not parts or not all(isinstance(p, str) for p in parts):
+        raise ValueError(f"invalid asset key {value!r}; write 'shop/orders' or a list such as ['shop', 'orders']")
+    bad = [p for p in parts if not _ASSET_KEY_PART.match(p)]
+    if bad:
+        raise ValueError(
+            f"invalid asset key {value!r}: part {bad[0]!r} is empty or has characters other than letters, digits, "
+            "'_', '-' and '.'; write 'shop/orders' or ['shop', 'orders']"
+        )
+    return tuple(parts)
+
+
 def _receiver_name(value: str) -> str:
     if value in CHANNELS:
         raise ValueError(f"'{value}' is a channel name; give the receiver another name")
@@ -115,6 +131,7 @@ TagKey = Annotated[str, AfterValidator(_tag_key)]
 TagValue = Annotated[str, BeforeValidator(_scalar_to_text)]
 Streak = Annotated[int, Field(ge=1, le=1000)]
 Query = Annotated[str, AfterValidator(_query)]
+AssetKeyPath = Annotated[tuple[str, ...], BeforeValidator(_asset_key)]
 
 
 class _Strict(BaseModel):
@@ -128,6 +145,13 @@ class DatabaseConfig(_Strict):
     dialect: str | None = Field(
         default=None,
         description="sqlglot dialect used to check queries are read-only; inferred from the URL when omitted",
+    )
+    pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Connections to this warehouse at once: the engine's pool, and the cap on concurrent queries "
+        "in a checks-mode batch",
     )
 
 
@@ -148,6 +172,8 @@ class AlertDefaults(_Strict):
     for_: Streak | None = Field(default=None, alias="for")
     recover_after: Streak | None = None
     error_after: Streak | None = None
+    asset: AssetKeyPath | None = None
+    on_materialization: bool | None = None
 
 
 class AlertConfig(_Strict):
@@ -156,7 +182,9 @@ class AlertConfig(_Strict):
     name: str = Field(min_length=1, description="Unique name; job and schedule names derive from it")
     description: str = ""
     query: Query
-    schedule: Cron
+    schedule: Cron | None = Field(
+        default=None, description="Cron expression; optional only with on_materialization: true"
+    )
     enabled: bool = True
     timezone: Timezone = "UTC"
     severity: Severity = "warning"
@@ -174,10 +202,20 @@ class AlertConfig(_Strict):
     for_: Streak = Field(default=1, alias="for", description="Consecutive ALERT results needed before firing")
     recover_after: Streak = Field(default=1, description="Consecutive OK results needed before resolving")
     error_after: Streak = Field(default=1, description="Consecutive errors needed before notifying an error")
+    asset: AssetKeyPath | None = Field(
+        default=None,
+        description="Asset key the alert watches ('shop/orders' or ['shop', 'orders']): in checks mode the alert "
+        "is an asset check on it",
+    )
+    on_materialization: bool = Field(
+        default=False, description="Also evaluate after each materialization of `asset` (one evaluation per burst)"
+    )
 
     @property
     def schedule_running(self) -> bool:
         """Whether the schedule starts RUNNING (until someone toggles it in the UI)."""
+        if self.schedule is None:
+            return False
         if self.schedule_status is None:
             return self.enabled
         return self.enabled and self.schedule_status == "running"

@@ -1,0 +1,235 @@
+"""Checks mode: every alert is an asset check, all evaluated by one job, ``sqlsentinel_checks``.
+
+A run evaluates the checks it was launched with (a schedule's batch, a materialization burst, or the checks
+picked in the UI). Queries run concurrently in a bounded pool, each warehouse at most ``pool_size`` at once;
+each alert goes through the same :func:`~.cycle.run_cycle` as in jobs mode and its check evaluation is recorded
+as soon as it is done, so one slow or failing alert never holds back the others.
+"""
+
+# No `from __future__ import annotations` here: Dagster inspects the op's `context` annotation at runtime.
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+from .config import AlertConfig, LoadedConfig
+from .cycle import AlertCycle, run_cycle
+from .naming import (
+    CHECKS_JOB_NAME,
+    NOTIFICATIONS_RESOURCE_KEY,
+    STATE_RESOURCE_KEY,
+    TAG_ALERT,
+    TAG_DECISION,
+    TAG_STATUS,
+    check_name,
+    warehouse_resource_key,
+)
+from .resources import AlertStateResource, NotificationsResource, WarehouseResource
+from .run_alert import cycle_metadata, cycle_settings, log_cycle
+
+if TYPE_CHECKING:
+    # The type define_asset_job returns is not exported by dagster: imported for type checking only, here only.
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition as AssetJob
+
+__all__ = [
+    "AssetJob",
+    "ChecksConfig",
+    "alert_asset_key",
+    "build_checks",
+    "build_checks_job",
+    "check_key",
+    "warehouse_asset_key",
+    "warehouse_assets",
+]
+
+TAG_ALERT_COUNT = "sqlsentinel/alerts"
+_SEVERITY = {
+    "critical": dg.AssetCheckSeverity.ERROR,
+    "error": dg.AssetCheckSeverity.ERROR,
+    "warning": dg.AssetCheckSeverity.WARN,
+    "info": dg.AssetCheckSeverity.WARN,
+}
+
+
+class ChecksConfig(dg.Config):
+    """Run configuration of ``sqlsentinel_checks`` (editable in the Launchpad)."""
+
+    dry_run: bool = Field(
+        default=False,
+        description="Evaluate and show the decisions without notifying anyone or changing any alert's state.",
+    )
+    concurrency: int = Field(
+        default=8, ge=1, le=64, description="Alerts evaluated at once (each warehouse also caps at its pool_size)."
+    )
+
+
+def warehouse_asset_key(database: str) -> dg.AssetKey:
+    """The asset that alerts without ``asset:`` are checks on: ``sqlsentinel/<database>``."""
+    return dg.AssetKey(["sqlsentinel", database])
+
+
+def alert_asset_key(alert: AlertConfig, config: LoadedConfig) -> dg.AssetKey:
+    """The asset ``alert`` is a check on: its ``asset:``, else its warehouse's asset."""
+    return dg.AssetKey(list(alert.asset)) if alert.asset else warehouse_asset_key(config.database_name(alert))
+
+
+def check_key(alert: AlertConfig, config: LoadedConfig) -> dg.AssetCheckKey:
+    """The asset check of ``alert``: its safe name, on its asset."""
+    return dg.AssetCheckKey(alert_asset_key(alert, config), check_name(alert.name))
+
+
+def warehouse_assets(config: LoadedConfig) -> list[dg.AssetSpec]:
+    """``sqlsentinel/<database>`` for each warehouse with alerts that name no asset: external, not materializable,
+    in group ``sqlsentinel``, so each such alert's check has a page without adding to the lineage graph."""
+    databases = sorted({config.database_name(a) for a in config.alerts if not a.asset})
+    return [
+        dg.AssetSpec(
+            warehouse_asset_key(name),
+            group_name="sqlsentinel",
+            description=f"SQL alerts on warehouse '{name}' that watch no particular asset (their checks are here).",
+            kinds={"sql"},
+        )
+        for name in databases
+    ]
+
+
+def build_checks(config: LoadedConfig) -> dg.AssetChecksDefinition:
+    """One multi-asset check holding every alert, subsettable so a run evaluates exactly what it selected."""
+    by_key = {check_key(a, config): a for a in config.alerts}
+    specs = [_spec(alert, key, config) for key, alert in by_key.items()]
+    databases = sorted(config.file.all_databases())
+
+    @dg.multi_asset_check(
+        specs=specs,
+        name="sqlsentinel_evaluate_checks",
+        can_subset=True,
+        required_resource_keys={
+            STATE_RESOURCE_KEY,
+            NOTIFICATIONS_RESOURCE_KEY,
+            *(warehouse_resource_key(d) for d in databases),
+        },
+        description="Evaluate the selected SQL alerts: queries concurrently, each decided, recorded and notified.",
+    )
+    def evaluate_checks(context: dg.AssetCheckExecutionContext, config: ChecksConfig) -> Iterator[dg.AssetCheckResult]:
+        alerts = [by_key[k] for k in sorted(context.selected_asset_check_keys, key=str) if k in by_key]
+        yield from _evaluate(context, alerts, loaded, config)
+
+    loaded = config
+    return evaluate_checks
+
+
+def build_checks_job(checks: dg.AssetChecksDefinition) -> "AssetJob":
+    """``sqlsentinel_checks``: the one job that runs any subset of the alert checks."""
+    return dg.define_asset_job(
+        CHECKS_JOB_NAME,
+        selection=dg.AssetSelection.checks(checks),
+        description="Evaluate SQL alerts as asset checks (schedules and sensors launch it with the alerts due).",
+        executor_def=dg.in_process_executor,
+    )
+
+
+def _spec(alert: AlertConfig, key: dg.AssetCheckKey, config: LoadedConfig) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=key.name,
+        asset=key.asset_key,
+        description=alert.description or f"SQL alert '{alert.name}'",
+        metadata={
+            "alert": alert.name,
+            "database": config.database_name(alert),
+            "severity": alert.severity,
+            "schedule": f"{alert.schedule} ({alert.timezone})" if alert.schedule else "(on materialization only)",
+            "on_materialization": str(alert.on_materialization).lower(),
+            "query": dg.MetadataValue.md(f"```sql\n{alert.query.strip()}\n```"),
+        },
+    )
+
+
+def _evaluate(
+    context: dg.AssetCheckExecutionContext, alerts: Sequence[AlertConfig], config: LoadedConfig, run: ChecksConfig
+) -> Iterator[dg.AssetCheckResult]:
+    op = context.op_execution_context
+    resources = op.resources
+    state: AlertStateResource = getattr(resources, STATE_RESOURCE_KEY)
+    notifications: NotificationsResource = getattr(resources, NOTIFICATIONS_RESOURCE_KEY)
+    settings = cycle_settings(op, state, notifications, run.dry_run)
+    warehouses = {
+        name: _Warehouse(getattr(resources, warehouse_resource_key(name))) for name in config.file.all_databases()
+    }
+    instance = context.instance
+    failures: list[str] = []
+    statuses: list[str] = []
+
+    def one(alert: AlertConfig) -> tuple[AlertCycle, list[logging.LogRecord]]:
+        log = _BufferedLog(alert.name)
+        warehouse = warehouses[config.database_name(alert)]
+        cycle = run_cycle(alert, config, warehouse.evaluate, lambda: state.get_store(instance), settings, log)
+        return cycle, log.records
+
+    if len(alerts) == 1:
+        instance.add_run_tags(op.run_id, {TAG_ALERT: alerts[0].name})
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(run.concurrency, len(alerts))), thread_name_prefix="sqlsentinel"
+    ) as pool:
+        futures = [pool.submit(one, alert) for alert in alerts]
+        for future in as_completed(futures):
+            cycle, records = future.result()
+            for record in records:
+                op.log.log(record.levelno, record.getMessage())
+            log_cycle(op.log, cycle)
+            statuses.append(cycle.outcome.status)
+            if cycle.failure:
+                failures.append(cycle.failure)
+            yield _check_result(cycle, config)
+    status = "ERROR" if "ERROR" in statuses else "ALERT" if "ALERT" in statuses else "OK"
+    instance.add_run_tags(
+        op.run_id,
+        {
+            TAG_STATUS: status,
+            TAG_DECISION: "dry_run:batch" if run.dry_run else "batch",
+            TAG_ALERT_COUNT: str(len(alerts)),
+        },
+    )
+    if failures:
+        shown = "\n".join(f"- {f}" for f in failures[:20])
+        more = f"\n(and {len(failures) - 20} more)" if len(failures) > 20 else ""
+        raise dg.Failure(description=f"{len(failures)} of {len(alerts)} alert(s) failed:\n{shown}{more}")
+
+
+def _check_result(cycle: AlertCycle, config: LoadedConfig) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=alert_asset_key(cycle.alert, config),
+        check_name=check_name(cycle.alert.name),
+        passed=cycle.outcome.status == "OK",
+        severity=_SEVERITY[cycle.alert.severity],
+        metadata=cycle_metadata(cycle),
+        description=cycle.summary(),
+    )
+
+
+class _Warehouse:
+    """A warehouse resource whose queries are capped at its pool size at once."""
+
+    def __init__(self, resource: WarehouseResource) -> None:
+        self.resource = resource
+        self.slots = threading.BoundedSemaphore(resource.pool_size())
+
+    def evaluate(self, alert: AlertConfig) -> Any:
+        with self.slots:
+            return self.resource.evaluate(alert)
+
+
+class _BufferedLog(logging.Logger):
+    """A logger that keeps its records, so a worker thread's lines reach the run's log from the main thread."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"sqlsentinel.{name}")
+        self.propagate = False
+        self.records: list[logging.LogRecord] = []
+
+    def handle(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
