@@ -52,6 +52,9 @@ def key(asset: str, name: str) -> dg.AssetCheckKey:
     return dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name)
 
 
+ERROR_RATE = key("sqlsentinel/default", "error_rate")
+
+
 class TestDefinitionsShape:
     def test_each_alert_is_a_check_on_its_asset_or_on_its_warehouse_asset(self, write_alerts: WriteAlerts) -> None:
         """`asset:` (string or list, also from defaults) picks the asset; without it, sqlsentinel/<database>."""
