@@ -21,6 +21,9 @@ from .test_checks import evaluations, key
 
 BIN = Path(sys.executable).parent
 ALERTS = 12
+QUERY = (
+    "SELECT CASE WHEN error_pct > 5 THEN 'ALERT' ELSE 'OK' END AS status, error_pct AS actual_value FROM api_metrics"
+)
 
 
 @pytest.fixture
@@ -46,8 +49,7 @@ def test_overlapping_batched_runs_notify_each_alert_exactly_once(
     """Two batch runs of the same firing alerts, started together as separate processes on Postgres storage:
     every alert is recorded twice as a check evaluation and notified once."""
     _warehouse(tmp_path, 7.5)
-    query = "SELECT CASE WHEN error_pct > 5 THEN 'ALERT' ELSE 'OK' END AS status, error_pct AS actual_value FROM api_metrics"
-    alerts = "\n".join(f'  - {{name: alert_{i}, query: "{query}"}}' for i in range(ALERTS))
+    alerts = "\n".join(f'  - {{name: alert_{i}, query: "{QUERY}"}}' for i in range(ALERTS))
     (tmp_path / "alerts.yaml").write_text(
         f'database: {{url: "sqlite:///warehouse.db"}}\n'
         f'defaults: {{schedule: "* * * * *", notify: [{{channel: webhook, url: "{receiver.url}"}}]}}\n'
@@ -105,14 +107,13 @@ def test_materialization_in_another_code_location_evaluates_the_alert_once_per_b
     """The daemon's sqlsentinel_on_materialization sensor sees materializations of shop/orders made by another
     code location and launches one check run for the burst; the check evaluation lands on shop/orders."""
     _warehouse(tmp_path, 7.5)
-    query = "SELECT CASE WHEN error_pct > 5 THEN 'ALERT' ELSE 'OK' END AS status, error_pct AS actual_value FROM api_metrics"
     (tmp_path / "alerts.yaml").write_text(
         textwrap.dedent(
             f"""
             database: {{url: "sqlite:///warehouse.db"}}
             alerts:
               - name: orders_fresh
-                query: "{query}"
+                query: "{QUERY}"
                 asset: shop/orders
                 on_materialization: true
                 notify: [{{channel: webhook, url: "{receiver.url}"}}]
