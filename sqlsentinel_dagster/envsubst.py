@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .errors import SecretResolutionError
 
-__all__ = ["find_syntax_error", "resolve"]
+__all__ = ["find_syntax_error", "references", "resolve"]
 
 _REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _ANY_DOLLAR_BRACE = re.compile(r"\$\{[^}]*\}?")
@@ -28,6 +28,11 @@ def find_syntax_error(text: str) -> str | None:
                 "write ${NAME} or ${NAME:-default} (NAME: letters, digits, underscore)"
             )
     return None
+
+
+def references(text: str) -> list[str]:
+    """The names of the variables ``text`` refers to."""
+    return [match.group("name") for match in _REFERENCE.finditer(text)]
 
 
 def resolve(text: str, where: str, environ: Mapping[str, str] | None = None) -> str:

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: Dagster inspects the op's `context` annotation at runtime.
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from ._run_worker import is_run_worker, lazy_job
 from .admin_jobs import admin_jobs, prune_schedule
 from .checks import build_checks, build_checks_job, check_key, warehouse_assets
 from .config import AlertConfig, LoadedConfig
@@ -59,16 +61,17 @@ def build_definitions(
     """
     if mode not in ("jobs", "checks"):
         raise ValueError(f"mode must be 'jobs' or 'checks', got {mode!r}")
-    config = cached_config(path)
-    alerting = _checks_mode(config) if mode == "checks" else _jobs_mode(config)
+    worker = is_run_worker()  # a run worker runs one job: no schedules or sensors, jobs built on demand
+    config = cached_config(path, compiled=worker)
+    alerting = _checks_mode(config, worker) if mode == "checks" else _jobs_mode(config, worker)
     silence, unsilence, prune = admin_jobs()
-    if config.fallback_targets() and alerting.jobs:
+    if config.fallback_targets() and alerting.jobs and not worker:
         alerting.sensors.append(build_failure_sensor(config, alerting.jobs))
     return dg.Definitions(
         assets=alerting.assets,
         asset_checks=alerting.checks,
         jobs=[*alerting.jobs, silence, unsilence, prune, build_test_notify_job(config)],
-        schedules=[*alerting.schedules, prune_schedule(prune)],
+        schedules=[*alerting.schedules, *([] if worker else [prune_schedule(prune)])],
         sensors=alerting.sensors,
         resources={
             STATE_RESOURCE_KEY: bind_at_run_time(state or AlertStateResource()),
@@ -94,8 +97,16 @@ class _Alerting:
     checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
 
 
-def _jobs_mode(config: LoadedConfig) -> _Alerting:
+def _jobs_mode(config: LoadedConfig, worker: bool) -> _Alerting:
     ops = {name: build_evaluate_op(name, config) for name in config.file.all_databases()}
+    if worker:
+
+        def build(name: str) -> dg.JobDefinition:
+            alert = config.alert(name)
+            return build_job(alert, config, ops[config.database_name(alert)])
+
+        lazy = [lazy_job(job_name(name), functools.partial(build, name)) for name in config.alert_names]
+        return _Alerting(jobs=lazy, schedules=[], sensors=[])
     jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
     by_alert = dict(zip((a.name for a in config.alerts), jobs, strict=True))
     watching = [by_alert[a.name] for a in config.alerts if a.on_materialization and a.enabled and a.asset]
@@ -107,13 +118,13 @@ def _jobs_mode(config: LoadedConfig) -> _Alerting:
     )
 
 
-def _checks_mode(config: LoadedConfig) -> _Alerting:
+def _checks_mode(config: LoadedConfig, worker: bool) -> _Alerting:
     checks = build_checks(config)
     job = build_checks_job(checks)
-    sensor = build_materialization_sensor(config.alerts, lambda a: check_key(a, config), [job])
+    sensor = None if worker else build_materialization_sensor(config.alerts, lambda a: check_key(a, config), [job])
     return _Alerting(
         jobs=[job],
-        schedules=build_batch_schedules(config.alerts, lambda a: check_key(a, config), job),
+        schedules=[] if worker else build_batch_schedules(config.alerts, lambda a: check_key(a, config), job),
         sensors=[sensor] if sensor else [],
         assets=warehouse_assets(config),
         checks=[checks],
@@ -163,7 +174,6 @@ def build_evaluate_op(database: str, loaded: LoadedConfig) -> dg.OpDefinition:
     One op per warehouse, shared by that warehouse's jobs, keeps thousands of jobs cheap to load.
     """
     warehouse_key = warehouse_resource_key(database)
-    alerts_by_job = {job_name(a.name): a for a in loaded.alerts if loaded.database_name(a) == database}
 
     @dg.op(
         name=evaluate_op_name(database),
@@ -177,7 +187,8 @@ def build_evaluate_op(database: str, loaded: LoadedConfig) -> dg.OpDefinition:
             state=getattr(context.resources, STATE_RESOURCE_KEY),
             notifications=getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY),
         )
-        run_alert(context, alerts_by_job[context.job_name], loaded, resources, dry_run=config.dry_run)
+        alert = loaded.alert(context.job_def.tags[TAG_ALERT])  # the job's own tag: run tags can be edited
+        run_alert(context, alert, loaded, resources, dry_run=config.dry_run)
 
     return evaluate_alert
 

@@ -29,14 +29,14 @@ class TestNotifyConfig(dg.Config):
 
 def build_test_notify_job(config: LoadedConfig) -> dg.JobDefinition:
     """``sqlsentinel_test_notify``: send a test message through an alert's channels from the Launchpad."""
-    alerts = {alert.name: alert for alert in config.alerts}
     loaded = config  # the op's own `config` parameter is its run config
 
     @dg.op(name="sqlsentinel_test_notify_op", required_resource_keys={NOTIFICATIONS_RESOURCE_KEY})
     def test_notify(context: dg.OpExecutionContext, config: TestNotifyConfig) -> None:
-        alert = alerts.get(config.alert)
-        if alert is None:
-            raise dg.Failure(description=f"no alert named '{config.alert}'; alerts: {', '.join(sorted(alerts))}")
+        if config.alert not in loaded.alert_names:
+            names = ", ".join(sorted(loaded.alert_names))
+            raise dg.Failure(description=f"no alert named '{config.alert}'; alerts: {names}")
+        alert = loaded.alert(config.alert)
         notifications: NotificationsResource = getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY)
         targets = loaded.targets(alert)
         results = send_test_message(alert, targets, notifications.channel_settings(), context.log, context.run_id)

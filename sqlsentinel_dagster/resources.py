@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine, make_url
 from . import envsubst
 from ._instance_db import instance_state_url
 from .config import AlertConfig, LoadedConfig, load_config
+from .config.compiled import load_compiled, save_compiled
 from .evaluate import AlertResult, create_warehouse_engine, evaluate_query, resolve_sqlite_path
 from .notifiers.registry import ChannelSettings, smtp_from_env
 from .notifiers.retry import RetryPolicy
@@ -171,13 +172,29 @@ def _engine(url: str, pool_size: int) -> Engine:
 _CONFIGS: dict[str, tuple[int, LoadedConfig]] = {}
 
 
-def cached_config(path: str | os.PathLike[str]) -> LoadedConfig:
-    """``load_config(path)``, reused while the file is unchanged (definitions and runs share one load)."""
+def cached_config(path: str | os.PathLike[str], *, compiled: bool = False) -> LoadedConfig:
+    """``load_config(path)``, reused while the file is unchanged (definitions and runs share one load).
+
+    ``compiled``: read the validated form an earlier load of the same bytes saved (see ``config.compiled``),
+    when there is one, instead of parsing: a run worker then reads only the alerts it runs. Every full load
+    saves that form.
+    """
     key = str(Path(path).resolve())
-    mtime = Path(key).stat().st_mtime_ns
-    hit = _CONFIGS.get(key)
-    if hit is not None and hit[0] == mtime:
-        return hit[1]
-    config = load_config(key)
+    try:
+        mtime = Path(key).stat().st_mtime_ns
+        hit = _CONFIGS.get(key)
+        if hit is not None and hit[0] == mtime:
+            return hit[1]
+        content = Path(key).read_bytes()
+    except OSError:
+        return load_config(key)  # raises a ConfigError naming the file and the cause
+    config: LoadedConfig | None = load_compiled(Path(key), content, os.environ) if compiled else None
+    if config is None:
+        try:
+            text: str | None = content.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        config = load_config(key, text=text)
+        save_compiled(config, content)
     _CONFIGS[key] = (mtime, config)
     return config

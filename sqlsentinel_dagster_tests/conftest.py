@@ -139,3 +139,16 @@ def postgres_home(postgres_url: str, tmp_path: Path) -> Iterator[Path]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Compiled alerts files go to a folder of this test session (inherited by child processes), not ~/.cache."""
+    folder = tmp_path_factory.mktemp("sqlsentinel_cache")
+    previous = os.environ.get("SQLSENTINEL_CACHE_DIR")
+    os.environ["SQLSENTINEL_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("SQLSENTINEL_CACHE_DIR", None)
+    else:
+        os.environ["SQLSENTINEL_CACHE_DIR"] = previous

@@ -51,11 +51,25 @@ class LoadedConfig:
     file: AlertsFile
     notes: list[ConfigProblem] = field(default_factory=list)
     """Things worth knowing that are not errors, e.g. names that were sanitized."""
+    environment: dict[str, str | None] = field(default_factory=dict)
+    """The variables substituted when loading (structural values only, never secrets), and their values."""
 
     @property
     def alerts(self) -> list[AlertConfig]:
         """The alerts, in file order."""
         return self.file.alerts
+
+    @property
+    def alert_names(self) -> list[str]:
+        """The alerts' names, in file order."""
+        return [alert.name for alert in self.alerts]
+
+    def alert(self, name: str) -> AlertConfig:
+        """The alert called ``name`` (KeyError if there is none)."""
+        found = next((alert for alert in self.alerts if alert.name == name), None)
+        if found is None:
+            raise KeyError(name)
+        return found
 
     def database_name(self, alert: AlertConfig) -> str:
         """The name of the warehouse ``alert`` queries."""
@@ -74,22 +88,28 @@ class LoadedConfig:
         return self.file.targets(self.file.fallback)
 
 
-def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> LoadedConfig:
-    """Load and validate an alerts file; raise :class:`ConfigError` listing every problem found."""
+def load_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None, *, text: str | None = None
+) -> LoadedConfig:
+    """Load and validate an alerts file; raise :class:`ConfigError` listing every problem found.
+
+    ``text``: the file's content when the caller has already read it.
+    """
     source = Path(path)
     env = os.environ if environ is None else environ
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            str(source), [ConfigProblem(0, "", f"cannot read the file: {exc.strerror}", str(source))]
-        ) from exc
+    if text is None:
+        try:
+            text = source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                str(source), [ConfigProblem(0, "", f"cannot read the file: {exc.strerror}", str(source))]
+            ) from exc
     checker = _Checker(str(source), load_located(text))
     checker.run(env)
     if checker.problems:
         raise ConfigError(str(source), checker.problems)
     assert checker.model is not None
-    return LoadedConfig(path=source.resolve(), file=checker.model, notes=checker.notes)
+    return LoadedConfig(path=source.resolve(), file=checker.model, notes=checker.notes, environment=checker.environment)
 
 
 class _Checker:
@@ -103,6 +123,7 @@ class _Checker:
         self.model: AlertsFile | None = None
         self.inherited: dict[int, set[str]] = {}
         self.unresolved: set[tuple[Any, ...]] = set()
+        self.environment: dict[str, str | None] = {}
         for line, path, message in located.problems:
             self._add(path, message, line=line)
 
@@ -155,6 +176,7 @@ class _Checker:
             self._add(path, problem)
             self.unresolved.add(path)
             return value
+        self.environment.update({name: env.get(name) for name in envsubst.references(value)})
         try:
             return envsubst.resolve(value, "", env)
         except SecretResolutionError as exc:
