@@ -19,6 +19,7 @@ from pydantic import Field
 
 from .config import AlertConfig, LoadedConfig
 from .cycle import AlertCycle, run_cycle
+from .errors import ConfigError, ConfigProblem
 from .naming import (
     CHECKS_JOB_NAME,
     NOTIFICATIONS_RESOURCE_KEY,
@@ -101,6 +102,7 @@ def warehouse_assets(config: LoadedConfig) -> list[dg.AssetSpec]:
 def build_checks(config: LoadedConfig) -> dg.AssetChecksDefinition:
     """One multi-asset check holding every alert, subsettable so a run evaluates exactly what it selected."""
     by_key = {check_key(a, config): a for a in config.alerts}
+    _refuse_output_collisions(by_key, config)
     specs = [_spec(alert, key, config) for key, alert in by_key.items()]
     databases = sorted(config.file.all_databases())
 
@@ -121,6 +123,29 @@ def build_checks(config: LoadedConfig) -> dg.AssetChecksDefinition:
 
     loaded = config
     return evaluate_checks
+
+
+def _refuse_output_collisions(by_key: dict[dg.AssetCheckKey, AlertConfig], config: LoadedConfig) -> None:
+    """Dagster names each check's output ``<asset as identifier>_<check>``, so (``a``, ``b_c``) and (``a_b``,
+    ``c``) would silently become one check. Refuse that, naming both alerts."""
+    seen: dict[str, AlertConfig] = {}
+    problems: list[ConfigProblem] = []
+    for key, alert in by_key.items():
+        output = f"{key.asset_key.to_python_identifier()}_{key.name}"
+        if output in seen:
+            other = seen[output]
+            problems.append(
+                ConfigProblem(
+                    0,
+                    f"alert '{alert.name}'",
+                    f"its check ({key.asset_key.to_user_string()}: {key.name}) gets the same Dagster name '{output}' "
+                    f"as alert '{other.name}''s check; rename one of the alerts",
+                    str(config.path),
+                )
+            )
+        seen[output] = alert
+    if problems:
+        raise ConfigError(str(config.path), problems)
 
 
 def build_checks_job(checks: dg.AssetChecksDefinition) -> "AssetJob":

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from sqlsentinel_dagster import build_definitions
+from sqlsentinel_dagster import ConfigError, build_definitions
 from sqlsentinel_dagster.naming import TAG_ALERT, TAG_STATUS
 
 from .loopback import Receiver, loopback_receiver
@@ -113,6 +113,22 @@ class TestDefinitionsShape:
         assert utc.default_status == dg.DefaultScheduleStatus.RUNNING
         stopped = schedules["sqlsentinel_checks__x_5_x_x_x_x__UTC__stopped"]
         assert stopped.default_status == dg.DefaultScheduleStatus.STOPPED
+
+    def test_two_checks_dagster_would_merge_into_one_are_refused(self, write_alerts: WriteAlerts) -> None:
+        """(asset a, alert b_c) and (asset a_b, alert c) share Dagster's output name a_b_c: a named error."""
+        path = write_alerts(
+            f"""
+            database: {{url: "sqlite:///w.db"}}
+            defaults: {{schedule: "@daily"}}
+            alerts:
+              - {{name: b_c, query: "{CALM}", asset: a}}
+              - {{name: c, query: "{CALM}", asset: a_b}}
+            """
+        )
+        with pytest.raises(
+            ConfigError, match="alert 'c': its check \\(a_b: c\\) gets the same Dagster name 'a_b_c' as alert 'b_c'"
+        ):
+            build_definitions(path, mode="checks")
 
     def test_checks_merge_with_team_definitions_that_define_the_watched_asset(
         self, write_alerts: WriteAlerts, instance: dg.DagsterInstance, sqlite_warehouse: Path
