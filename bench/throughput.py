@@ -106,8 +106,8 @@ def run_phase(name: str, folder: Path, code: str, minutes: float, storage_url: s
         start_new_session=True,
     )
     try:
-        # every tick in the window, then up to 60 s for the last tick's results
-        time.sleep(max(0.0, (last_tick - dt.datetime.now(dt.UTC)).total_seconds() + 60))
+        # every tick in the window, then up to 90 s for the last tick's results
+        time.sleep(max(0.0, (last_tick - dt.datetime.now(dt.UTC)).total_seconds() + 90))
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
@@ -115,7 +115,10 @@ def run_phase(name: str, folder: Path, code: str, minutes: float, storage_url: s
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-f", str(phase)], check=False)  # run workers still going
-    return measure(storage_url, first_tick, last_tick, checks=name == "checks")
+    result = measure(storage_url, first_tick, last_tick, checks=name == "checks")
+    if not result["per_minute"]:
+        print((phase / "daemon.log").read_text()[-4000:], file=sys.stderr)
+    return result
 
 
 def measure(storage_url: str, first_tick: dt.datetime, last_tick: dt.datetime, checks: bool) -> dict[str, float]:
@@ -123,7 +126,7 @@ def measure(storage_url: str, first_tick: dt.datetime, last_tick: dt.datetime, c
     events = ["ASSET_CHECK_EVALUATION"] if checks else ["PIPELINE_SUCCESS", "PIPELINE_FAILURE"]
     query = sa.text(
         "SELECT e.timestamp, t.value FROM event_logs e JOIN run_tags t "
-        "ON t.run_id = e.run_id AND t.key = 'dagster/scheduled_execution_time' "
+        "ON t.run_id = e.run_id AND t.key = '.dagster/scheduled_execution_time' "
         "WHERE e.dagster_event_type IN :events"
     ).bindparams(sa.bindparam("events", expanding=True))
     engine = sa.create_engine(storage_url)
@@ -140,6 +143,7 @@ def measure(storage_url: str, first_tick: dt.datetime, last_tick: dt.datetime, c
     ticks = int((last_tick - first_tick).total_seconds() // 60) + 1
     counts = [per_tick.get(first_tick + dt.timedelta(minutes=i), 0) for i in range(ticks)]
     delays.sort()
+    print(f"  recorded per tick: {counts}", flush=True)
     return {
         "per_minute": sum(counts) / ticks,
         "min_tick": min(counts),

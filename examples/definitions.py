@@ -1,7 +1,11 @@
-"""Demo code location: creates a small SQLite warehouse next to this file, then loads alerts.yaml."""
+"""Demo code location: creates a small SQLite warehouse next to this file, then loads alerts.yaml.
+
+SQLSENTINEL_DEMO_MODE=checks serves the same alerts as asset checks (one batched job) instead of one job each.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -29,4 +33,4 @@ def ensure_demo_warehouse(path: Path) -> None:
 
 
 ensure_demo_warehouse(HERE / "warehouse.db")
-defs = build_definitions(HERE / "alerts.yaml")
+defs = build_definitions(HERE / "alerts.yaml", mode=os.environ.get("SQLSENTINEL_DEMO_MODE", "jobs"))  # type: ignore[arg-type]

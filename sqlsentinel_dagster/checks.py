@@ -30,8 +30,10 @@ from .naming import (
     check_name,
     warehouse_resource_key,
 )
+from .redact import redact_text
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource
 from .run_alert import cycle_metadata, cycle_settings, log_cycle
+from .state.model import Outcome
 
 if TYPE_CHECKING:
     # The type define_asset_job returns is not exported by dagster: imported for type checking only, here only.
@@ -192,7 +194,12 @@ def _evaluate(
     def one(alert: AlertConfig) -> tuple[AlertCycle, list[logging.LogRecord]]:
         log = _BufferedLog(alert.name)
         warehouse = warehouses[config.database_name(alert)]
-        cycle = run_cycle(alert, config, warehouse.evaluate, lambda: state.get_store(instance), settings, log)
+        try:
+            cycle = run_cycle(alert, config, warehouse.evaluate, lambda: state.get_store(instance), settings, log)
+        except Exception as exc:  # a bug must cost this alert its result, not the whole batch
+            error = redact_text(f"alert '{alert.name}': unexpected {type(exc).__name__}: {exc}".splitlines()[0])
+            log.exception(error)
+            cycle = AlertCycle(alert, Outcome("ERROR", error=error), state_error=error, dry_run=run.dry_run)
         return cycle, log.records
 
     if len(alerts) == 1:
@@ -205,7 +212,8 @@ def _evaluate(
             cycle, records = future.result()
             for record in records:
                 op.log.log(record.levelno, record.getMessage())
-            log_cycle(op.log, cycle)
+            if cycle.outcome.status != "OK" or cycle.reports or (cycle.result and cycle.result.more_rows):
+                log_cycle(op.log, cycle)  # an OK alert that notified nobody: its check evaluation says it all
             statuses.append(cycle.outcome.status)
             if cycle.failure:
                 failures.append(cycle.failure)

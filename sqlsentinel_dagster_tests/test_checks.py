@@ -238,6 +238,43 @@ class TestRuns:
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         assert "1 of 4 alert(s) failed" in (failure.step_failure_data.error.message or "")  # type: ignore[union-attr]
 
+    def test_an_unexpected_error_in_one_alert_costs_only_that_alert_its_result(
+        self,
+        write_alerts: WriteAlerts,
+        instance: dg.DagsterInstance,
+        sqlite_warehouse: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A bug hit while evaluating one alert (simulated) is that alert's failed check; the others still land."""
+        import sqlsentinel_dagster.checks as checks
+
+        real = checks.run_cycle
+
+        def buggy(alert: Any, *args: Any) -> Any:
+            if alert.name == "unlucky":
+                raise ZeroDivisionError("division by zero")
+            return real(alert, *args)
+
+        monkeypatch.setattr(checks, "run_cycle", buggy)
+        path = write_alerts(
+            f"""
+            database: {{url: "sqlite:///{sqlite_warehouse}"}}
+            defaults: {{schedule: "*/5 * * * *"}}
+            alerts:
+              - {{name: unlucky, query: "{CALM}"}}
+              - {{name: fine, query: "{CALM}"}}
+            """
+        )
+        result = checks_job(build_definitions(path, mode="checks")).execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        assert not result.success
+        [unlucky] = evaluations(instance, key("sqlsentinel/default", "unlucky"))
+        assert unlucky.passed is False
+        assert unlucky.metadata["error"].value == "alert 'unlucky': unexpected ZeroDivisionError: division by zero"
+        [fine] = evaluations(instance, key("sqlsentinel/default", "fine"))
+        assert fine.passed is True
+
     def test_second_run_follows_the_same_state_machine_as_jobs_mode(
         self, write_alerts: WriteAlerts, instance: dg.DagsterInstance, sqlite_warehouse: Path, receiver: Receiver
     ) -> None:

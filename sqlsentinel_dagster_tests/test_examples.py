@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+from pytest import MonkeyPatch
 
 from sqlsentinel_dagster.naming import TAG_STATUS
 
@@ -30,3 +31,22 @@ def test_demo_creates_its_warehouse_and_has_firing_and_ok_alerts(tmp_path: Path)
             statuses[job.name] = run.tags[TAG_STATUS]
     assert statuses["sqlsentinel__high_error_rate"] == "ALERT"
     assert statuses["sqlsentinel__orders_volume"] == "OK"
+
+
+def test_demo_in_checks_mode_puts_the_orders_alert_on_its_asset(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    """SQLSENTINEL_DEMO_MODE=checks: one batched run evaluates every demo alert as a check."""
+    shutil.copy(REPO / "examples" / "alerts.yaml", tmp_path)
+    shutil.copy(REPO / "examples" / "definitions.py", tmp_path)
+    monkeypatch.setenv("SQLSENTINEL_DEMO_MODE", "checks")
+    defs = runpy.run_path(str(tmp_path / "definitions.py"))["defs"]
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("sqlsentinel_checks").execute_in_process(instance=instance)
+        assert result.success
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [
+                dg.AssetCheckKey(dg.AssetKey(["shop", "orders"]), "orders_volume"),
+                dg.AssetCheckKey(dg.AssetKey(["sqlsentinel", "default"]), "high_error_rate"),
+            ]
+        )
+    passed = {key.name: record.evaluation.passed for key, record in latest.items()}  # type: ignore[union-attr]
+    assert passed == {"orders_volume": True, "high_error_rate": False}

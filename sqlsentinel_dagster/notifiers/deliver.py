@@ -76,11 +76,16 @@ def deliver_pending(
     expire_after: dt.timedelta = dt.timedelta(hours=24),
 ) -> list[DeliveryReport]:
     """Send every pending notification of ``alert`` that this run can claim; report each outcome."""
-    reports = [
-        DeliveryReport(i.channel, i.event, "expired", i.attempts, i.last_error)
-        for i in store.expire(alert, expire_after)
-    ]
-    for intent in store.pending(alert):
+    intents = store.pending(alert)  # one query in the common case: nothing pending, nothing stale
+    reports: list[DeliveryReport] = []
+    cutoff = store.clock() - expire_after
+    if any(i.status == "pending" and i.created_at < cutoff for i in intents):
+        reports = [
+            DeliveryReport(i.channel, i.event, "expired", i.attempts, i.last_error)
+            for i in store.expire(alert, expire_after)
+        ]
+        intents = store.pending(alert)
+    for intent in intents:
         if store.claim(intent.id, run_id, lease):  # False: another run is delivering it right now
             reports.append(_deliver(store, intent, notifiers.get(intent.channel), retry))
     return reports

@@ -128,12 +128,13 @@ class StateStore:
         return decision
 
     def _lock_state(self, conn: sa.Connection, alert: str, create: bool) -> AlertState | None:
-        if create:
-            conn.execute(_insert_ignore(conn, alert_state).values(alert=alert, data="{}", labels="{}"))
         query = sa.select(alert_state.c.data).where(alert_state.c.alert == alert)
         if conn.dialect.name != "sqlite":
             query = query.with_for_update()
         data = conn.execute(query).scalar()
+        if data is None and create:  # first evaluation: create the row to lock (a concurrent run may too)
+            conn.execute(_insert_ignore(conn, alert_state).values(alert=alert, data="{}", labels="{}"))
+            data = conn.execute(query).scalar()
         return state_from_json(alert, data) if data and data != "{}" else None
 
     def _write_state(self, conn: sa.Connection, state: AlertState, labels: AlertLabels, now: dt.datetime) -> None:
