@@ -323,3 +323,43 @@ class TestRuns:
             "first_notification",
             "first_notification",
         ]  # nothing stored: both runs see a first evaluation
+
+
+class TestOnMaterialization:
+    def test_jobs_mode_sensor_runs_each_watching_alert_job_once_per_burst(
+        self, write_alerts: WriteAlerts, instance: dg.DagsterInstance
+    ) -> None:
+        """First tick: starts watching. Three materializations: one run request per watching alert. Then none."""
+        path = write_alerts(
+            f"""
+            database: {{url: "sqlite:///w.db"}}
+            alerts:
+              - {{name: fresh, query: "{CALM}", asset: shop/orders, on_materialization: true}}
+              - {{name: scheduled_too, query: "{CALM}", asset: shop/orders, on_materialization: true,
+                  schedule: "@daily"}}
+              - {{name: other_asset, query: "{CALM}", asset: shop/refunds, on_materialization: true}}
+              - {{name: not_watching, query: "{CALM}", asset: shop/orders, schedule: "@daily"}}
+            """
+        )
+        repo = build_definitions(path).get_repository_def()
+        assert not repo.has_schedule_def("sqlsentinel__fresh__schedule")  # on materialization only
+        sensor = repo.get_sensor_def("sqlsentinel_on_materialization")
+
+        @dg.asset(key=["shop", "orders"])
+        def orders() -> None:
+            return None
+
+        def tick(cursor: str | None) -> dg.SensorExecutionData:
+            with dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo) as context:
+                return sensor.evaluate_tick(context)
+
+        first = tick(None)
+        assert first.run_requests == []
+        for _ in range(3):
+            assert dg.materialize([orders], instance=instance).success
+        burst = tick(first.cursor)
+        assert sorted(r.job_name or "" for r in burst.run_requests or []) == [
+            "sqlsentinel__fresh",
+            "sqlsentinel__scheduled_too",
+        ]
+        assert tick(burst.cursor).run_requests == []
