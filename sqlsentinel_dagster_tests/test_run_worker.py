@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,28 @@ class TestCompiledFile:
         [entry] = (tmp_path / "cache").glob("*.compiled")
         entry.write_bytes(entry.read_bytes()[:20])
         assert load_compiled(path.resolve(), content, {"SX_CRON": "@hourly"}) is None
+
+    def test_entries_no_code_server_loaded_for_a_week_are_removed_when_a_new_one_is_written(
+        self, location: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An edited file leaves its old compiled versions behind; those idle for a week go, the others stay."""
+        monkeypatch.setenv("SQLSENTINEL_CACHE_DIR", location["SQLSENTINEL_CACHE_DIR"])
+        cache = Path(location["SQLSENTINEL_CACHE_DIR"])
+        path = tmp_path / "alerts.yaml"
+        save_compiled(load_config(path, environ={}), path.read_bytes())
+        [current] = cache.glob("*.compiled")
+        stale, recent = cache / "stale.compiled", cache / "recent.compiled"
+        stale.write_bytes(b"x")
+        recent.write_bytes(b"x")
+        week_ago = time.time() - 8 * 24 * 3600
+        os.utime(stale, (week_ago, week_ago))
+        os.utime(current, (week_ago, week_ago))
+        save_compiled(load_config(path, environ={}), path.read_bytes())  # a code server loads it again: touched
+        path.write_text(path.read_text() + "# edited\n")
+        save_compiled(load_config(path, environ={}), path.read_bytes())  # a new version is written: prune
+        assert not stale.exists()
+        assert current.exists() and recent.exists()
+        assert len(list(cache.glob("*.compiled"))) == 3
 
     def test_the_cache_folder_is_private_to_the_user(
         self, location: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

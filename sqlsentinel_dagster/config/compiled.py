@@ -9,17 +9,20 @@ schedules, names...; never secrets, which stay ``${VAR}`` until the run) still h
 
 The cache folder is ``$SQLSENTINEL_CACHE_DIR``, else ``$XDG_CACHE_HOME/sqlsentinel``, else
 ``~/.cache/sqlsentinel``; it is created private to the user (0700), and anything unreadable there is ignored
-(the file is then parsed as usual).
+(the file is then parsed as usual). Each load by a code server touches its entry; entries untouched for a week
+are removed when a new one is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import pickle
 import struct
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +34,7 @@ from .models import AlertConfig
 __all__ = ["CompiledConfig", "cache_dir", "load_compiled", "save_compiled"]
 
 _FORMAT = 1
+_KEEP_SECONDS = 7 * 24 * 3600
 _LENGTH = struct.Struct(">Q")
 _log = logging.getLogger("sqlsentinel")
 
@@ -95,6 +99,8 @@ def save_compiled(config: LoadedConfig, content: bytes) -> None:
     """Write the compiled form of ``config`` (loaded from ``content``), unless it is already there."""
     target = _entry_path(config.path, content)
     if target.exists():
+        with contextlib.suppress(OSError):
+            os.utime(target)  # in use: keep it out of the pruning below
         return
     blobs = [pickle.dumps(alert, protocol=pickle.HIGHEST_PROTOCOL) for alert in config.alerts]
     base = replace(config, file=config.file.model_copy(update={"alerts": []}))
@@ -111,8 +117,18 @@ def save_compiled(config: LoadedConfig, content: bytes) -> None:
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".tmp") as handle:
             handle.write(_LENGTH.pack(len(header)) + header + b"".join(blobs))
         os.replace(handle.name, target)
+        _prune(target.parent)
     except OSError as exc:  # a read-only home, a full disk: runs parse the file instead
         _log.debug("could not save the compiled alerts file %s: %s", target, exc)
+
+
+def _prune(folder: Path) -> None:
+    """Remove compiled files no code server has loaded for a week (edited files leave old versions behind)."""
+    cutoff = time.time() - _KEEP_SECONDS
+    for entry in folder.glob("*.compiled"):
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink()
 
 
 def load_compiled(source: Path, content: bytes, environ: Mapping[str, str]) -> CompiledConfig | None:
