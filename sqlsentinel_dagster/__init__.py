@@ -1,5 +1,6 @@
 """sqlsentinel-dagster: SQL alerts from alerts.yaml as Dagster jobs and schedules."""
 
+from .components import SqlAlertsComponent
 from .config import AlertConfig, AlertsFile, DatabaseConfig, LoadedConfig, load_config
 from .errors import (
     AlertQueryError,
@@ -28,6 +29,7 @@ __all__ = [
     "ResultContractError",
     "SecretResolutionError",
     "SentinelError",
+    "SqlAlertsComponent",
     "WarehouseResource",
     "build_definitions",
     "build_job",

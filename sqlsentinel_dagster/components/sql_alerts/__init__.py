@@ -1,0 +1,1 @@
+"""The SqlAlertsComponent and its scaffolder."""
