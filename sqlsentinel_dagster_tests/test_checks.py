@@ -48,6 +48,13 @@ def checks_job(defs: dg.Definitions, *keys: dg.AssetCheckKey) -> dg.JobDefinitio
     return job.get_subset(asset_check_selection=set(keys)) if keys else job
 
 
+def run_checks(path: Path, instance: dg.DagsterInstance, **kwargs: Any) -> dg.ExecuteInProcessResult:
+    """One run of every check of the alerts file at ``path`` (checks mode), failures kept in the result."""
+    return checks_job(build_definitions(path, mode="checks")).execute_in_process(
+        instance=instance, raise_on_error=False, **kwargs
+    )
+
+
 def key(asset: str, name: str) -> dg.AssetCheckKey:
     return dg.AssetCheckKey(dg.AssetKey.from_user_string(asset), name)
 
@@ -169,7 +176,7 @@ class TestRuns:
               - {{name: calm, query: "{CALM}"}}
             """
         )
-        result = checks_job(build_definitions(path, mode="checks")).execute_in_process(instance=instance)
+        result = run_checks(path, instance)
         assert result.success
         [firing] = evaluations(instance, key("sqlsentinel/default", "error_rate"))
         [calm] = evaluations(instance, key("sqlsentinel/default", "calm"))
@@ -223,9 +230,7 @@ class TestRuns:
               - {{name: calm, query: "{CALM}"}}
             """
         )
-        result = checks_job(build_definitions(path, mode="checks")).execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        result = run_checks(path, instance)
         assert not result.success
         [broken] = evaluations(instance, key("sqlsentinel/down", "broken"))
         assert broken.passed is False
@@ -265,9 +270,7 @@ class TestRuns:
               - {{name: fine, query: "{CALM}"}}
             """
         )
-        result = checks_job(build_definitions(path, mode="checks")).execute_in_process(
-            instance=instance, raise_on_error=False
-        )
+        result = run_checks(path, instance)
         assert not result.success
         [unlucky] = evaluations(instance, key("sqlsentinel/default", "unlucky"))
         assert unlucky.passed is False
