@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ._cron import next_ticks
+from .cli_run import run
 from .cli_state import COMMANDS
 from .config import LoadedConfig, load_config
 from .errors import ConfigError
@@ -18,7 +19,7 @@ from .naming import job_name, schedule_name
 from .notifiers.probe import send_test_message
 from .notifiers.registry import ChannelSettings, smtp_from_env
 
-__all__ = ["main"]
+__all__ = ["load_or_exit", "main"]
 
 
 @click.group()
@@ -31,7 +32,7 @@ def main() -> None:
 @click.argument("path", type=click.Path(dir_okay=False))
 def validate(path: str) -> None:
     """Check PATH; list every problem. Exit 0 when valid, 1 when not."""
-    config = _load_or_exit(path)
+    config = load_or_exit(path)
     for note in config.notes:
         click.echo(f"note: {note}")
     count = len(config.alerts)
@@ -44,7 +45,7 @@ def validate(path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_alerts(path: str, next_count: int, as_json: bool) -> None:
     """Show each alert in PATH: schedule, timezone, next run times, channels, job and schedule names."""
-    config = _load_or_exit(path)
+    config = load_or_exit(path)
     rows = _rows(config, next_count, dt.datetime.now(dt.UTC))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -63,7 +64,7 @@ def list_alerts(path: str, next_count: int, as_json: bool) -> None:
         click.echo(f"  schedule name: {row['schedule_name']}")
 
 
-for _command in COMMANDS:
+for _command in [*COMMANDS, run]:
     main.add_command(_command)
 
 
@@ -90,7 +91,7 @@ def _rows(config: LoadedConfig, next_count: int, now: dt.datetime) -> list[dict[
     ]
 
 
-def _load_or_exit(path: str) -> LoadedConfig:
+def load_or_exit(path: str) -> LoadedConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -103,7 +104,7 @@ def _load_or_exit(path: str) -> LoadedConfig:
 @click.argument("name")
 def test_notify(path: str, name: str) -> None:
     """Send a test message through the channels of alert NAME in PATH (SMTP_* and ${VAR} from the environment)."""
-    config = _load_or_exit(path)
+    config = load_or_exit(path)
     alert = next((a for a in config.alerts if a.name == name), None)
     if alert is None:
         raise click.ClickException(f"no alert named '{name}' in {path}")

@@ -15,16 +15,16 @@ from .state import admin
 from .state.silences import Silence, parse_matcher
 from .state.store import StateStore
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "database_option", "open_store"]
 
-_database_option = click.option(
+database_option = click.option(
     "--database-url",
     envvar="SQLSENTINEL_STATE_URL",
     help="SQLAlchemy URL of the state tables; default: the Dagster instance in DAGSTER_HOME.",
 )
 
 
-def _store(database_url: str | None) -> StateStore:
+def open_store(database_url: str | None) -> StateStore:
     if database_url:
         return StateStore.from_url(database_url)
     import dagster as dg
@@ -62,10 +62,10 @@ def _silence_row(silence: Silence, now: dt.datetime) -> dict[str, Any]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_database_option
+@database_option
 def status(database_url: str | None, as_json: bool) -> None:
     """Every evaluated alert: state, since when, silenced or not, last value, last notification."""
-    store = _store(database_url)
+    store = open_store(database_url)
     rows = [
         {
             "alert": s.alert,
@@ -107,7 +107,7 @@ def status(database_url: str | None, as_json: bool) -> None:
 @click.option("--until", help="When it ends, an ISO time.")
 @click.option("--reason", required=True, help="Why; shown on every suppressed run.")
 @click.option("--author", help="Who; default: your user name.")
-@_database_option
+@database_option
 def silence(
     name: str | None,
     matches: tuple[str, ...],
@@ -121,7 +121,7 @@ def silence(
     try:
         matchers = [parse_matcher(f"alert={name}")] if name else []
         matchers += [parse_matcher(m) for m in matches]
-        store = _store(database_url)
+        store = open_store(database_url)
         now = store.clock()
         if (duration is None) == (until is None):
             raise ValueError("give exactly one of --duration (e.g. 2h) or --until (e.g. 2026-12-01T09:00+01:00)")
@@ -138,10 +138,10 @@ def silence(
 
 @click.command()
 @click.argument("target")
-@_database_option
+@database_option
 def unsilence(target: str, database_url: str | None) -> None:
     """End the silence with id TARGET, or the silences made for the alert named TARGET."""
-    store = _store(database_url)
+    store = open_store(database_url)
     ended = admin.end_silences(store, target)
     if not ended:
         raise click.ClickException(f"no active or pending silence with id or alert name '{target}'")
@@ -156,10 +156,10 @@ def unsilence(target: str, database_url: str | None) -> None:
 @click.command()
 @click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_database_option
+@database_option
 def silences(show_all: bool, as_json: bool, database_url: str | None) -> None:
     """Pending and active silences (--all: expired ones too)."""
-    store = _store(database_url)
+    store = open_store(database_url)
     now = store.clock()
     rows = [_silence_row(s, now) for s in admin.list_silences(store, include_expired=show_all)]
     if as_json:
@@ -178,10 +178,10 @@ def silences(show_all: bool, as_json: bool, database_url: str | None) -> None:
 @click.argument("name")
 @click.option("--limit", default=20, show_default=True, help="How many evaluations to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_database_option
+@database_option
 def history(name: str, limit: int, as_json: bool, database_url: str | None) -> None:
     """The latest evaluations of NAME and statistics over everything recorded."""
-    store = _store(database_url)
+    store = open_store(database_url)
     rows = admin.alert_history(store, name, limit)
     stats = admin.history_stats(store, name)
     if as_json:
@@ -206,14 +206,14 @@ def history(name: str, limit: int, as_json: bool, database_url: str | None) -> N
 
 @click.command()
 @click.option("--older-than", required=True, help="Age, e.g. 30d.")
-@_database_option
+@database_option
 def prune(older_than: str, database_url: str | None) -> None:
     """Delete history, finished notifications and expired silences older than --older-than."""
     try:
         age = dt.timedelta(seconds=parse_duration(older_than))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    removed = admin.prune_history(_store(database_url), age)
+    removed = admin.prune_history(open_store(database_url), age)
     click.echo(", ".join(f"{count} {what}" for what, count in removed.items()) + " removed")
 
 

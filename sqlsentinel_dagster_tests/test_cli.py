@@ -1,16 +1,26 @@
-"""The sqlsentinel command: validate and list."""
+"""The sqlsentinel command: validate, list and run."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from sqlsentinel_dagster.cli import main
 
-from .conftest import FIXTURES, REPO
+from .conftest import FIRING_QUERY, FIXTURES, REPO
+from .loopback import Receiver, loopback_receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback."""
+    with loopback_receiver() as rec:
+        yield rec
 
 
 class TestValidate:
@@ -56,3 +66,53 @@ class TestList:
         """list refuses invalid files with the same problem listing as validate."""
         result = CliRunner().invoke(main, ["list", str(FIXTURES / "invalid" / "names.yaml")])
         assert result.exit_code == 1 and "duplicate alert name 'orders_late'" in result.output
+
+
+class TestRun:
+    @pytest.fixture
+    def alerts(self, write_alerts: Callable[..., Path], sqlite_warehouse: Path, receiver: Receiver) -> Path:
+        """A firing alert notifying a loopback webhook, and an alert whose query fails."""
+        return write_alerts(
+            f"""
+            database: {{url: "sqlite:///{sqlite_warehouse}"}}
+            alerts:
+              - name: error_rate
+                query: "{FIRING_QUERY.format(threshold=5, table="api_metrics")}"
+                schedule: "@hourly"
+                notify: [{{channel: webhook, url: "{receiver.url}"}}]
+              - {{name: broken, query: "SELECT nope FROM api_metrics", schedule: "@hourly"}}
+            """
+        )
+
+    def test_dry_run_without_state_shows_decisions_and_notifies_nobody(
+        self, alerts: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """No DAGSTER_HOME: decisions as for a first evaluation, nothing sent; exit 1 because one alert errored."""
+        monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        result = CliRunner().invoke(main, ["run", str(alerts), "--dry-run", "--json"])
+        assert result.exit_code == 1, result.output
+        rows = {row["alert"]: row for row in json.loads(result.stdout)}
+        assert (rows["error_rate"]["status"], rows["error_rate"]["decision"]) == ("ALERT", "first_notification")
+        assert rows["error_rate"]["actual_value"] == 7.5 and rows["error_rate"]["notifications"] == []
+        assert rows["broken"]["status"] == "ERROR" and "no such column: nope" in rows["broken"]["error"]
+        assert receiver.delivered() == []
+
+    def test_run_shares_state_with_dagster_runs_so_it_notifies_once(
+        self, alerts: Path, receiver: Receiver, tmp_path: Path
+    ) -> None:
+        """Two `run --alert error_rate` on the same state database: one firing notification, then none."""
+        state = f"sqlite:///{tmp_path / 'state.db'}"
+        first = CliRunner().invoke(main, ["run", str(alerts), "--alert", "error_rate", "--database-url", state])
+        assert first.exit_code == 0, first.output
+        assert "error_rate: ALERT (value 7.5, threshold 5); decision: firing: first notification" in first.output
+        assert "firing via 0:webhook: delivered" in first.output
+        second = CliRunner().invoke(main, ["run", str(alerts), "--alert", "error_rate", "--database-url", state])
+        assert second.exit_code == 0, second.output
+        assert "decision: firing: already notified" in second.output
+        assert [r.body["event"] for r in receiver.delivered()] == ["firing"]
+
+    def test_an_unknown_alert_name_is_refused_with_a_suggestion(self, alerts: Path) -> None:
+        """A typo in --alert evaluates nothing and suggests the closest name."""
+        result = CliRunner().invoke(main, ["run", str(alerts), "--alert", "error_rat", "--dry-run"])
+        assert result.exit_code != 0
+        assert "no alert named 'error_rat'" in result.output and "did you mean 'error_rate'?" in result.output
