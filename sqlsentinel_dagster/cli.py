@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from .errors import ConfigError
 from .naming import job_name, schedule_name
 from .notifiers.probe import send_test_message
 from .notifiers.registry import ChannelSettings, smtp_from_env
+from .starter import starter_alerts, starter_definitions
 
 __all__ = ["load_or_exit", "main"]
 
@@ -37,6 +39,28 @@ def validate(path: str) -> None:
         click.echo(f"note: {note}")
     count = len(config.alerts)
     click.echo(f"{path}: valid, {count} alert{'s' if count != 1 else ''}")
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option(
+    "--database-url", default="sqlite:///warehouse.db", show_default=True, help="Warehouse URL (${VAR} allowed)."
+)
+@click.option("--mode", type=click.Choice(["jobs", "checks"]), default="jobs", show_default=True)
+def init(directory: str, database_url: str, mode: str) -> None:
+    """Write a starter alerts.yaml and definitions.py into DIRECTORY; both validate and run as they are."""
+    folder = Path(directory)
+    files = {folder / "alerts.yaml": starter_alerts(database_url), folder / "definitions.py": starter_definitions(mode)}
+    existing = [str(path) for path in files if path.exists()]
+    if existing:
+        raise click.ClickException(f"not overwriting {', '.join(existing)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"next: sqlsentinel run {folder / 'alerts.yaml'} --dry-run, then dagster dev -f {folder / 'definitions.py'}"
+    )
 
 
 @main.command(name="list")

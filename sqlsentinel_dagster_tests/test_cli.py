@@ -1,12 +1,16 @@
-"""The sqlsentinel command: validate, list and run."""
+"""The sqlsentinel command: validate, list, run and init."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from click.testing import CliRunner
 
@@ -14,6 +18,8 @@ from sqlsentinel_dagster.cli import main
 
 from .conftest import FIRING_QUERY, FIXTURES, REPO
 from .loopback import Receiver, loopback_receiver
+
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -116,3 +122,34 @@ class TestRun:
         result = CliRunner().invoke(main, ["run", str(alerts), "--alert", "error_rat", "--dry-run"])
         assert result.exit_code != 0
         assert "no alert named 'error_rat'" in result.output and "did you mean 'error_rate'?" in result.output
+
+
+class TestInit:
+    def test_starter_files_validate_and_the_job_runs(self, tmp_path: Path) -> None:
+        """`init` writes alerts.yaml and definitions.py; the file validates and its alert job runs OK in Dagster."""
+        folder = tmp_path / "new_project"
+        result = CliRunner().invoke(main, ["init", str(folder), "--database-url", "sqlite:///warehouse.db"])
+        assert result.exit_code == 0, result.output
+        assert CliRunner().invoke(main, ["validate", str(folder / "alerts.yaml")]).exit_code == 0
+        home = tmp_path / "home"
+        home.mkdir()
+        execute = subprocess.run(
+            [str(BIN / "dagster"), "job", "execute", "-f", "definitions.py", "-j", "sqlsentinel__example_always_ok"],
+            cwd=folder,
+            env={**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert execute.returncode == 0, execute.stderr[-2000:]
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            [run] = instance.get_runs()
+            assert run.tags["sqlsentinel/status"] == "OK"
+
+    def test_init_never_overwrites(self, tmp_path: Path) -> None:
+        """An existing alerts.yaml is kept and the command fails naming it."""
+        (tmp_path / "alerts.yaml").write_text("mine")
+        result = CliRunner().invoke(main, ["init", str(tmp_path)])
+        assert result.exit_code != 0 and "not overwriting" in result.output
+        assert (tmp_path / "alerts.yaml").read_text() == "mine"
+        assert not (tmp_path / "definitions.py").exists()

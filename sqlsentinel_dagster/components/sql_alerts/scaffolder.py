@@ -7,23 +7,9 @@ from typing import Literal
 import dagster as dg
 from pydantic import BaseModel, Field
 
-__all__ = ["SqlAlertsScaffoldParams", "SqlAlertsScaffolder"]
+from ...starter import starter_alerts
 
-STARTER = """\
-# SQL alerts, one per entry: a read-only query returning a 'status' column ('ALERT' or 'OK'), and optional
-# 'actual_value' and 'threshold' columns. Every key is described in the sqlsentinel-dagster README.
-database:
-  url: "{url}"                # ${{VAR}} is resolved inside each run; relative SQLite paths: from this folder
-receivers:
-  team: {{channel: log}}      # the run log; swap in slack, email, webhook, pagerduty or msteams
-alerts:
-  - name: example_always_ok
-    description: "Replace with your own check, e.g. rows loaded in the last hour"
-    query: |
-      SELECT 'OK' AS status, 0 AS actual_value, 0 AS threshold
-    schedule: "@hourly"
-    notify: [team]
-"""
+__all__ = ["SqlAlertsScaffoldParams", "SqlAlertsScaffolder"]
 
 
 class SqlAlertsScaffoldParams(BaseModel):
@@ -48,5 +34,4 @@ class SqlAlertsScaffolder(dg.Scaffolder[SqlAlertsScaffoldParams]):
         """Write the two files into the new component's folder."""
         params = request.params or SqlAlertsScaffoldParams()
         dg.scaffold_component(request, {"path": "alerts.yaml", "mode": params.mode})
-        url = params.database_url.replace('"', '\\"')
-        (request.target_path / "alerts.yaml").write_text(STARTER.format(url=url), encoding="utf-8")
+        (request.target_path / "alerts.yaml").write_text(starter_alerts(params.database_url), encoding="utf-8")
