@@ -76,12 +76,19 @@ class _AnyColumns(dict[str, Any]):
         return f"<{key}>"
 
 
-_OLD_STYLE = re.compile(r"(?<![{$])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+_OLD_STYLE = re.compile(r"(?<![{$])\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<spec>[^{}'\"\\]*))?\}")
 
 
 def _modernize(text: str) -> str:
-    """``{alert_name}`` (SQL Sentinel's str.format style) becomes ``{{ alert_name }}``; ``${VAR}`` is left."""
-    return _OLD_STYLE.sub(r"{{ \1 }}", text)
+    """SQL Sentinel's ``str.format`` placeholders as Jinja2: ``{alert_name}`` becomes ``{{ alert_name }}`` and
+    ``{actual_value:.1f}`` becomes ``{{ "{:.1f}".format(actual_value) }}``, also right before a closing brace (a
+    JSON body such as ``{"value": {actual_value}}``). ``${VAR}`` and Jinja2's own ``{{ }}`` are left alone."""
+
+    def jinja(match: re.Match[str]) -> str:
+        name, spec = match.group("name"), match.group("spec")
+        return f"{{{{ {name} }}}}" if spec is None else f'{{{{ "{{:{spec}}}".format({name}) }}}}'
+
+    return _OLD_STYLE.sub(jinja, text)
 
 
 def template_problem(text: str) -> str | None:

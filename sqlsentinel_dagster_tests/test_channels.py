@@ -142,6 +142,16 @@ class TestWebhook:
         assert request.body == {"text": "orders_late is firing"}
 
 
+    def test_sql_sentinel_placeholders_render_like_str_format(self, receiver: Receiver) -> None:
+        """A legacy JSON body with {placeholders}, one right before the closing brace and one with a format spec,
+        is sent rendered, never as literal text."""
+        body = '{"alert": "{alert_name}", "shown": "{actual_value:.1f}", "value": {actual_value}}'
+        WebhookNotifier(receiver.url, body_template=body).send(MESSAGE)
+        [request] = receiver.requests
+        value = MESSAGE["actual_value"]
+        assert request.body == {"alert": MESSAGE["alert_name"], "shown": f"{value:.1f}", "value": value}
+
+
 class TestSlack:
     def test_incoming_webhook_block_kit_coloured_by_event_with_run_button(self, receiver: Receiver) -> None:
         """The message has a fallback text, an attachment coloured for firing, fields and a button to the run."""
