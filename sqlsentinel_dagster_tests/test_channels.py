@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from sqlsentinel_dagster.config.targets import EmailTarget, WebhookTarget
+from sqlsentinel_dagster.errors import SecretResolutionError
 from sqlsentinel_dagster.notifiers import (
     DeliveryError,
     EmailNotifier,
@@ -22,6 +24,7 @@ from sqlsentinel_dagster.notifiers import (
     WebhookNotifier,
     send_with_retries,
 )
+from sqlsentinel_dagster.notifiers.registry import ChannelSettings, build_notifier
 
 from .loopback import Receiver, loopback_receiver
 from .smtp_server import smtp_server
@@ -140,7 +143,6 @@ class TestWebhook:
         [request] = receiver.requests
         assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"alerts:pw").decode()
         assert request.body == {"text": "orders_late is firing"}
-
 
     def test_sql_sentinel_placeholders_render_like_str_format(self, receiver: Receiver) -> None:
         """A legacy JSON body with {placeholders}, one right before the closing brace and one with a format spec,
@@ -265,3 +267,37 @@ def test_a_template_failing_on_real_data_fails_only_that_channel(receiver: Recei
     assert (
         str(caught.value) == "webhook: could not build or send the message: ZeroDivisionError: float division by zero"
     )
+
+
+class TestSqlSentinelDefaults:
+    def test_webhook_without_url_uses_webhook_url_and_auth_header_from_the_environment(
+        self, receiver: Receiver
+    ) -> None:
+        """A webhook entry with no url posts to WEBHOOK_URL with WEBHOOK_AUTH_HEADER as Authorization."""
+        env = {"WEBHOOK_URL": receiver.url, "WEBHOOK_AUTH_HEADER": "Token token=abc"}
+        notifier = build_notifier(
+            WebhookTarget(channel="webhook"), ChannelSettings(environ=env), logging.getLogger("t"), "alert 'a'"
+        )
+        notifier.send(MESSAGE)
+        [request] = receiver.requests
+        assert request.headers["Authorization"] == "Token token=abc" and request.body == MESSAGE
+
+    def test_webhook_without_url_or_variable_is_a_named_error(self) -> None:
+        """No url and no WEBHOOK_URL: the error names the entry and the variable to set."""
+        with pytest.raises(SecretResolutionError) as caught:
+            build_notifier(
+                WebhookTarget(channel="webhook"), ChannelSettings(environ={}), logging.getLogger("t"), "alert 'a'"
+            )
+        assert "WEBHOOK_URL" in str(caught.value) and "alert 'a'" in str(caught.value)
+
+    def test_recipients_from_a_variable_may_list_several_addresses(self) -> None:
+        """${ONCALL} holding 'a@x.com, b@y.com' sends to both; a value that is no address is a permanent error."""
+        settings = ChannelSettings(
+            smtp=SmtpSettings(host="127.0.0.1", port=25), environ={"ONCALL": "a@x.com, b@y.com", "BAD": "nobody"}
+        )
+        target = EmailTarget(channel="email", recipients=["${ONCALL}", "c@z.com"])
+        notifier = build_notifier(target, settings, logging.getLogger("t"), "alert 'a'")
+        assert notifier.recipients == ["a@x.com", "b@y.com", "c@z.com"]  # type: ignore[attr-defined]
+        with pytest.raises(DeliveryError) as caught:
+            build_notifier(EmailTarget(channel="email", recipients=["${BAD}"]), settings, logging.getLogger("t"), "x")
+        assert not caught.value.retryable and "'nobody'" in str(caught.value)

@@ -155,3 +155,63 @@ def test_reference_fixture_uses_every_field_of_the_model() -> None:
     """full_reference.yaml sets every key of every model, so a new key cannot go untested."""
     config = load_config(FIXTURES / "valid" / "full_reference.yaml", environ={})
     assert _declared(AlertsFile) - _used(config.file) == set()
+
+
+class TestSqlSentinelCompatibility:
+    def test_database_timeout_is_the_default_alert_timeout(self, write_alerts: Any) -> None:
+        """`timeout` under the database applies to its alerts that set none; defaults and the alert's own win."""
+        path = write_alerts(
+            """
+            databases:
+              slow: {url: "sqlite:///s.db", timeout: 5m}
+              fast: {url: "sqlite:///f.db"}
+            alerts:
+              - {name: inherits, query: "SELECT 'OK' AS status", schedule: "@daily", database: slow}
+              - {name: own, query: "SELECT 'OK' AS status", schedule: "@daily", database: slow, timeout: 10s}
+              - {name: other_db, query: "SELECT 'OK' AS status", schedule: "@daily", database: fast}
+            """
+        )
+        timeouts = {a.name: a.timeout for a in load_config(path, environ={}).alerts}
+        assert timeouts == {"inherits": 300.0, "own": 10.0, "other_db": 60.0}
+
+    def test_database_url_from_the_environment_when_the_file_has_none(self, write_alerts: Any) -> None:
+        """No `database:`: DATABASE_URL is used, kept as ${DATABASE_URL} until the run (it holds a password)."""
+        path = write_alerts('alerts:\n  - {name: a, query: "SELECT \'OK\' AS status", schedule: "@daily"}\n')
+        config = load_config(path, environ={"DATABASE_URL": "postgresql://u:secret@db/x"})
+        assert config.file.all_databases()["default"].url == "${DATABASE_URL}"
+        with pytest.raises(ConfigError, match="or set DATABASE_URL"):
+            load_config(path, environ={})
+
+    def test_webhook_url_and_variables_in_recipients_are_accepted(self, write_alerts: Any) -> None:
+        """`webhook_url` on a webhook is its `url`; `${VAR}` in email recipients is resolved when sending."""
+        path = write_alerts(
+            """
+            database: {url: "sqlite:///w.db"}
+            alerts:
+              - name: a
+                query: "SELECT 'OK' AS status"
+                schedule: "@daily"
+                notify:
+                  - {channel: webhook, webhook_url: "${HOOK}"}
+                  - {channel: webhook}
+                  - {channel: email, recipients: ["${ONCALL_EMAILS}", ops@example.com]}
+            """
+        )
+        webhook, default_webhook, email = load_config(path, environ={}).alerts[0].notify
+        assert (webhook.url, default_webhook.url) == ("${HOOK}", None)  # type: ignore[union-attr]
+        assert email.recipients == ["${ONCALL_EMAILS}", "ops@example.com"]  # type: ignore[union-attr]
+
+    def test_url_and_webhook_url_together_are_refused(self, write_alerts: Any) -> None:
+        """Both names for the same setting: a located error."""
+        path = write_alerts(
+            """
+            database: {url: "sqlite:///w.db"}
+            alerts:
+              - name: a
+                query: "SELECT 'OK' AS status"
+                schedule: "@daily"
+                notify: [{channel: webhook, url: "https://a.example", webhook_url: "https://b.example"}]
+            """
+        )
+        with pytest.raises(ConfigError, match="give 'url' or 'webhook_url'"):
+            load_config(path, environ={})

@@ -135,11 +135,14 @@ class _Checker:
             self._add((), "the file must be a mapping with an 'alerts:' list (and usually 'database:')")
             return
         data = self._substitute(data, (), env)
+        if "database" not in data and not data.get("databases") and env.get("DATABASE_URL"):
+            data["database"] = {"url": "${DATABASE_URL}"}  # SQL Sentinel's default; resolved inside each run
         alerts = data.get("alerts")
         if isinstance(alerts, list):
             defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
             routes = data.get("routes") if isinstance(data.get("routes"), dict) else {}
-            data["alerts"] = [self._inherit(i, a, defaults, routes) for i, a in enumerate(alerts)]
+            databases = self._databases(data, quiet=True)
+            data["alerts"] = [self._inherit(i, a, defaults, routes, databases) for i, a in enumerate(alerts)]
         try:
             self.model = AlertsFile.model_validate(data)
         except ValidationError as exc:
@@ -184,8 +187,11 @@ class _Checker:
             self.unresolved.add(path)
             return value
 
-    def _inherit(self, index: int, alert: Any, defaults: dict[str, Any], routes: dict[str, Any]) -> Any:
-        """Fill the keys ``alert`` does not set: ``notify`` from ``routes`` by severity, else from ``defaults``."""
+    def _inherit(
+        self, index: int, alert: Any, defaults: dict[str, Any], routes: dict[str, Any], databases: dict[str, Any]
+    ) -> Any:
+        """Fill the keys ``alert`` does not set: ``notify`` from ``routes`` by severity, else from ``defaults``;
+        ``timeout`` from ``defaults``, else from its database's ``timeout``."""
         if not isinstance(alert, dict):
             return alert
         merged = dict(alert)
@@ -199,6 +205,11 @@ class _Checker:
             elif key not in merged:
                 merged[key] = value
                 self.inherited.setdefault(index, set()).add(key)
+        only = next(iter(databases)) if len(databases) == 1 else None
+        database = databases.get(merged.get("database", only))  # type: ignore[arg-type]
+        if "timeout" not in merged and isinstance(database, dict) and "timeout" in database:
+            merged["timeout"] = database["timeout"]
+            self.inherited.setdefault(index, set()).add("timeout")
         return merged
 
     def _check_receiver_names(self, data: dict[str, Any]) -> None:
@@ -258,14 +269,16 @@ class _Checker:
         elif alert.get("asset") is None:
             self._add(("alerts", index, "on_materialization"), "'on_materialization: true' needs 'asset:'")
 
-    def _databases(self, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def _databases(self, data: dict[str, Any], quiet: bool = False) -> dict[str, dict[str, Any]]:
         named = data.get("databases") if isinstance(data.get("databases"), dict) else {}
         single = data.get("database")
         merged: dict[str, Any] = {k: v for k, v in (named or {}).items() if isinstance(v, dict)}
         if isinstance(single, dict):
             merged.setdefault("default", single)
-        if not merged and isinstance(data.get("alerts"), list) and data["alerts"]:
-            self._add((), "no warehouse configured; add 'database: {url: ...}' or a 'databases:' mapping")
+        if not merged and isinstance(data.get("alerts"), list) and data["alerts"] and not quiet:
+            self._add(
+                (), "no warehouse configured; add 'database: {url: ...}', a 'databases:' mapping, or set DATABASE_URL"
+            )
         return merged
 
     def _check_name(self, index: int, name: str, seen: dict[str, int], seen_safe: dict[str, str]) -> None:

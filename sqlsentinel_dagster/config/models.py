@@ -146,6 +146,9 @@ class DatabaseConfig(_Strict):
         default=None,
         description="sqlglot dialect used to check queries are read-only; inferred from the URL when omitted",
     )
+    timeout: Duration | None = Field(
+        default=None, description="Default timeout of the alerts on this database (an alert's own timeout wins)"
+    )
     pool_size: int = Field(
         default=5,
         ge=1,

@@ -45,8 +45,10 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _email(value: str) -> str:
+    if "${" in value:
+        return _env_syntax(value)  # resolved (and checked) when the email is sent
     if not EMAIL_PATTERN.match(value):
-        raise ValueError(f"invalid email address '{value}'")
+        raise ValueError(f"invalid email address '{value}'; write name@example.com or ${{VAR}}")
     return value
 
 
@@ -103,10 +105,14 @@ class SlackTarget(_Target):
 
 
 class WebhookTarget(_Target):
-    """Call an HTTP endpoint with a JSON body and an ``Idempotency-Key`` header."""
+    """Call an HTTP endpoint with a JSON body and an ``Idempotency-Key`` header.
+
+    Without ``url`` (SQL Sentinel's ``webhook_url`` is accepted too), WEBHOOK_URL is used, with the
+    Authorization header from WEBHOOK_AUTH_HEADER when that is set.
+    """
 
     channel: Literal["webhook"]
-    url: Secret
+    url: Secret | None = Field(default=None, description="Endpoint; default WEBHOOK_URL")
     method: Annotated[Literal["GET", "POST", "PUT", "PATCH"], BeforeValidator(lambda v: str(v).upper())] = "POST"
     headers: dict[str, Secret] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0, le=300)] = Field(default=10.0, description="Seconds per request")
@@ -115,6 +121,15 @@ class WebhookTarget(_Target):
     password: Secret | None = Field(default=None, description="Basic auth password")
     bearer_token: Secret | None = Field(default=None, description="Sent as 'Authorization: Bearer <token>'")
     body: MessageTemplate | None = Field(default=None, description="Body template (default: the JSON message)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _webhook_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "webhook_url" in data:
+            if "url" in data:
+                raise ValueError("give 'url' or 'webhook_url' (its SQL Sentinel name), not both")
+            return {("url" if k == "webhook_url" else k): v for k, v in data.items()}
+        return data
 
 
 class PagerDutyTarget(_Target):

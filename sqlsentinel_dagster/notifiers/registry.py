@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import envsubst
-from ..config.targets import EmailTarget, MSTeamsTarget, NotifyTarget, PagerDutyTarget, SlackTarget, WebhookTarget
+from ..config.targets import (
+    EMAIL_PATTERN,
+    EmailTarget,
+    MSTeamsTarget,
+    NotifyTarget,
+    PagerDutyTarget,
+    SlackTarget,
+    WebhookTarget,
+)
+from ..errors import SecretResolutionError
 from .base import DeliveryError, Notifier
 from .email import EmailNotifier, SmtpSettings
 from .log import LogNotifier
@@ -76,10 +85,16 @@ def build_notifier(
 
     if isinstance(target, WebhookTarget):
         user, password = target.username, secret(target.password, "password")
+        headers = {k: str(secret(v, f"header {k}")) for k, v in target.headers.items()}
+        if target.url is None and env.get("WEBHOOK_AUTH_HEADER") and "Authorization" not in headers:
+            headers["Authorization"] = env["WEBHOOK_AUTH_HEADER"]  # SQL Sentinel's default endpoint and auth
+        url = secret(target.url, "url", "WEBHOOK_URL")
+        if not url:
+            raise SecretResolutionError(f"{where} url (no 'url' given)", "WEBHOOK_URL")
         return WebhookNotifier(
-            str(secret(target.url, "url")),
+            url,
             method=target.method,
-            headers={k: str(secret(v, f"header {k}")) for k, v in target.headers.items()},
+            headers=headers,
             timeout=target.timeout,
             verify_tls=target.verify_tls,
             basic_auth=(user, password or "") if user else None,
@@ -101,7 +116,7 @@ def build_notifier(
             raise DeliveryError(
                 "email", "no SMTP server configured (set SMTP_HOST or the resource's smtp_host)", retryable=False
             )
-        recipients = [str(secret(r, "recipient")) for r in target.recipients]
+        recipients = _recipients([str(secret(r, "recipient")) for r in target.recipients])
         subject = envsubst.resolve(target.subject, f"{where} subject", env) if target.subject else None
         return EmailNotifier(settings.smtp, recipients, subject_template=subject, body_template=target.body)
     if isinstance(target, PagerDutyTarget):
@@ -110,3 +125,13 @@ def build_notifier(
     if isinstance(target, MSTeamsTarget):
         return MSTeamsNotifier(str(secret(target.webhook_url, "webhook_url")), timeout=settings.timeout)
     return LogNotifier(logger)
+
+
+def _recipients(resolved: list[str]) -> list[str]:
+    """Recipients after ``${VAR}`` resolution: a variable may hold several addresses, comma-separated."""
+    addresses = [part.strip() for value in resolved for part in value.split(",") if part.strip()]
+    invalid = [a for a in addresses if not EMAIL_PATTERN.match(a)]
+    if invalid or not addresses:
+        shown = ", ".join(repr(a) for a in invalid) or "none"
+        raise DeliveryError("email", f"invalid recipient address(es): {shown}", retryable=False)
+    return addresses
