@@ -71,7 +71,8 @@ class AlertStateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL for the state tables; default: the Dagster instance's own database.",
+        description="SQLAlchemy URL for the state tables; default: STATE_DB_URL if set, else the Dagster instance's "
+        "own database.",
     )
     notification_expiry_hours: float = Field(
         default=24.0,
@@ -88,8 +89,9 @@ class AlertStateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def get_store(self, instance: dg.DagsterInstance | None = None) -> StateStore:
         """The store for ``database_url``, or for the given instance's database (one per URL and process)."""
-        if self.database_url:
-            return _store(envsubst.resolve(self.database_url, "AlertStateResource.database_url"))
+        url = self.database_url or os.environ.get("STATE_DB_URL")  # STATE_DB_URL: SQL Sentinel's variable
+        if url:
+            return _store(envsubst.resolve(url, "AlertStateResource.database_url"))
         if instance is None:
             raise RuntimeError("AlertStateResource needs the Dagster instance or a database_url")
         return _store(instance_state_url(instance))

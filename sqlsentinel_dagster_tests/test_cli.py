@@ -153,3 +153,21 @@ class TestInit:
         assert result.exit_code != 0 and "not overwriting" in result.output
         assert (tmp_path / "alerts.yaml").read_text() == "mine"
         assert not (tmp_path / "definitions.py").exists()
+
+
+def test_state_db_url_from_sql_sentinel_is_honoured_by_the_resource_and_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STATE_DB_URL names the state database for AlertStateResource and for every state command."""
+    from sqlsentinel_dagster import AlertStateResource
+
+    url = f"sqlite:///{tmp_path / 'sentinel_state.db'}"
+    monkeypatch.setenv("STATE_DB_URL", url)
+    monkeypatch.delenv("SQLSENTINEL_STATE_URL", raising=False)
+    store = AlertStateResource().get_store()
+    assert str(store.engine.url) == url
+    result = CliRunner().invoke(main, ["silence", "orders_late", "--duration", "1h", "--reason", "maintenance"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sentinel_state.db").exists()
+    listed = CliRunner().invoke(main, ["silences", "--json"])
+    assert "orders_late" in listed.output
