@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import getpass
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
+from .config import LoadedConfig
 from .config.models import parse_duration
 from .redact import redact_text
 from .state import admin
@@ -41,12 +44,50 @@ def open_store(database_url: str | None) -> StateStore:
     return StateStore.from_url(instance_state_url(instance))
 
 
+def _alert_and_file(argument: str | None, alert: str | None) -> tuple[str | None, LoadedConfig | None]:
+    """SQL Sentinel's form ``<config_file> --alert NAME`` or ours, ``NAME``: the alert and the file, if given."""
+    if argument and argument.endswith((".yaml", ".yml")) and Path(argument).is_file():
+        from .cli import load_or_exit
+
+        return alert, load_or_exit(argument)
+    if argument and alert:
+        raise click.ClickException(f"give the alert once: '{argument}' or --alert '{alert}'")
+    return argument or alert, None
+
+
+def _refuse_unknown(name: str, store: StateStore, config: LoadedConfig | None) -> None:
+    """A name that matches no known alert is a typo until proven otherwise (``--force``)."""
+    known = config.alert_names if config is not None else admin.known_alerts(store)
+    if known and name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        where = f"in {config.path}" if config is not None else "in the state database"
+        raise click.ClickException(f"no alert named '{name}' {where}{hint}; --force to silence it anyway")
+
+
 def _when(value: dt.datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else "-"
 
 
 def _echo_json(rows: Any) -> None:
     click.echo(json.dumps(rows, indent=2, default=str))
+
+
+def _never(name: str) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "state": "never evaluated",
+        "last_status": None,
+        "since": "-",
+        "silenced": None,
+        "last_value": None,
+        "last_evaluated_at": "-",
+        "last_notified_at": "-",
+        "last_error": None,
+        "notification_count": 0,
+        "last_delivered_per_channel": {},
+        "failed_notifications": 0,
+    }
 
 
 def _silence_row(silence: Silence, now: dt.datetime) -> dict[str, Any]:
@@ -62,10 +103,14 @@ def _silence_row(silence: Silence, now: dt.datetime) -> dict[str, Any]:
 
 
 @click.command()
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @database_option
-def status(database_url: str | None, as_json: bool) -> None:
-    """Every evaluated alert: state, since when, silenced or not, last value, last notification."""
+def status(config_file: str | None, database_url: str | None, as_json: bool) -> None:
+    """Every evaluated alert (with CONFIG_FILE: every alert in it, evaluated or not): state, since when,
+    silenced or not, last value, last delivered notification."""
+    from .cli import load_or_exit
+
     store = open_store(database_url)
     rows = [
         {
@@ -84,12 +129,18 @@ def status(database_url: str | None, as_json: bool) -> None:
         }
         for s in admin.alert_statuses(store)
     ]
+    if config_file is not None:
+        evaluated = {row["alert"]: row for row in rows}
+        rows = [evaluated.get(name) or _never(name) for name in load_or_exit(config_file).alert_names]
     if as_json:
         _echo_json(rows)
         return
     if not rows:
         click.echo("no alert has been evaluated yet")
     for row in rows:
+        if row["state"] == "never evaluated":
+            click.echo(f"{row['alert']}: never evaluated")
+            continue
         silenced = f"  [{row['silenced']}]" if row["silenced"] else ""
         click.echo(
             f"{row['alert']}: {row['state']} ({row['last_status']} since {row['since']}), "
@@ -103,6 +154,8 @@ def status(database_url: str | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--alert", "alert_option", help="The alert, in SQL Sentinel's form: silence alerts.yaml --alert NAME.")
+@click.option("--force", is_flag=True, help="Silence NAME even though no known alert has that name.")
 @click.option("--match", "matches", multiple=True, help="key=value, key=~regex or key~glob; repeatable.")
 @click.option("--duration", help="How long, e.g. 30m, 2h, 1d.")
 @click.option("--until", help="When it ends, an ISO time.")
@@ -111,6 +164,8 @@ def status(database_url: str | None, as_json: bool) -> None:
 @database_option
 def silence(
     name: str | None,
+    alert_option: str | None,
+    force: bool,
     matches: tuple[str, ...],
     duration: str | None,
     until: str | None,
@@ -118,11 +173,16 @@ def silence(
     author: str | None,
     database_url: str | None,
 ) -> None:
-    """Silence the alert NAME (or every alert matching --match) for --duration or until --until."""
+    """Silence the alert NAME (or every alert matching --match) for --duration or until --until.
+
+    A NAME no known alert has (in the file given, or in the state database) is refused unless --force."""
+    name, config = _alert_and_file(name, alert_option)
+    store = open_store(database_url)
+    if name and not force:
+        _refuse_unknown(name, store, config)
     try:
         matchers = [parse_matcher(f"alert={name}")] if name else []
         matchers += [parse_matcher(m) for m in matches]
-        store = open_store(database_url)
         now = store.clock()
         if (duration is None) == (until is None):
             raise ValueError("give exactly one of --duration (e.g. 2h) or --until (e.g. 2026-12-01T09:00+01:00)")
@@ -138,10 +198,14 @@ def silence(
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", required=False)
+@click.option("--alert", "alert_option", help="The alert, in SQL Sentinel's form: unsilence alerts.yaml --alert NAME.")
 @database_option
-def unsilence(target: str, database_url: str | None) -> None:
+def unsilence(target: str | None, alert_option: str | None, database_url: str | None) -> None:
     """End the silence with id TARGET, or the silences made for the alert named TARGET."""
+    target, _ = _alert_and_file(target, alert_option)
+    if not target:
+        raise click.ClickException("give a silence id or an alert name")
     store = open_store(database_url)
     ended = admin.end_silences(store, target)
     if not ended:
@@ -176,14 +240,29 @@ def silences(show_all: bool, as_json: bool, database_url: str | None) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--alert", "alert_option", help="The alert, in SQL Sentinel's form: history alerts.yaml --alert NAME.")
 @click.option("--limit", default=20, show_default=True, help="How many evaluations to list.")
+@click.option("--offset", default=0, show_default=True, help="Skip this many of the newest evaluations.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @database_option
-def history(name: str, limit: int, as_json: bool, database_url: str | None) -> None:
-    """The latest evaluations of NAME and statistics over everything recorded."""
+def history(
+    name: str | None, alert_option: str | None, limit: int, offset: int, as_json: bool, database_url: str | None
+) -> None:
+    """The latest evaluations of NAME and statistics over everything recorded; without NAME, the latest
+    evaluations of every alert."""
+    name, _ = _alert_and_file(name, alert_option)
     store = open_store(database_url)
-    rows = admin.alert_history(store, name, limit)
+    rows = admin.alert_history(store, name, limit, offset)
+    if name is None:
+        if as_json:
+            _echo_json({"evaluations": rows})
+            return
+        for row in rows:
+            click.echo(f"{_when(row['evaluated_at'])}  {row['alert']}  {row['status']:<5} -> {row['reason']}")
+        if not rows:
+            click.echo("no evaluations recorded")
+        return
     stats = admin.history_stats(store, name)
     if as_json:
         _echo_json({"stats": stats.__dict__, "evaluations": rows})

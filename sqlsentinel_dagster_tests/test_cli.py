@@ -171,3 +171,65 @@ def test_state_db_url_from_sql_sentinel_is_honoured_by_the_resource_and_the_cli(
     assert (tmp_path / "sentinel_state.db").exists()
     listed = CliRunner().invoke(main, ["silences", "--json"])
     assert "orders_late" in listed.output
+
+
+class TestStateCommandsFromSqlSentinel:
+    @pytest.fixture
+    def evaluated(self, write_alerts: Callable[..., Path], sqlite_warehouse: Path, tmp_path: Path) -> tuple[Path, str]:
+        """Three alerts, two of them evaluated once by `sqlsentinel run` into a state database; (file, state URL)."""
+        path = write_alerts(
+            f"""
+            database: {{url: "sqlite:///{sqlite_warehouse}"}}
+            defaults: {{schedule: "@hourly", notify: [{{channel: log}}]}}
+            alerts:
+              - {{name: error_rate, query: "{FIRING_QUERY.format(threshold=5, table="api_metrics")}"}}
+              - {{name: calm, query: "SELECT 'OK' AS status"}}
+              - {{name: never_run, query: "SELECT 'OK' AS status"}}
+            """
+        )
+        state = f"sqlite:///{tmp_path / 'state.db'}"
+        for name in ("error_rate", "calm"):
+            result = CliRunner().invoke(main, ["run", str(path), "--alert", name, "--database-url", state])
+            assert result.exit_code == 0, result.output
+        return path, state
+
+    def test_status_of_a_file_lists_every_alert_evaluated_or_not(self, evaluated: tuple[Path, str]) -> None:
+        """`status alerts.yaml` lists the file's alerts in order, the unevaluated one as never evaluated."""
+        path, state = evaluated
+        result = CliRunner().invoke(main, ["status", str(path), "--database-url", state, "--json"])
+        assert result.exit_code == 0, result.output
+        rows = {row["alert"]: row for row in json.loads(result.output)}
+        assert list(rows) == ["error_rate", "calm", "never_run"]
+        assert (rows["error_rate"]["state"], rows["never_run"]["state"]) == ("firing", "never evaluated")
+        assert rows["error_rate"]["last_notified_at"] != "-" and rows["calm"]["last_notified_at"] == "-"
+
+    def test_sql_sentinel_forms_and_a_typo_needs_force(self, evaluated: tuple[Path, str]) -> None:
+        """`silence alerts.yaml --alert NAME` works; a name no alert has is refused (with a suggestion) unless
+        --force; `history alerts.yaml --alert NAME` and `unsilence alerts.yaml --alert NAME` too."""
+        path, state = evaluated
+        common = ["--duration", "1h", "--reason", "deploy", "--database-url", state]
+        typo = CliRunner().invoke(main, ["silence", str(path), "--alert", "eror_rate", *common])
+        assert typo.exit_code != 0 and "no alert named 'eror_rate'" in typo.output
+        assert "did you mean 'error_rate'?" in typo.output
+        from_state = CliRunner().invoke(main, ["silence", "eror_rate", *common])
+        assert from_state.exit_code != 0 and "in the state database" in from_state.output
+        assert CliRunner().invoke(main, ["silence", "eror_rate", "--force", *common]).exit_code == 0
+        assert CliRunner().invoke(main, ["silence", str(path), "--alert", "error_rate", *common]).exit_code == 0
+        listed = CliRunner().invoke(main, ["silences", "--json", "--database-url", state])
+        assert sorted(row["matchers"][0] for row in json.loads(listed.output)) == [
+            "alert=eror_rate",
+            "alert=error_rate",
+        ]
+        history = CliRunner().invoke(main, ["history", str(path), "--alert", "error_rate", "--database-url", state])
+        assert history.exit_code == 0 and "error_rate: 1 runs (1 ALERT" in history.output
+        ended = CliRunner().invoke(main, ["unsilence", str(path), "--alert", "error_rate", "--database-url", state])
+        assert ended.exit_code == 0 and "ended silence" in ended.output
+
+    def test_history_without_a_name_lists_every_alert_with_offset(self, evaluated: tuple[Path, str]) -> None:
+        """`history` alone: the newest evaluations of all alerts; --offset pages back."""
+        _, state = evaluated
+        everything = CliRunner().invoke(main, ["history", "--json", "--database-url", state])
+        rows = json.loads(everything.output)["evaluations"]
+        assert [row["alert"] for row in rows] == ["calm", "error_rate"]
+        paged = CliRunner().invoke(main, ["history", "--json", "--offset", "1", "--database-url", state])
+        assert [row["alert"] for row in json.loads(paged.output)["evaluations"]] == ["error_rate"]

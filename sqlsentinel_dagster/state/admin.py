@@ -25,6 +25,7 @@ __all__ = [
     "alert_statuses",
     "end_silences",
     "history_stats",
+    "known_alerts",
     "list_silences",
     "prune_history",
 ]
@@ -100,6 +101,7 @@ class AlertStatus:
     last_value: Any
     last_evaluated_at: dt.datetime | None
     last_notified_at: dt.datetime | None
+    """The last notification actually delivered (pending ones do not count)."""
     last_error: str | None
     silenced_by: Silence | None
     notification_count: int
@@ -146,7 +148,7 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
                 since=state.since,
                 last_value=state.last_value,
                 last_evaluated_at=state.last_evaluated_at,
-                last_notified_at=state.last_notified_at,
+                last_notified_at=max(delivered.get(state.alert, {}).values(), default=None),
                 last_error=state.last_error,
                 silenced_by=next((s for s in active if s.matches(labels)), None),
                 notification_count=state.notification_count,
@@ -157,13 +159,19 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
     return statuses
 
 
-def alert_history(store: StateStore, alert: str, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest ``limit`` evaluations of ``alert``, newest first."""
-    query = (
-        sa.select(history).where(history.c.alert == alert).order_by(history.c.evaluated_at.desc(), history.c.id.desc())
-    )
+def alert_history(store: StateStore, alert: str | None, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
+    """The latest ``limit`` evaluations of ``alert`` (of every alert when None), newest first, after ``offset``."""
+    query = sa.select(history).order_by(history.c.evaluated_at.desc(), history.c.id.desc())
+    if alert is not None:
+        query = query.where(history.c.alert == alert)
     with store.engine.connect() as conn:
-        return [dict(row) for row in conn.execute(query.limit(limit)).mappings()]
+        return [dict(row) for row in conn.execute(query.limit(limit).offset(offset)).mappings()]
+
+
+def known_alerts(store: StateStore) -> list[str]:
+    """The names of every alert the state database has recorded."""
+    with store.engine.connect() as conn:
+        return list(conn.execute(sa.select(alert_state.c.alert).order_by(alert_state.c.alert)).scalars())
 
 
 @dataclass(frozen=True)
