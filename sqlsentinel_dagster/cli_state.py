@@ -22,6 +22,8 @@ __all__ = ["COMMANDS", "database_option", "open_store"]
 
 database_option = click.option(
     "--database-url",
+    "--state-db",  # SQL Sentinel's name
+    "database_url",
     envvar=["SQLSENTINEL_STATE_URL", "STATE_DB_URL"],
     help="SQLAlchemy URL of the state tables (or SQLSENTINEL_STATE_URL, STATE_DB_URL); default: the Dagster "
     "instance in DAGSTER_HOME.",

@@ -220,7 +220,7 @@ class TestStateCommandsFromSqlSentinel:
             "alert=eror_rate",
             "alert=error_rate",
         ]
-        history = CliRunner().invoke(main, ["history", str(path), "--alert", "error_rate", "--database-url", state])
+        history = CliRunner().invoke(main, ["history", str(path), "--alert", "error_rate", "--state-db", state])
         assert history.exit_code == 0 and "error_rate: 1 runs (1 ALERT" in history.output
         ended = CliRunner().invoke(main, ["unsilence", str(path), "--alert", "error_rate", "--database-url", state])
         assert ended.exit_code == 0 and "ended silence" in ended.output
