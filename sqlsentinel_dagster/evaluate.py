@@ -6,6 +6,7 @@ The contract: the first row has a ``status`` column whose value is ``ALERT`` or 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from .redact import redact_text
 __all__ = [
     "AlertResult",
     "create_warehouse_engine",
+    "driver_problem",
     "evaluate_query",
     "parse_result",
     "resolve_sqlite_path",
@@ -81,6 +83,27 @@ def resolve_sqlite_path(url: str, base_dir: Path) -> str:
     if database.startswith("file:") or Path(database).is_absolute():
         return url
     return parsed.set(database=str((base_dir / database).resolve())).render_as_string(hide_password=False)
+
+
+def driver_problem(url: str) -> str | None:
+    """Why SQLAlchemy cannot use ``url`` at all (malformed, unknown dialect, driver not installed), or None.
+
+    ``${VAR}`` parts are checked when the run resolves them; a URL whose scheme is a variable is not checked.
+    The message never contains the URL (it may hold a password).
+    """
+    if "${" in url.split("://", 1)[0]:
+        return None
+    try:
+        parsed = make_url(re.sub(r"\$\{[^}]*\}", "x", url))
+    except sa.exc.ArgumentError:
+        return "not a valid SQLAlchemy URL; write dialect+driver://user:password@host:port/database"
+    try:
+        parsed.get_dialect().import_dbapi()
+    except sa.exc.NoSuchModuleError:
+        return f"unknown database dialect '{parsed.drivername}'; installed: sqlite, postgresql, mysql+pymysql"
+    except ImportError as exc:
+        return f"the driver for '{parsed.drivername}' is not installed (no module '{exc.name}'); pip install it"
+    return None
 
 
 def create_warehouse_engine(url: str, pool_size: int = 5) -> Engine:

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.engine import Engine, make_url
 
@@ -14,7 +15,8 @@ from . import envsubst
 from ._instance_db import instance_state_url
 from .config import AlertConfig, LoadedConfig, load_config
 from .config.compiled import load_compiled, save_compiled
-from .evaluate import AlertResult, create_warehouse_engine, evaluate_query, resolve_sqlite_path
+from .errors import AlertQueryError
+from .evaluate import AlertResult, create_warehouse_engine, driver_problem, evaluate_query, resolve_sqlite_path
 from .notifiers.registry import ChannelSettings, smtp_from_env
 from .notifiers.retry import RetryPolicy
 from .state.store import StateStore
@@ -44,9 +46,14 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def evaluate(self, alert: AlertConfig) -> AlertResult:
         """Run ``alert``'s query on this warehouse, read-only and bounded by the alert's timeout."""
         url = self._resolved_url(f"alert '{alert.name}': database '{self.database}' url")
-        password = make_url(url).password
+        try:
+            password = make_url(url).password
+            engine = _engine(url, self.pool_size())
+        except (sa.exc.ArgumentError, ImportError) as exc:  # the message may hold the URL: never shown
+            cause = driver_problem(url) or f"cannot create an engine ({type(exc).__name__})"
+            raise AlertQueryError(alert.name, self.database, cause) from None
         return evaluate_query(
-            _engine(url, self.pool_size()),
+            engine,
             alert=alert.name,
             database=self.database,
             query=alert.query,

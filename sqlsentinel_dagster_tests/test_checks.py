@@ -278,6 +278,27 @@ class TestRuns:
         [fine] = evaluations(instance, key("sqlsentinel/default", "fine"))
         assert fine.passed is True
 
+    def test_a_url_from_a_variable_with_a_missing_driver_is_a_recorded_error_without_the_password(
+        self, write_alerts: WriteAlerts, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """${DB_URL} naming a driver that is not installed: the alert's evaluation fails saying so (not a crash),
+        and the password in the URL appears nowhere."""
+        monkeypatch.setenv("SX_DB_URL", "mssql+pyodbc://alerts:s3cret-pw@warehouse/db")
+        path = write_alerts(
+            f"""
+            database: {{url: "${{SX_DB_URL}}"}}
+            alerts:
+              - {{name: on_mssql, query: "{CALM}", schedule: "@daily"}}
+            """
+        )
+        result = run_checks(path, instance)
+        assert not result.success
+        [evaluation] = evaluations(instance, key("sqlsentinel/default", "on_mssql"))
+        error = evaluation.metadata["error"].value
+        assert "the driver for 'mssql+pyodbc' is not installed (no module 'pyodbc')" in error
+        logs = " ".join(str(e.message) for e in instance.all_logs(result.run_id))
+        assert "s3cret-pw" not in error + logs
+
     def test_second_run_follows_the_same_state_machine_as_jobs_mode(
         self, write_alerts: WriteAlerts, instance: dg.DagsterInstance, sqlite_warehouse: Path, receiver: Receiver
     ) -> None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from .. import envsubst
 from .._yaml import Located, load_located
 from ..errors import ConfigError, ConfigProblem, SecretResolutionError
+from ..evaluate import driver_problem
 from ..naming import safe_name
 from ..readonly import dialect_for_url, read_only_problem
 from .messages import describe_error, display_location
@@ -236,6 +237,7 @@ class _Checker:
 
     def _check_cross_references(self, data: dict[str, Any]) -> None:
         self._check_receiver_names(data)
+        self._check_drivers(data)
         databases = self._databases(data)
         alerts = data.get("alerts")
         if not isinstance(alerts, list):
@@ -246,7 +248,7 @@ class _Checker:
             if not isinstance(alert, dict):
                 continue
             name = alert.get("name")
-            if isinstance(name, str) and name.strip():
+            if isinstance(name, str) and name:
                 self._check_name(index, name, seen_names, seen_safe)
             self._check_triggers(index, alert)
             dialect = self._check_database(index, alert, databases)
@@ -255,6 +257,17 @@ class _Checker:
                 problem = read_only_problem(query, dialect or None)
                 if problem:
                     self._add(("alerts", index, "query"), problem)
+
+    def _check_drivers(self, data: dict[str, Any]) -> None:
+        """Every warehouse URL parses and its driver is installed (else every run of its alerts would fail)."""
+        located: list[tuple[tuple[Any, ...], Any]] = [(("database", "url"), (data.get("database") or {}))]
+        named = data.get("databases")
+        located += [(("databases", name, "url"), db) for name, db in (named.items() if isinstance(named, dict) else [])]
+        for path, db in located:
+            url = db.get("url") if isinstance(db, dict) else None
+            problem = driver_problem(url) if isinstance(url, str) else None
+            if problem:
+                self._add(path, problem)
 
     def _check_triggers(self, index: int, alert: dict[str, Any]) -> None:
         """An alert needs a schedule, unless it runs after its asset's materializations."""

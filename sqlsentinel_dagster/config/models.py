@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -66,8 +67,22 @@ def parse_duration(value: Any) -> float:
         seconds = float(match.group("n")) * _UNIT_SECONDS[match.group("unit")]
     else:
         raise ValueError(f"invalid duration {value!r}; use seconds (30) or a string such as '30s', '5m', '1h'")
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration must be a finite number of seconds, got {value!r}")
     if seconds <= 0:
         raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds
+
+
+MAX_TIMEOUT_SECONDS = 86_400.0
+
+
+def _timeout(seconds: float) -> float:
+    if seconds > MAX_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"timeout of {seconds:.0f}s is more than a day (at most {MAX_TIMEOUT_SECONDS:g}s); a query that long "
+            "would outlive its schedule, and databases cap statement timeouts"
+        )
     return seconds
 
 
@@ -126,6 +141,7 @@ ReceiverName = Annotated[str, AfterValidator(_receiver_name)]
 Cron = Annotated[str, AfterValidator(_cron)]
 Timezone = Annotated[str, AfterValidator(_timezone)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Timeout = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_timeout)]
 Owner = Annotated[str, AfterValidator(_owner)]
 TagKey = Annotated[str, AfterValidator(_tag_key)]
 TagValue = Annotated[str, BeforeValidator(_scalar_to_text)]
@@ -146,7 +162,7 @@ class DatabaseConfig(_Strict):
         default=None,
         description="sqlglot dialect used to check queries are read-only; inferred from the URL when omitted",
     )
-    timeout: Duration | None = Field(
+    timeout: Timeout | None = Field(
         default=None, description="Default timeout of the alerts on this database (an alert's own timeout wins)"
     )
     pool_size: int = Field(
@@ -166,7 +182,7 @@ class AlertDefaults(_Strict):
     severity: Severity | None = None
     owners: list[Owner] | None = None
     tags: dict[TagKey, TagValue] | None = None
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     database: str | None = None
     enabled: bool | None = None
     schedule_status: ScheduleStatus | None = None
@@ -182,7 +198,7 @@ class AlertDefaults(_Strict):
 class AlertConfig(_Strict):
     """One alert: a query returning a ``status`` column, when to run it and whom to tell."""
 
-    name: str = Field(min_length=1, description="Unique name; job and schedule names derive from it")
+    name: str = Field(min_length=1, max_length=200, description="Unique name; job and schedule names derive from it")
     description: str = ""
     query: Query
     schedule: Cron | None = Field(
@@ -193,7 +209,7 @@ class AlertConfig(_Strict):
     severity: Severity = "warning"
     owners: list[Owner] = Field(default_factory=list)
     tags: dict[TagKey, TagValue] = Field(default_factory=dict)
-    timeout: Duration = 60.0
+    timeout: Timeout = 60.0
     database: str | None = None
     schedule_status: ScheduleStatus | None = Field(
         default=None, description="'running' or 'stopped'; default: running when enabled, stopped when not"
