@@ -34,6 +34,8 @@ class Receiver:
     reply: Any = None
     """JSON to answer with on success (default: the text 'ok')."""
     reply_headers: dict[str, str] = field(default_factory=dict)
+    fail_body: bytes = b"fail"
+    """What a refused request gets as its body."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def delivered(self) -> list[Received]:
@@ -66,7 +68,7 @@ def loopback_receiver() -> Iterator[Receiver]:
                 self.send_header(key, value)
             self.end_headers()
             if status >= 300:
-                self.wfile.write(b"fail")
+                self.wfile.write(receiver.fail_body)
             else:
                 self.wfile.write(json.dumps(receiver.reply).encode() if receiver.reply is not None else b"ok")
 

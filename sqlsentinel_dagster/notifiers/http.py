@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["request"]
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_ERROR_BODY_SCAN = 8192  # characters of an error answer searched for secrets
+_ERROR_BODY_SHOWN = 200  # characters of it shown
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
 _TIMEOUT = re.compile(r"(Read|Connect) timed out")
 
@@ -46,7 +48,8 @@ def request(
     hidden = (url, parts.path if len(parts.path) > 1 else "", parts.query, parts.password or "", *secrets)
     try:
         with _REDACTOR.hiding(hidden):
-            response = requests.request(method, url, timeout=timeout, **kwargs)
+            # Never follow redirects: they would re-send headers, credentials and the body to another origin.
+            response = requests.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.RequestException as exc:
         reason = _ERRNO.search(str(exc)) or _TIMEOUT.search(str(exc))
         detail = reason.group(0) if reason else redact_text(str(exc), hidden)
@@ -54,7 +57,16 @@ def request(
         raise DeliveryError(channel, redact_text(cause, hidden), retryable=True) from None
     if response.status_code < 300:
         return response
-    detail = redact_text(response.text[:200].strip(), hidden)
+    if response.is_redirect:
+        where = urlsplit(response.headers.get("Location", "")).hostname or "elsewhere"
+        raise DeliveryError(
+            channel,
+            f"HTTP {response.status_code} {response.reason}: redirected to {where}; redirects are not followed "
+            "(they would re-send credentials), set the final URL",
+            retryable=False,
+        )
+    # Redact first, then cut: a secret echoed across the cut must not keep its first characters.
+    detail = redact_text(response.text[:_ERROR_BODY_SCAN].strip(), hidden)[:_ERROR_BODY_SHOWN]
     raise DeliveryError(
         channel,
         f"HTTP {response.status_code} {response.reason}" + (f": {detail}" if detail else ""),
