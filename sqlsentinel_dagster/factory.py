@@ -3,6 +3,7 @@
 # No `from __future__ import annotations` here: Dagster inspects the op's `context` annotation at runtime.
 
 import functools
+import logging
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -15,8 +16,8 @@ from ._run_worker import is_run_worker, lazy_job
 from .admin_jobs import admin_jobs, prune_schedule
 from .checks import build_checks, build_checks_job, check_key, warehouse_assets
 from .config import AlertConfig, LoadedConfig
-from .errors import SecretResolutionError
-from .meta_alerting import build_failure_sensor, build_test_notify_job
+from .errors import ConfigError, SecretResolutionError
+from .meta_alerting import build_config_sensor, build_failure_sensor, build_test_notify_job
 from .naming import (
     NOTIFICATIONS_RESOURCE_KEY,
     STATE_RESOURCE_KEY,
@@ -34,6 +35,7 @@ from .triggers import build_batch_schedules, build_materialization_sensor
 __all__ = ["EvaluateConfig", "Mode", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
 
 Mode = Literal["jobs", "checks"]
+_log = logging.getLogger("sqlsentinel")
 
 # Job owners are a beta parameter in Dagster 1.13: Dagster warns each time a job with owners is (re)built.
 # We rely on them on purpose, so silence exactly that warning rather than all beta warnings.
@@ -44,6 +46,7 @@ def build_definitions(
     path: str | os.PathLike[str],
     *,
     mode: Mode = "jobs",
+    strict: bool = False,
     state: AlertStateResource | None = None,
     notifications: NotificationsResource | None = None,
 ) -> dg.Definitions:
@@ -52,6 +55,11 @@ def build_definitions(
     ``mode="jobs"`` (default): one job and one schedule per alert. ``mode="checks"``: every alert is an asset
     check (on its ``asset:``, else on ``sqlsentinel/<database>``), evaluated by one job, ``sqlsentinel_checks``,
     with one schedule per distinct cron and timezone that evaluates all of its alerts in one run.
+
+    A mistake in the file never takes the code location down: an alert with a problem is left out, a problem
+    in something alerts share (a database, a receiver) leaves out the alerts that use it, and a file that cannot
+    be read loads no alerts; the ``sqlsentinel_config`` sensor shows every problem and tells the fallback
+    receivers. ``strict=True`` raises :class:`ConfigError` on any problem instead (for CI).
 
     The result loads on its own and can be merged with a team's own ``Definitions``
     (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
@@ -63,10 +71,16 @@ def build_definitions(
         raise ValueError(f"mode must be 'jobs' or 'checks', got {mode!r}")
     worker = is_run_worker()  # a run worker runs one job: no schedules or sensors, jobs built on demand
     config = cached_config(path, compiled=worker)
+    if config.problems and strict:
+        raise ConfigError(str(config.path), config.problems)
+    if config.problems and not worker:
+        _log.error("%s", ConfigError(str(config.path), config.problems))  # and the sqlsentinel_config sensor fails
     alerting = _checks_mode(config, worker) if mode == "checks" else _jobs_mode(config, worker)
     silence, unsilence, prune = admin_jobs()
     if config.fallback_targets() and alerting.jobs and not worker:
         alerting.sensors.append(build_failure_sensor(config, alerting.jobs))
+    if not worker:
+        alerting.sensors.append(build_config_sensor(config))
     return dg.Definitions(
         assets=alerting.assets,
         asset_checks=alerting.checks,
@@ -119,6 +133,8 @@ def _jobs_mode(config: LoadedConfig, worker: bool) -> _Alerting:
 
 
 def _checks_mode(config: LoadedConfig, worker: bool) -> _Alerting:
+    if not config.alerts:
+        return _Alerting(jobs=[], schedules=[], sensors=[])
     checks = build_checks(config)
     job = build_checks_job(checks)
     sensor = None if worker else build_materialization_sensor(config.alerts, lambda a: check_key(a, config), [job])

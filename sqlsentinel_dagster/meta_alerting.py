@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: Dagster inspects the ops' and sensors' annotations at runtime.
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from .naming import NOTIFICATIONS_RESOURCE_KEY, TAG_ALERT, TAG_DECISION
 from .notifiers.probe import broadcast, send_test_message
 from .resources import NotificationsResource
 
-__all__ = ["TestNotifyConfig", "build_failure_sensor", "build_test_notify_job"]
+__all__ = ["TestNotifyConfig", "build_config_sensor", "build_failure_sensor", "build_test_notify_job"]
 
 
 class TestNotifyConfig(dg.Config):
@@ -95,3 +96,58 @@ def build_failure_sensor(config: LoadedConfig, jobs: Sequence["dg.JobDefinition 
                 context.log.error(f"fallback {result.channel} could not be told about run {run.run_id}: {result.error}")
 
     return tell_fallback
+
+
+def build_config_sensor(config: LoadedConfig) -> dg.SensorDefinition:
+    """``sqlsentinel_config``: the alerts file's problems, where people look (RUNNING by default).
+
+    While the file has problems, every tick fails listing them (file:line, alert, field), except the first tick
+    after the set of problems changes: that one tells the fallback receivers, once, and records it in the
+    cursor. When the problems are gone, the fallback receivers are told once that the file is fixed.
+    """
+    problems = [str(problem) for problem in config.problems]
+    digest = hashlib.sha256("\n".join(problems).encode()).hexdigest()[:16] if problems else "ok"
+    summary = (
+        f"{config.path}: {len(problems)} problem(s); {len(config.alerts)} alert(s) loaded, the others left out:\n"
+        + "\n".join(problems)
+    )
+
+    @dg.sensor(
+        name="sqlsentinel_config",
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Problems of {config.path.name}; fails while there are any, and tells the fallback receivers.",
+        required_resource_keys={NOTIFICATIONS_RESOURCE_KEY},
+    )
+    def config_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        told = context.cursor or "ok"
+        if digest != told:
+            _tell_fallback_about_config(context, config, summary if problems else None)
+            context.update_cursor(digest)
+            return dg.SkipReason(summary if problems else f"{config.path}: problems fixed; fallback receivers told")
+        if problems:
+            raise dg.Failure(description=summary)
+        return dg.SkipReason(f"{config.path}: {len(config.alerts)} alert(s) loaded, no problems")
+
+    return config_sensor
+
+
+def _tell_fallback_about_config(context: dg.SensorEvaluationContext, config: LoadedConfig, summary: str | None) -> None:
+    fallback = config.fallback_targets()
+    if not fallback:
+        context.log.warning("the alerts file changed state but there is no fallback receiver to tell")
+        return
+    notifications: NotificationsResource = getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY)
+    message = {
+        "alert_name": f"alerts file {config.path.name}",
+        "status": "ERROR" if summary else "OK",
+        "event": "error" if summary else "resolved",
+        "reason": "the alerts file has problems: alerts left out" if summary else "the alerts file is fixed",
+        "error": summary,
+        "severity": "error",
+    }
+    key = f"sqlsentinel_config/{hashlib.sha256((summary or 'ok').encode()).hexdigest()[:16]}"
+    settings = notifications.channel_settings()
+    for result in broadcast("sqlsentinel_config", fallback, message, key, settings, context.log, FALLBACK):
+        if not result.delivered:
+            context.log.error(f"fallback {result.channel} could not be told about the alerts file: {result.error}")

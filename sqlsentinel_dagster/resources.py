@@ -182,7 +182,8 @@ _CONFIGS: dict[str, tuple[int, LoadedConfig]] = {}
 
 
 def cached_config(path: str | os.PathLike[str], *, compiled: bool = False) -> LoadedConfig:
-    """``load_config(path)``, reused while the file is unchanged (definitions and runs share one load).
+    """``load_config(path, strict=False)``, reused while the file is unchanged (definitions and runs share one
+    load): problems are in ``problems``, and the alerts they concern are left out.
 
     ``compiled``: read the validated form an earlier load of the same bytes saved (see ``config.compiled``),
     when there is one, instead of parsing: a run worker then reads only the alerts it runs. Every full load
@@ -196,14 +197,14 @@ def cached_config(path: str | os.PathLike[str], *, compiled: bool = False) -> Lo
             return hit[1]
         content = Path(key).read_bytes()
     except OSError:
-        return load_config(key)  # raises a ConfigError naming the file and the cause
+        return load_config(key, strict=False)  # no alerts, and the problem naming the file and the cause
     config: LoadedConfig | None = load_compiled(Path(key), content, os.environ) if compiled else None
     if config is None:
         try:
             text: str | None = content.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        config = load_config(key, text=text)
+        config = load_config(key, text=text, strict=False)
         save_compiled(config, content)
     _CONFIGS[key] = (mtime, config)
     return config

@@ -17,6 +17,7 @@ from ..errors import ConfigError, ConfigProblem, SecretResolutionError
 from ..evaluate import driver_problem
 from ..naming import safe_name
 from ..readonly import dialect_for_url, read_only_problem
+from .isolation import affected, without
 from .messages import describe_error, display_location
 from .models import AlertConfig, AlertsFile, DatabaseConfig
 from .targets import NotifyTarget
@@ -54,6 +55,8 @@ class LoadedConfig:
     """Things worth knowing that are not errors, e.g. names that were sanitized."""
     environment: dict[str, str | None] = field(default_factory=dict)
     """The variables substituted when loading (structural values only, never secrets), and their values."""
+    problems: list[ConfigProblem] = field(default_factory=list)
+    """Problems found when loaded with ``strict=False``; the alerts they concern are left out."""
 
     @property
     def alerts(self) -> list[AlertConfig]:
@@ -90,27 +93,43 @@ class LoadedConfig:
 
 
 def load_config(
-    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None, *, text: str | None = None
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    text: str | None = None,
+    strict: bool = True,
 ) -> LoadedConfig:
-    """Load and validate an alerts file; raise :class:`ConfigError` listing every problem found.
+    """Load and validate an alerts file.
 
-    ``text``: the file's content when the caller has already read it.
+    ``strict`` (default): raise :class:`ConfigError` listing every problem found. ``strict=False``: never
+    raise; the problems are in ``problems`` and the alerts they concern are left out (every alert when the file
+    cannot be read or parsed). ``text``: the file's content when the caller has already read it.
     """
     source = Path(path)
     env = os.environ if environ is None else environ
     if text is None:
         try:
-            text = source.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                str(source), [ConfigProblem(0, "", f"cannot read the file: {exc.strerror}", str(source))]
-            ) from exc
+            text = source.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            cause = (
+                exc.strerror if isinstance(exc, OSError) else f"it is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            )
+            problem = ConfigProblem(0, "", f"cannot read the file: {cause}", str(source))
+            if strict:
+                raise ConfigError(str(source), [problem]) from None
+            return LoadedConfig(path=source.resolve(), file=AlertsFile(alerts=[]), problems=[problem])
     checker = _Checker(str(source), load_located(text))
     checker.run(env)
-    if checker.problems:
+    if checker.problems and strict:
         raise ConfigError(str(source), checker.problems)
-    assert checker.model is not None
-    return LoadedConfig(path=source.resolve(), file=checker.model, notes=checker.notes, environment=checker.environment)
+    model = checker.model if not checker.problems else checker.isolated()
+    return LoadedConfig(
+        path=source.resolve(),
+        file=model or AlertsFile(alerts=[]),
+        notes=checker.notes,
+        environment=checker.environment,
+        problems=checker.problems,
+    )
 
 
 class _Checker:
@@ -125,6 +144,10 @@ class _Checker:
         self.inherited: dict[int, set[str]] = {}
         self.unresolved: set[tuple[Any, ...]] = set()
         self.environment: dict[str, str | None] = {}
+        self.paths: list[tuple[Any, ...]] = []
+        """Where each problem is, as a path into the file (for isolating the alerts it concerns)."""
+        self.data: dict[str, Any] | None = None
+        """The file after substitution and inheritance, once parsed."""
         for line, path, message in located.problems:
             self._add(path, message, line=line)
 
@@ -144,6 +167,7 @@ class _Checker:
             routes = data.get("routes") if isinstance(data.get("routes"), dict) else {}
             databases = self._databases(data, quiet=True)
             data["alerts"] = [self._inherit(i, a, defaults, routes, databases) for i, a in enumerate(alerts)]
+        self.data = data
         try:
             self.model = AlertsFile.model_validate(data)
         except ValidationError as exc:
@@ -151,12 +175,31 @@ class _Checker:
                 self._add_validation_error(error)
         self._check_cross_references(data)
 
+    def isolated(self) -> AlertsFile | None:
+        """The file without what the problems concern (see ``isolation``), or None if nothing can be kept."""
+        if self.data is None:
+            return None
+        drop, remove = affected(self.paths, self.data, self.inherited)
+        for _ in range(3):  # a reduced file that still fails names more alerts to leave out
+            reduced, kept = without(self.data, drop, remove)
+            try:
+                return AlertsFile.model_validate(reduced)
+            except ValidationError as exc:
+                locations = [e["loc"] for e in exc.errors()]
+                more = {kept[int(loc[1])] for loc in locations if loc[:1] == ("alerts",) and len(loc) > 1}
+                if not more:
+                    return None
+                drop |= more
+        return None
+
     def _add(self, path: tuple[Any, ...], message: str, line: int | None = None, note: bool = False) -> None:
         where = display_location(path, self.located.data)
         if line is None:
             line = self.located.line_of(_in_config_block(path, self.located.lines) or path)
         problem = ConfigProblem(line, where, message, self.file)
         (self.notes if note else self.problems).append(problem)
+        if not note:
+            self.paths.append(path)
 
     def _add_validation_error(self, error: Any) -> None:
         path, message = describe_error(error)

@@ -1,0 +1,81 @@
+"""Per-alert isolation: a problem takes out the alerts it concerns, not the whole file.
+
+A problem inside an alert takes out that alert. A problem in something alerts share takes out the alerts that
+use it: a database (its alerts), a receiver (the alerts that notify it), a route (the alerts routed by it), a
+``defaults:`` key (the alerts that inherit it). A broken ``fallback:`` is dropped (no alert depends on it), and
+so is an unknown top-level key. No warehouse, or no ``alerts:`` list, takes out everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["ALL", "affected", "without"]
+
+ALL = frozenset({-1})
+"""Every alert is affected."""
+
+
+def affected(
+    paths: Sequence[tuple[Any, ...]], data: Mapping[str, Any], inherited: Mapping[int, set[str]]
+) -> tuple[set[int], set[tuple[Any, ...]]]:
+    """The indexes of the alerts ``paths`` (the problems' locations) take out (``ALL`` inside: every alert),
+    and the shared entries to leave out of the file (e.g. ``("receivers", "oncall")``)."""
+    alerts = _alerts(data)
+    drop: set[int] = set()
+    remove: set[tuple[Any, ...]] = set()
+    for path in paths:
+        head = path[0] if path else None
+        if head == "alerts" and len(path) > 1 and isinstance(path[1], int):
+            drop.add(path[1])
+        elif head in ("defaults", "routes", "receivers", "databases") and len(path) > 1:
+            remove.add(path[:2])
+            drop |= {i for i, alert in enumerate(alerts) if _uses(alert, path[:2], data, inherited.get(i, set()))}
+        elif head == "database":
+            remove.add(("database",))
+            drop |= {i for i, alert in enumerate(alerts) if _database_of(alert, data) == "default"}
+        elif head == "fallback" or (head is not None and head != "alerts" and len(path) == 1):
+            remove.add((head,))  # a broken fallback, or an unknown top-level key: nothing depends on it
+        else:
+            drop |= ALL  # no warehouse at all, no alerts list, or the file itself
+    return drop, remove
+
+
+def without(data: Mapping[str, Any], drop: set[int], remove: set[tuple[Any, ...]]) -> tuple[dict[str, Any], list[int]]:
+    """``data`` without the dropped alerts and the removed entries; and the original index of each kept alert."""
+    reduced: dict[str, Any] = {key: value for key, value in data.items() if (key,) not in remove}
+    for key, name in (entry for entry in remove if len(entry) == 2):
+        if isinstance(reduced.get(key), dict):
+            reduced[key] = {k: v for k, v in reduced[key].items() if k != name}
+    alerts = _alerts(data)
+    kept = [] if drop >= ALL else [i for i in range(len(alerts)) if i not in drop]
+    reduced["alerts"] = [alerts[i] for i in kept]
+    return reduced, kept
+
+
+def _alerts(data: Mapping[str, Any]) -> list[Any]:
+    alerts = data.get("alerts")
+    return alerts if isinstance(alerts, list) else []
+
+
+def _uses(alert: Any, entry: tuple[Any, ...], data: Mapping[str, Any], inherited: set[str]) -> bool:
+    if not isinstance(alert, dict):
+        return False
+    kind, name = entry
+    if kind == "defaults":
+        return name in inherited
+    if kind == "routes":
+        return "notify" in inherited and alert.get("severity", "warning") == name
+    if kind == "receivers":
+        notify = alert.get("notify")
+        return isinstance(notify, list) and bool(name in notify)
+    return bool(_database_of(alert, data) == name)  # databases
+
+
+def _database_of(alert: Any, data: Mapping[str, Any]) -> str | None:
+    if isinstance(alert, dict) and isinstance(alert.get("database"), str):
+        return str(alert["database"])
+    named: dict[str, Any] = data["databases"] if isinstance(data.get("databases"), dict) else {}
+    names = [*named, *(["default"] if data.get("database") is not None else [])]
+    return names[0] if len(names) == 1 else None
