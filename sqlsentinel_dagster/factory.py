@@ -46,7 +46,7 @@ def build_definitions(
     path: str | os.PathLike[str],
     *,
     mode: Mode = "jobs",
-    strict: bool = False,
+    strict: bool | None = None,
     state: AlertStateResource | None = None,
     notifications: NotificationsResource | None = None,
 ) -> dg.Definitions:
@@ -59,7 +59,9 @@ def build_definitions(
     A mistake in the file never takes the code location down: an alert with a problem is left out, a problem
     in something alerts share (a database, a receiver) leaves out the alerts that use it, and a file that cannot
     be read loads no alerts; the ``sqlsentinel_config`` sensor shows every problem and tells the fallback
-    receivers. ``strict=True`` raises :class:`ConfigError` on any problem instead (for CI).
+    receivers. ``strict=True`` raises :class:`ConfigError` on any problem instead; by default (``None``) that
+    is what happens under ``dagster definitions validate`` and ``dg check defs`` (they set
+    ``DAGSTER_IS_DEFS_VALIDATION_CLI=1``), so CI catches every problem while deployments stay up.
 
     The result loads on its own and can be merged with a team's own ``Definitions``
     (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
@@ -71,6 +73,8 @@ def build_definitions(
         raise ValueError(f"mode must be 'jobs' or 'checks', got {mode!r}")
     worker = is_run_worker()  # a run worker runs one job: no schedules or sensors, jobs built on demand
     config = cached_config(path, compiled=worker)
+    if strict is None:
+        strict = os.environ.get("DAGSTER_IS_DEFS_VALIDATION_CLI") == "1"
     if config.problems and strict:
         raise ConfigError(str(config.path), config.problems)
     if config.problems and not worker:

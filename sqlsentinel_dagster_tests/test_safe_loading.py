@@ -4,6 +4,9 @@ fallback receivers once per distinct set of problems."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -167,3 +170,31 @@ class TestConfigSensor:
         quiet, _ = self._tick(fixed, cursor)
         assert quiet is not None and "no problems" in (quiet.skip_message or "")
         assert [r.body["event"] for r in receiver.delivered()] == ["error", "resolved"]
+
+
+def test_dagster_definitions_validate_is_strict_while_a_code_server_stays_up(
+    write_alerts: WriteAlerts, tmp_path: Path
+) -> None:
+    """`dagster definitions validate` (DAGSTER_IS_DEFS_VALIDATION_CLI=1) fails on the typo, with file:line; the
+    same definitions load elsewhere with the typo'd alert left out."""
+    path = write_alerts(
+        f"""
+        database: {{url: "sqlite:///w.db"}}
+        alerts:
+          - {{name: fine, query: "{OK}", schedule: "@hourly"}}
+          - {{name: typo, query: "{OK}", schedule: "@hourly", severity: critcal}}
+        """
+    )
+    (tmp_path / "defs.py").write_text(
+        f"from sqlsentinel_dagster import build_definitions\ndefs = build_definitions({str(path)!r})\n"
+    )
+    validate = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-f", str(tmp_path / "defs.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DAGSTER_HOME": ""},
+    )
+    assert validate.returncode != 0
+    assert f"{path}:4 alerts[1] (typo).severity: invalid value 'critcal'" in validate.stdout + validate.stderr
+    assert _alert_jobs(build_definitions(path)) == ["sqlsentinel__fine"]
