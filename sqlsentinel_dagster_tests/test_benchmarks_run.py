@@ -34,3 +34,18 @@ def test_load_benchmark_prints_ratios() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     last = result.stdout.splitlines()[-1].split("|")
     assert last[0].strip() == "5" and last[1].strip().endswith("x")
+
+
+def test_run_cost_benchmark_prints_a_row_per_size() -> None:
+    """bench/run_cost.py runs a real run-worker process per size and prints the ratio to the smallest."""
+    result = subprocess.run(
+        [sys.executable, "bench/run_cost.py", "--sizes", "2", "6", "--repeat", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|") for line in result.stdout.splitlines()[1:]]
+    assert [row[0].strip() for row in rows] == ["2", "6"]
+    assert rows[0][2].strip() == "1.00x"
