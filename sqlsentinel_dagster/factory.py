@@ -31,6 +31,7 @@ from .naming import (
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource, cached_config
 from .run_alert import AlertResources, run_alert
 from .triggers import build_batch_schedules, build_materialization_sensor
+from .versions import with_last_valid_version
 
 __all__ = ["EvaluateConfig", "Mode", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
 
@@ -72,7 +73,8 @@ def build_definitions(
     if mode not in ("jobs", "checks"):
         raise ValueError(f"mode must be 'jobs' or 'checks', got {mode!r}")
     worker = is_run_worker()  # a run worker runs one job: no schedules or sensors, jobs built on demand
-    config = cached_config(path, compiled=worker)
+    state = state or AlertStateResource()
+    config = with_last_valid_version(cached_config(path, compiled=worker), state, record=not worker)
     if strict is None:
         strict = os.environ.get("DAGSTER_IS_DEFS_VALIDATION_CLI") == "1"
     if config.problems and strict:
@@ -92,7 +94,7 @@ def build_definitions(
         schedules=[*alerting.schedules, *([] if worker else [prune_schedule(prune)])],
         sensors=alerting.sensors,
         resources={
-            STATE_RESOURCE_KEY: bind_at_run_time(state or AlertStateResource()),
+            STATE_RESOURCE_KEY: bind_at_run_time(state),
             NOTIFICATIONS_RESOURCE_KEY: bind_at_run_time(notifications or NotificationsResource()),
             **{
                 warehouse_resource_key(name): bind_at_run_time(

@@ -21,7 +21,7 @@ from .notifiers.registry import ChannelSettings, smtp_from_env
 from .notifiers.retry import RetryPolicy
 from .state.store import StateStore
 
-__all__ = ["AlertStateResource", "NotificationsResource", "WarehouseResource", "cached_config"]
+__all__ = ["AlertStateResource", "NotificationsResource", "WarehouseResource", "cached_config", "use_config"]
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -208,3 +208,12 @@ def cached_config(path: str | os.PathLike[str], *, compiled: bool = False) -> Lo
         save_compiled(config, content)
     _CONFIGS[key] = (mtime, config)
     return config
+
+
+def use_config(path: str | os.PathLike[str], config: LoadedConfig) -> None:
+    """Serve ``config`` for ``path`` (as long as the file is unchanged), e.g. its last valid version."""
+    key = str(Path(path).resolve())
+    try:
+        _CONFIGS[key] = (Path(key).stat().st_mtime_ns, config)
+    except OSError:
+        _CONFIGS[key] = (-1, config)

@@ -198,3 +198,42 @@ def test_dagster_definitions_validate_is_strict_while_a_code_server_stays_up(
     assert validate.returncode != 0
     assert f"{path}:4 alerts[1] (typo).severity: invalid value 'critcal'" in validate.stdout + validate.stderr
     assert _alert_jobs(build_definitions(path)) == ["sqlsentinel__fine"]
+
+
+class TestLastValidVersion:
+    def test_an_unusable_file_runs_its_last_valid_version_and_says_so(
+        self, write_alerts: WriteAlerts, sqlite_warehouse: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Each valid version a code server loads is recorded once (audit trail); when the file breaks, the last
+        valid version's alerts keep their jobs and run, and the config sensor says which version runs."""
+        import sqlalchemy as sa
+
+        from sqlsentinel_dagster.state.schema import configs
+
+        monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+        valid = f"""
+            database: {{url: "sqlite:///{sqlite_warehouse}"}}
+            alerts:
+              - {{name: kept_running, query: "{OK}", schedule: "@hourly"}}
+            """
+        path = write_alerts(valid)
+        build_definitions(path)
+        build_definitions(path)  # the same version: recorded once
+        with dg.DagsterInstance.get() as instance:
+            from sqlsentinel_dagster._instance_db import instance_state_url
+
+            engine = sa.create_engine(instance_state_url(instance))
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(configs)).scalar() == 1
+        path.write_text("alerts: [unclosed")
+        broken = build_definitions(path)
+        assert _alert_jobs(broken) == ["sqlsentinel__kept_running"]
+        with dg.instance_for_test() as instance:
+            result = broken.resolve_job_def("sqlsentinel__kept_running").execute_in_process(instance=instance)
+            assert result.success
+        told, _ = TestConfigSensor()._tick(broken, "ok")  # the first tick after the file broke
+        shown = told.skip_message if told is not None else ""
+        assert "YAML syntax error" in (shown or "")
+        assert "its last valid version runs until it is fixed: 1 alert(s)" in (shown or "")
+        with engine.connect() as conn:  # a broken file is never recorded as a valid version
+            assert conn.execute(sa.select(sa.func.count()).select_from(configs)).scalar() == 1

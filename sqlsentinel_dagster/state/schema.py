@@ -16,6 +16,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "UTCDateTime",
     "alert_state",
+    "configs",
     "history",
     "metadata",
     "migrate",
@@ -23,7 +24,7 @@ __all__ = [
     "silences",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sqlsentinel_configs
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):
@@ -118,6 +119,20 @@ history = sa.Table(
 )
 
 
+configs = sa.Table(
+    "sqlsentinel_configs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("path_key", sa.String(64), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("loaded_at", UTCDateTime, nullable=False),
+    sa.Column("alerts", sa.Integer, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Index("ix_sqlsentinel_configs_path", "path_key", "id"),
+)
+
+
 def migrate(engine: sa.Engine) -> None:
     """Create missing tables and record the schema version; refuse a database from a newer version."""
     with engine.begin() as conn:
@@ -130,5 +145,5 @@ def migrate(engine: sa.Engine) -> None:
                 f"the sqlsentinel tables are at schema version {current}, newer than this package "
                 f"({SCHEMA_VERSION}); upgrade sqlsentinel-dagster"
             )
-        if current is None:
+        if current is None or current < SCHEMA_VERSION:  # new tables were created just above
             conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION, applied_at=dt.datetime.now(dt.UTC)))
