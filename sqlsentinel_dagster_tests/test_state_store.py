@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
-from sqlsentinel_dagster.state.schema import metadata
+from sqlsentinel_dagster.state.schema import SCHEMA_VERSION, metadata
 from sqlsentinel_dagster.state.silences import AlertLabels, parse_matcher
 from sqlsentinel_dagster.state.store import StateStore
 
@@ -111,7 +111,8 @@ class TestRecord:
         reopened = StateStore.from_url(state_url, clock)
         assert _record(reopened, "ALERT").code == "already_firing"
         with reopened.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT MAX(version) FROM sqlsentinel_schema_version").scalar() == 1
+            versions = conn.exec_driver_sql("SELECT version FROM sqlsentinel_schema_version").scalars().all()
+            assert versions == [SCHEMA_VERSION]  # recorded once, not again by the second store
         assert all(table.startswith("sqlsentinel_") for table in metadata.tables)
 
 
@@ -187,3 +188,20 @@ class TestAdmin:
         removed = admin.prune_history(store, dt.timedelta(days=30))
         assert removed["history"] == 5 and removed["notifications"] == 0  # pending ones are kept
         assert admin.history_stats(store, "orders_late").runs == 0
+
+
+def test_a_version_1_database_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
+    """A state database made by schema 1 (no sqlsentinel_configs) gets the new table and the new version row."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    StateStore.from_url(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE sqlsentinel_configs")
+        conn.exec_driver_sql("UPDATE sqlsentinel_schema_version SET version = 1")
+    StateStore.from_url(url)
+    with engine.connect() as conn:
+        versions = conn.exec_driver_sql("SELECT version FROM sqlsentinel_schema_version ORDER BY version").scalars()
+        assert list(versions) == [1, SCHEMA_VERSION]
+        assert "sqlsentinel_configs" in sa.inspect(conn).get_table_names()
