@@ -179,6 +179,7 @@ def _engine(url: str, pool_size: int) -> Engine:
 
 
 _CONFIGS: dict[str, tuple[int, LoadedConfig]] = {}
+_MISSING = -1  # the "modification time" of a file that does not exist
 
 
 def cached_config(path: str | os.PathLike[str], *, compiled: bool = False) -> LoadedConfig:
@@ -192,9 +193,12 @@ def cached_config(path: str | os.PathLike[str], *, compiled: bool = False) -> Lo
     key = str(Path(path).resolve())
     try:
         mtime = Path(key).stat().st_mtime_ns
-        hit = _CONFIGS.get(key)
-        if hit is not None and hit[0] == mtime:
-            return hit[1]
+    except OSError:
+        mtime = _MISSING
+    hit = _CONFIGS.get(key)
+    if hit is not None and hit[0] == mtime:
+        return hit[1]  # for a missing file: its last valid version, when use_config() set one
+    try:
         content = Path(key).read_bytes()
     except OSError:
         return load_config(key, strict=False)  # no alerts, and the problem naming the file and the cause
@@ -216,4 +220,4 @@ def use_config(path: str | os.PathLike[str], config: LoadedConfig) -> None:
     try:
         _CONFIGS[key] = (Path(key).stat().st_mtime_ns, config)
     except OSError:
-        _CONFIGS[key] = (-1, config)
+        _CONFIGS[key] = (_MISSING, config)

@@ -237,3 +237,8 @@ class TestLastValidVersion:
         assert "its last valid version runs until it is fixed: 1 alert(s)" in (shown or "")
         with engine.connect() as conn:  # a broken file is never recorded as a valid version
             assert conn.execute(sa.select(sa.func.count()).select_from(configs)).scalar() == 1
+        path.unlink()  # a deleted file: the same, and its warehouse is still found when the job runs
+        deleted = build_definitions(path)
+        assert _alert_jobs(deleted) == ["sqlsentinel__kept_running"]
+        with dg.instance_for_test() as instance:
+            assert deleted.resolve_job_def("sqlsentinel__kept_running").execute_in_process(instance=instance).success
