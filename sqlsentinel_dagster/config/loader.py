@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import envsubst
-from .._yaml import Located, load_located
+from .._yaml import Located, Unreadable, load_located, read_text
 from ..errors import ConfigError, ConfigProblem, SecretResolutionError
 from ..evaluate import driver_problem
 from ..naming import safe_name
@@ -109,12 +109,10 @@ def load_config(
     env = os.environ if environ is None else environ
     if text is None:
         try:
-            text = source.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            cause = (
-                exc.strerror if isinstance(exc, OSError) else f"it is not UTF-8 text ({exc.reason} at byte {exc.start})"
-            )
-            problem = ConfigProblem(0, "", f"cannot read the file: {cause}", str(source))
+            text = read_text(source)  # at most _yaml.MAX_FILE_BYTES, UTF-8
+        except (OSError, Unreadable) as exc:
+            line, cause = (exc.line, str(exc)) if isinstance(exc, Unreadable) else (0, exc.strerror)
+            problem = ConfigProblem(line, "", f"cannot read the file: {cause}", str(source))
             if strict:
                 raise ConfigError(str(source), [problem]) from None
             return LoadedConfig(path=source.resolve(), file=AlertsFile(alerts=[]), problems=[problem])

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from typing import Any, Literal
 
 from ..redact import redact_text
-from ..templates import render
+from ..templates import TemplateRenderError, render
 from .base import DeliveryError, headline, message_text
 
 __all__ = ["EmailNotifier", "SmtpSettings"]
@@ -52,20 +52,28 @@ class EmailNotifier:
         *,
         subject_template: str | None = None,
         body_template: str | None = None,
+        variables: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.recipients = list(recipients)
         self.subject_template = subject_template or DEFAULT_SUBJECT
         self.body_template = body_template
+        self.variables = dict(variables or {})
+        """The values of the ``${VAR}``s in the templates (secrets: never shown in an error)."""
 
     def build(self, message: Mapping[str, Any]) -> EmailMessage:
         """The email: rendered subject, plain-text body and an HTML alternative."""
+        try:
+            subject = render(self.subject_template, message, self.variables)
+            text = render(self.body_template, message, self.variables) if self.body_template else None
+        except TemplateRenderError as exc:
+            raise DeliveryError("email", f"could not build or send the message: {exc}", retryable=False) from None
         email = EmailMessage()
-        email["Subject"] = render(self.subject_template, message).replace("\n", " ").strip()
+        email["Subject"] = subject.replace("\n", " ").strip()
         email["From"] = self.settings.from_address
         email["To"] = ", ".join(self.recipients)
         email["X-SQLSentinel-Idempotency-Key"] = str(message.get("idempotency_key", ""))
-        text = render(self.body_template, message) if self.body_template else _default_body(message)
+        text = text if text is not None else _default_body(message)
         email.set_content(text)
         email.add_alternative(_html(message, text), subtype="html")
         return email
@@ -74,7 +82,7 @@ class EmailNotifier:
         """Send; SMTP 4xx and connection problems are retryable, 5xx (e.g. a refused address) are not."""
         email = self.build(message)
         settings = self.settings
-        secrets = tuple(s for s in (settings.password,) if s)
+        secrets = tuple(s for s in (settings.password, *self.variables.values()) if s)
         try:
             if settings.security == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(

@@ -19,6 +19,7 @@ from ..config.targets import (
     WebhookTarget,
 )
 from ..errors import SecretResolutionError
+from ..templates import template_variables
 from .base import DeliveryError, Notifier
 from .email import EmailNotifier, SmtpSettings
 from .log import LogNotifier
@@ -100,6 +101,7 @@ def build_notifier(
             basic_auth=(user, password or "") if user else None,
             bearer_token=secret(target.bearer_token, "bearer_token"),
             body_template=target.body,
+            variables=template_variables(target.body, f"{where} body", env),
         )
     if isinstance(target, SlackTarget):
         return SlackNotifier(
@@ -108,6 +110,7 @@ def build_notifier(
             slack_channel=target.slack_channel,
             username=target.username,
             text_template=target.text,
+            variables=template_variables(target.text, f"{where} text", env),
             api_url=settings.slack_api_url,
             timeout=settings.timeout,
         )
@@ -117,8 +120,13 @@ def build_notifier(
                 "email", "no SMTP server configured (set SMTP_HOST or the resource's smtp_host)", retryable=False
             )
         recipients = _recipients([str(secret(r, "recipient")) for r in target.recipients])
-        subject = envsubst.resolve(target.subject, f"{where} subject", env) if target.subject else None
-        return EmailNotifier(settings.smtp, recipients, subject_template=subject, body_template=target.body)
+        variables = {
+            **template_variables(target.subject, f"{where} subject", env),
+            **template_variables(target.body, f"{where} body", env),
+        }  # resolved as data: a value is never read as template code
+        return EmailNotifier(
+            settings.smtp, recipients, subject_template=target.subject, body_template=target.body, variables=variables
+        )
     if isinstance(target, PagerDutyTarget):
         routing_key = secret(target.routing_key, "routing_key", "PAGERDUTY_ROUTING_KEY")
         return PagerDutyNotifier(routing_key, events_url=settings.pagerduty_events_url, timeout=settings.timeout)

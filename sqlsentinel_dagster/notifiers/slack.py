@@ -8,16 +8,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..templates import render
+from ..templates import TemplateRenderError, render
 from .base import COLORS, DeliveryError, headline, message_text
 from .http import request
 
 __all__ = ["SlackNotifier", "slack_payload"]
 
 
-def slack_payload(message: Mapping[str, Any], text_template: str | None = None) -> dict[str, Any]:
-    """The Slack message: a fallback text and a coloured attachment with fields, context and a run button."""
-    text = render(text_template, message) if text_template else message_text(message)
+def slack_payload(
+    message: Mapping[str, Any], text_template: str | None = None, variables: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The Slack message: a fallback text and a coloured attachment with fields, context and a run button.
+    ``variables``: the values of the ``${VAR}``s in ``text_template``."""
+    try:
+        text = render(text_template, message, variables) if text_template else message_text(message)
+    except TemplateRenderError as exc:
+        raise DeliveryError("slack", f"could not build or send the message: {exc}", retryable=False) from None
     fields = [
         {"type": "mrkdwn", "text": f"*Status*\n{message.get('status')}"},
         {"type": "mrkdwn", "text": f"*Severity*\n{message.get('severity')}"},
@@ -59,6 +65,7 @@ class SlackNotifier:
         slack_channel: str | None = None,
         username: str | None = None,
         text_template: str | None = None,
+        variables: Mapping[str, str] | None = None,
         api_url: str = "https://slack.com/api",
         timeout: float = 10.0,
     ) -> None:
@@ -69,17 +76,20 @@ class SlackNotifier:
         self.slack_channel = slack_channel
         self.username = username
         self.text_template = text_template
+        self.variables = dict(variables or {})
+        """The values of the ``${VAR}``s in ``text_template`` (secrets: never shown in an error)."""
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
 
     def send(self, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """Post the message; with a bot token return the thread id so follow-ups reply in the thread."""
-        payload = slack_payload(message, self.text_template)
+        payload = slack_payload(message, self.text_template, self.variables)
+        secrets = tuple(v for v in self.variables.values() if v)
         if self.username:
             payload["username"] = self.username
         if not self.bot_token:
             assert self.webhook_url is not None
-            request("slack", "POST", self.webhook_url, json=payload, timeout=self.timeout)
+            request("slack", "POST", self.webhook_url, json=payload, secrets=secrets, timeout=self.timeout)
             return None
         payload["channel"] = self.slack_channel
         thread = (message.get("receipt") or {}).get("thread_ts")
@@ -92,7 +102,7 @@ class SlackNotifier:
             f"{self.api_url}/chat.postMessage",
             json=payload,
             headers=headers,
-            secrets=(self.bot_token,),
+            secrets=(self.bot_token, *secrets),
             timeout=self.timeout,
         )
         answer = response.json()

@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..templates import render
+from ..templates import TemplateRenderError, render
+from .base import DeliveryError
 from .http import request
 
 __all__ = ["WebhookNotifier"]
@@ -26,6 +27,7 @@ class WebhookNotifier:
         basic_auth: tuple[str, str] | None = None,
         bearer_token: str | None = None,
         body_template: str | None = None,
+        variables: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url
         self.method = method
@@ -36,7 +38,11 @@ class WebhookNotifier:
         self.verify_tls = verify_tls
         self.basic_auth = basic_auth
         self.body_template = body_template
-        self.secrets = tuple(v for v in (*self.headers.values(), bearer_token, *(basic_auth or ())) if v)
+        self.variables = dict(variables or {})
+        """The values of the ``${VAR}``s in ``body_template`` (secrets: never shown in an error)."""
+        self.secrets = tuple(
+            v for v in (*self.headers.values(), bearer_token, *(basic_auth or ()), *self.variables.values()) if v
+        )
 
     def send(self, message: Mapping[str, Any]) -> None:
         """Send ``message``; raise DeliveryError (never showing the URL, headers or credentials) on failure."""
@@ -45,7 +51,10 @@ class WebhookNotifier:
             headers.setdefault("Content-Type", "application/json")
             data = json.dumps({k: v for k, v in message.items() if k != "receipt"}, default=str)
         else:
-            data = render(self.body_template, message)
+            try:
+                data = render(self.body_template, message, self.variables)
+            except TemplateRenderError as exc:
+                raise DeliveryError("webhook", f"could not build or send the message: {exc}", retryable=False) from None
             headers.setdefault("Content-Type", "application/json" if _is_json(data) else "text/plain; charset=utf-8")
         request(
             "webhook",
