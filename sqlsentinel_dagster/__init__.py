@@ -9,6 +9,8 @@ from .errors import (
     ResultContractError,
     SecretResolutionError,
     SentinelError,
+    TemplateLimitError,
+    TemplateRenderError,
 )
 from .evaluate import AlertResult, evaluate_query, parse_result
 from .factory import build_definitions, build_job, build_schedule
@@ -30,6 +32,8 @@ __all__ = [
     "SecretResolutionError",
     "SentinelError",
     "SqlAlertsComponent",
+    "TemplateLimitError",
+    "TemplateRenderError",
     "WarehouseResource",
     "build_definitions",
     "build_job",

@@ -13,16 +13,18 @@ from collections.abc import Mapping
 
 from .errors import SecretResolutionError
 
-__all__ = ["find_syntax_error", "references", "resolve"]
+__all__ = ["REFERENCE", "find_syntax_error", "references", "resolve"]
 
-_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+"""The one ``${NAME}`` / ``${NAME:-default}`` syntax, shared with message templates: groups ``name`` and
+``default`` (None without ``:-``)."""
 _ANY_DOLLAR_BRACE = re.compile(r"\$\{[^}]*\}?")
 
 
 def find_syntax_error(text: str) -> str | None:
     """Return a description of the first malformed ``${...}`` in ``text``, or ``None`` if all are valid."""
     for match in _ANY_DOLLAR_BRACE.finditer(text):
-        if not _REFERENCE.fullmatch(match.group(0)):
+        if not REFERENCE.fullmatch(match.group(0)):
             return (
                 f"malformed variable reference '{match.group(0)}'; "
                 "write ${NAME} or ${NAME:-default} (NAME: letters, digits, underscore)"
@@ -32,7 +34,7 @@ def find_syntax_error(text: str) -> str | None:
 
 def references(text: str) -> list[str]:
     """The names of the variables ``text`` refers to."""
-    return [match.group("name") for match in _REFERENCE.finditer(text)]
+    return [match.group("name") for match in REFERENCE.finditer(text)]
 
 
 def resolve(text: str, where: str, environ: Mapping[str, str] | None = None) -> str:
@@ -50,4 +52,4 @@ def resolve(text: str, where: str, environ: Mapping[str, str] | None = None) -> 
             return default
         raise SecretResolutionError(where, name)
 
-    return _REFERENCE.sub(substitute, text)
+    return REFERENCE.sub(substitute, text)

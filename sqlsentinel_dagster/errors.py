@@ -15,6 +15,8 @@ __all__ = [
     "ResultContractError",
     "SecretResolutionError",
     "SentinelError",
+    "TemplateLimitError",
+    "TemplateRenderError",
 ]
 
 
@@ -84,3 +86,14 @@ class SecretResolutionError(SentinelError):
         super().__init__(
             f"{where}: environment variable '{variable}' is not set (write ${{{variable}:-default}} to give a default)"
         )
+
+
+class TemplateRenderError(SentinelError):
+    """Raised by :func:`~sqlsentinel_dagster.templates.render` when a template fails on a notification's values;
+    the message names the cause, with the values of ``${VAR}``s redacted. Each channel turns it into a permanent
+    delivery failure."""
+
+
+class TemplateLimitError(TemplateRenderError):
+    """Raised when rendering a template goes past a limit (time, size, call depth); the message names the limit.
+    At load it is reported as a problem of the template."""

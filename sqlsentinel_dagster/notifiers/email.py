@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any, Literal
 
+from ..errors import TemplateRenderError
 from ..redact import redact_text
-from ..templates import TemplateRenderError, render
+from ..templates import render
 from .base import DeliveryError, headline, message_text
 
 __all__ = ["EmailNotifier", "SmtpSettings"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..templates import TemplateRenderError, render
+from ..errors import TemplateRenderError
+from ..templates import render
 from .base import COLORS, DeliveryError, headline, message_text
 from .http import request
 

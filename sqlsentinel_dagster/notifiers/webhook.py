@@ -6,7 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..templates import TemplateRenderError, render
+from ..errors import TemplateRenderError
+from ..templates import render
 from .base import DeliveryError
 from .http import request
 
