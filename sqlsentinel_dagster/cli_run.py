@@ -106,5 +106,4 @@ def _print(cycle: AlertCycle) -> None:
     if row["error"]:
         click.echo(f"  error: {row['error']}")
     for report in cycle.reports:
-        error = f": {report.error}" if report.error else ""
-        click.echo(f"  {report.event} via {report.channel}: {report.outcome}{error}")
+        click.echo(f"  {report.describe()}")

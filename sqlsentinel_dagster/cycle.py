@@ -44,6 +44,8 @@ class CycleSettings:
     expire_after: dt.timedelta
     run_id: str | None
     dry_run: bool = False
+    run_ended: Callable[[str], bool] | None = None
+    """Whether another run has ended (then a notification it was sending is taken over at once)."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class AlertCycle:
 
     @property
     def undelivered(self) -> list[DeliveryReport]:
-        """Notifications this cycle tried and did not deliver."""
-        return [r for r in self.reports if r.outcome != "delivered"]
+        """Notifications this cycle tried and did not deliver (not those another run is sending)."""
+        return [r for r in self.reports if r.outcome not in ("delivered", "in_flight")]
 
     @property
     def failure(self) -> str | None:
@@ -153,6 +155,7 @@ def run_cycle(
             retry=settings.channels.retry,
             lease=settings.lease,
             expire_after=settings.expire_after,
+            run_ended=settings.run_ended,
         )
         given_up = [r for r in reports if r.given_up]
         _tell_fallback(alert, payload, given_up, fallback, settings, logger)

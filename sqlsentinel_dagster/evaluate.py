@@ -6,30 +6,42 @@ The contract: the first row has a ``status`` column whose value is ``ALERT`` or 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from .engines import bounded_engine, checkout_deadline, cut_by_deadline
 from .errors import AlertQueryError, ResultContractError
 from .redact import redact_text
 
 __all__ = [
+    "MAX_CELL_CHARS",
+    "MAX_CONTEXT_COLUMNS",
     "AlertResult",
     "create_warehouse_engine",
     "driver_problem",
     "evaluate_query",
     "parse_result",
     "resolve_sqlite_path",
+    "safe_value",
 ]
 
 Status = Literal["ALERT", "OK"]
+
+GRACE = 5.0
+"""Seconds past an alert's timeout before its connection is cut, for a server that does not end the query."""
+DEFAULT_DEADLINE = 300.0
 
 
 @dataclass(frozen=True)
@@ -51,27 +63,77 @@ class AlertResult:
 
 
 def parse_result(alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> AlertResult:
-    """Apply the result contract to a query's columns and rows (the first row is used)."""
+    """Apply the result contract to a query's columns and rows (the first row is used). Values are made safe
+    to store and send (see :func:`safe_value`); context beyond :data:`MAX_CONTEXT_COLUMNS` is summarized."""
     names = [str(c) for c in columns]
     lowered = [c.lower() for c in names]
     if "status" not in lowered:
         raise ResultContractError(alert, "the result has no 'status' column", names)
+    repeated = sorted({c for c in lowered if c in _RESERVED and lowered.count(c) > 1})
+    if repeated:
+        raise ResultContractError(alert, f"the result has more than one '{repeated[0]}' column; name it once", names)
     if not rows:
         raise ResultContractError(alert, "the query returned no rows", names)
     row = dict(zip(lowered, rows[0], strict=False))
     raw_status = row["status"]
-    status = str(raw_status).strip().upper() if raw_status is not None else ""
+    status = raw_status.strip().upper() if isinstance(raw_status, str) else ""
     if status not in ("ALERT", "OK"):
-        raise ResultContractError(alert, f"'status' is {raw_status!r}, expected 'ALERT' or 'OK'", names)
-    reserved = {"status", "actual_value", "threshold"}
-    context = {name: rows[0][i] for i, name in enumerate(names) if name.lower() not in reserved}
+        shown = safe_value(raw_status)
+        raise ResultContractError(alert, f"'status' is {shown!r}, expected 'ALERT' or 'OK'", names)
+    context: dict[str, Any] = {}
+    others = [(name, value) for name, value in zip(names, rows[0], strict=False) if name.lower() not in _RESERVED]
+    for name, value in others[:MAX_CONTEXT_COLUMNS]:
+        key, copy = name[:MAX_CELL_CHARS], 1
+        while key in context:  # two columns of the same name: keep both
+            copy += 1
+            key = f"{name[:MAX_CELL_CHARS]} ({copy})"
+        context[key] = safe_value(value)
+    if len(others) > MAX_CONTEXT_COLUMNS:
+        context["..."] = f"{len(others) - MAX_CONTEXT_COLUMNS} more columns not shown"
     return AlertResult(
         status="ALERT" if status == "ALERT" else "OK",
-        actual_value=row.get("actual_value"),
-        threshold=row.get("threshold"),
+        actual_value=safe_value(row.get("actual_value")),
+        threshold=safe_value(row.get("threshold")),
         context=context,
         more_rows=len(rows) > 1,
     )
+
+
+_RESERVED = frozenset({"status", "actual_value", "threshold"})
+MAX_CELL_CHARS = 1_000
+"""Characters of one value kept from a result (context, actual_value, threshold); the rest is cut, saying so."""
+MAX_CONTEXT_COLUMNS = 50
+"""Context columns kept from a result; the others are counted, not stored or sent."""
+
+
+def safe_value(value: Any) -> Any:
+    """A database value as something every channel and the state store can take: numbers stay numbers (NaN and
+    infinities become the text ``NaN``, ``Infinity``, ``-Infinity``, valid in any JSON), binary becomes a short
+    hex summary, and any text longer than :data:`MAX_CELL_CHARS` is cut."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float | Decimal):
+        number = math.nan if isinstance(value, Decimal) and value.is_snan() else float(value)
+        if math.isfinite(number):
+            return value
+        return "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        return f"<{len(data):,} bytes: 0x{data[:32].hex()}{'...' if len(data) > 32 else ''}>"
+    if isinstance(value, dt.date | dt.time | dt.timedelta):
+        return value
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict | list | tuple):  # JSON and array columns: kept as they are if small and valid
+        try:
+            text = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            value = text = json.dumps(value, default=str)
+    else:
+        value = text = str(value)
+    if len(text) > MAX_CELL_CHARS:
+        return f"{text[:MAX_CELL_CHARS]}... ({len(text):,} characters, cut)"
+    return value
 
 
 def resolve_sqlite_path(url: str, base_dir: Path) -> str:
@@ -108,10 +170,10 @@ def driver_problem(url: str) -> str | None:
 
 def create_warehouse_engine(url: str, pool_size: int = 5) -> Engine:
     """An engine for alert queries, at most ``pool_size`` connections. Connections are checked before use so a
-    restarted warehouse is no error."""
+    restarted warehouse is no error; connecting and each evaluation have deadlines (see :mod:`.engines`)."""
     if make_url(url).get_backend_name() == "sqlite":
-        return sa.create_engine(url, pool_pre_ping=True)  # SQLite pools by file, with its own defaults
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=60)
+        return bounded_engine(url, deadline=DEFAULT_DEADLINE)  # SQLite pools by file, with its own defaults
+    return bounded_engine(url, deadline=DEFAULT_DEADLINE, pool_size=pool_size, max_overflow=0, pool_timeout=60)
 
 
 def evaluate_query(
@@ -130,7 +192,7 @@ def evaluate_query(
     """
     started = time.perf_counter()
     try:
-        with engine.connect() as conn, _guarded(conn, timeout):
+        with checkout_deadline(timeout + GRACE), engine.connect() as conn, _guarded(conn, timeout):
             cursor = conn.exec_driver_sql(_escape_percent(conn, query))
             columns = list(cursor.keys())
             rows = [tuple(r) for r in cursor.fetchmany(2)] if cursor.returns_rows else []  # 2: to tell "more"
@@ -202,6 +264,11 @@ def _describe(exc: sa.exc.SQLAlchemyError, timeout: float, secrets: Sequence[str
     original = getattr(exc, "orig", None)
     message = str(original if original is not None else exc).strip()
     first_line = message.splitlines()[0] if message else type(exc).__name__
-    if any(marker in message.lower() for marker in _TIMEOUT_MARKERS):
+    cut = cut_by_deadline()
+    if cut is not None:
+        return f"no answer from the database within {cut:g}s (timeout {timeout:g}s + {GRACE:g}s); connection cut"
+    if "timeout expired" in message.lower():  # libpq's connect_timeout
+        first_line = f"could not connect in time ({first_line})"
+    elif any(marker in message.lower() for marker in _TIMEOUT_MARKERS):
         first_line = f"timed out after {timeout:g}s ({first_line})"
     return redact_text(first_line, secrets)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,18 @@ def cycle_settings(
         expire_after=dt.timedelta(hours=state.notification_expiry_hours),
         run_id=context.run_id,
         dry_run=dry_run,
+        run_ended=_run_ended(context.instance),
     )
+
+
+def _run_ended(instance: dg.DagsterInstance) -> Callable[[str], bool]:
+    """Whether Dagster records the run as finished (success, failure or canceled): it sends nothing any more."""
+
+    def ended(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.is_finished
+
+    return ended
 
 
 def run_alert(
@@ -99,10 +111,7 @@ def log_cycle(log: Any, cycle: AlertCycle) -> None:
         log.warning(f"alert '{cycle.alert.name}': the query returned more than one row; the first was used")
     (log.warning if cycle.outcome.status != "OK" else log.info)(cycle.summary())
     for report in cycle.reports:
-        error = f" ({report.error})" if report.error else ""
-        log.info(
-            f"notification {report.event} via {report.channel}: {report.outcome} after {report.attempts} tries{error}"
-        )
+        log.info(f"notification {report.describe()}")
 
 
 def _metadata_value(value: Any) -> Any:

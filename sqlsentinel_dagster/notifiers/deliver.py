@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config.targets import NotifyTarget
@@ -31,9 +31,18 @@ class DeliveryReport:
     channel: str
     event: str
     outcome: str
-    """delivered, retry (stays pending), failed (refused for good) or expired."""
+    """delivered, retry (stays pending), failed (refused for good), expired, or in_flight (another run that
+    may still be alive is sending it)."""
     attempts: int = 0
     error: str | None = None
+    interrupted_run: str | None = None
+    """The run that was killed while sending it, when this run took it over."""
+
+    def describe(self) -> str:
+        """One line: ``firing via 0:slack: delivered after 1 tries (...)``."""
+        error = f" ({self.error})" if self.error else ""
+        taken = f"; taken over from run {self.interrupted_run}, killed while sending it" if self.interrupted_run else ""
+        return f"{self.event} via {self.channel}: {self.outcome} after {self.attempts} tries{error}{taken}"
 
     @property
     def given_up(self) -> bool:
@@ -74,8 +83,15 @@ def deliver_pending(
     retry: RetryPolicy = DEFAULT_RETRY,
     lease: dt.timedelta = dt.timedelta(minutes=5),
     expire_after: dt.timedelta = dt.timedelta(hours=24),
+    run_ended: Callable[[str], bool] | None = None,
 ) -> list[DeliveryReport]:
-    """Send every pending notification of ``alert`` that this run can claim; report each outcome."""
+    """Send every pending notification of ``alert`` that this run can claim; report each outcome.
+
+    A notification another run is sending is reported ``in_flight``; if ``run_ended`` says that run has
+    ended (killed mid-send: it will never finish the send), this run takes it over at once instead of
+    waiting for the lease to lapse. The receiver may then see it twice (the first send may have reached it)
+    with the same idempotency key; it is never lost.
+    """
     intents = store.pending(alert)  # one query in the common case: nothing pending, nothing stale
     reports: list[DeliveryReport] = []
     cutoff = store.clock() - expire_after
@@ -85,9 +101,17 @@ def deliver_pending(
             for i in store.expire(alert, expire_after)
         ]
         intents = store.pending(alert)
+    now = store.clock()
     for intent in intents:
-        if store.claim(intent.id, run_id, lease):  # False: another run is delivering it right now
-            reports.append(_deliver(store, intent, notifiers.get(intent.channel), retry))
+        holder = intent.run_id if intent.status == "sending" and intent.run_id != run_id else None
+        leased = holder is not None and intent.lease_until is not None and intent.lease_until > now
+        orphaned = leased and run_ended is not None and holder is not None and run_ended(holder)
+        if store.claim(intent.id, run_id, lease, take_over_from=holder if orphaned else None):
+            report = _deliver(store, intent, notifiers.get(intent.channel), retry)
+            reports.append(replace(report, interrupted_run=holder if orphaned else None))
+        elif leased:
+            sender = f"being sent by run {holder}"
+            reports.append(DeliveryReport(intent.channel, intent.event, "in_flight", intent.attempts, sender))
     return reports
 
 

@@ -27,6 +27,9 @@ class Intent:
     created_at: dt.datetime
     attempts: int = 0
     last_error: str | None = None
+    run_id: str | None = None
+    """The run that created it or, while ``sending``, the run sending it."""
+    lease_until: dt.datetime | None = None
 
 
 def dumps(value: Any) -> str:
@@ -86,4 +89,6 @@ def intent_from_row(row: Any) -> Intent:
         created_at=row["created_at"],
         attempts=row["attempts"],
         last_error=row["last_error"],
+        run_id=row["run_id"],
+        lease_until=row["lease_until"],
     )

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from ..engines import bounded_engine
 from .decision import Decision, decide
 from .model import AlertState, Outcome, StateSettings
 from .rows import Intent, dumps, intent_from_row, silence_from_row, state_from_json, text_or_none
@@ -32,10 +33,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def create_state_engine(url: str) -> sa.Engine:
-    """An engine for the state tables; SQLite gets a busy timeout and write-locking transactions."""
+STATE_DEADLINE = 60.0
+"""Seconds a state transaction may hold its connection before it is cut (the server stopped answering)."""
+
+
+def create_state_engine(url: str, deadline: float = STATE_DEADLINE) -> sa.Engine:
+    """An engine for the state tables, every wait bounded (see :mod:`..engines`); SQLite gets a busy timeout
+    and write-locking transactions."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        engine = bounded_engine(url, deadline=deadline, connect_args={"timeout": deadline / 2})
 
         @sa.event.listens_for(engine, "connect")
         def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
@@ -46,21 +52,24 @@ def create_state_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: serializes evaluations
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return bounded_engine(url, deadline=deadline)
 
 
 class StateStore:
     """Alert state, silences, notification ledger and history in one database."""
 
-    def __init__(self, engine: sa.Engine, clock: Clock = utcnow) -> None:
+    def __init__(self, engine: sa.Engine, clock: Clock = utcnow, *, create_tables: bool = True) -> None:
+        """Create or migrate the tables, unless ``create_tables`` is False: then the database is left as it is,
+        for read-only tools (:func:`.schema.installed_version` tells whether it has tables to read)."""
         self.engine = engine
         self.clock = clock
-        migrate(engine)
+        if create_tables:
+            migrate(engine)
 
     @classmethod
-    def from_url(cls, url: str, clock: Clock = utcnow) -> StateStore:
-        """A store on ``url`` (tables created or migrated on first use)."""
-        return cls(create_state_engine(url), clock)
+    def from_url(cls, url: str, clock: Clock = utcnow, *, create_tables: bool = True) -> StateStore:
+        """A store on ``url`` (tables created or migrated on first use, unless ``create_tables`` is False)."""
+        return cls(create_state_engine(url), clock, create_tables=create_tables)
 
     # -- evaluation -------------------------------------------------------------------------------------------
 
@@ -166,12 +175,22 @@ class StateStore:
         with self.engine.connect() as conn:
             return [intent_from_row(row) for row in conn.execute(query).mappings()]
 
-    def claim(self, intent_id: int, run_id: str | None, lease: dt.timedelta) -> bool:
-        """Take the right to send ``intent_id`` for ``lease``; False if delivered or claimed by another run."""
+    def claim(
+        self, intent_id: int, run_id: str | None, lease: dt.timedelta, *, take_over_from: str | None = None
+    ) -> bool:
+        """Take the right to send ``intent_id`` for ``lease``; False if delivered or claimed by another run.
+
+        ``take_over_from``: a run known to have ended while sending it (killed mid-send): its lease is void.
+        """
         now = self.clock()
         condition = sa.or_(
             notifications.c.status == "pending",
             sa.and_(notifications.c.status == "sending", notifications.c.lease_until < now),
+            *(
+                [sa.and_(notifications.c.status == "sending", notifications.c.run_id == take_over_from)]
+                if take_over_from
+                else []
+            ),
         )
         with self.engine.begin() as conn:
             result = conn.execute(
