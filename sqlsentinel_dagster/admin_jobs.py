@@ -21,11 +21,16 @@ class SilenceConfig(dg.Config):
 
     alert: str = Field(default="", description="Name of the alert to silence; or leave empty and use matchers.")
     matchers: list[str] = Field(
-        default_factory=list, description="More conditions, all required: key=value, key=~regex or key~glob."
+        default_factory=list,
+        description="More conditions, all required: key=value, key=~regex (RE2 syntax) or key~glob; at most 20.",
     )
-    duration: str = Field(default="2h", description="How long, e.g. 30m, 2h, 1d.")
-    author: str = Field(description="Who is silencing (shown on every suppressed run).")
-    reason: str = Field(description="Why (shown on every suppressed run).")
+    duration: str = Field(
+        default="2h",
+        description="How long, e.g. 30m, 2h, 1d; at most 30d, or SQLSENTINEL_MAX_SILENCE in the code location's "
+        "environment.",
+    )
+    author: str = Field(description="Who is silencing (shown on every suppressed run); at most 255 characters.")
+    reason: str = Field(description="Why (shown on every suppressed run); at most 1,000 characters.")
 
 
 class UnsilenceConfig(dg.Config):
@@ -42,7 +47,8 @@ class PruneConfig(dg.Config):
 
 @dg.op(required_resource_keys={STATE_RESOURCE_KEY})
 def sqlsentinel_silence_op(context: dg.OpExecutionContext, config: SilenceConfig) -> None:
-    """Store the silence described by the run config."""
+    """Store the silence described by the run config, within the limits :func:`.state.admin.add_silence` sets
+    (its length at most ``SQLSENTINEL_MAX_SILENCE``, read from this run's environment)."""
     state: AlertStateResource = getattr(context.resources, STATE_RESOURCE_KEY)
     store = state.get_store(context.instance)
     try:
@@ -73,8 +79,14 @@ def sqlsentinel_unsilence_op(context: dg.OpExecutionContext, config: UnsilenceCo
 def sqlsentinel_prune_op(context: dg.OpExecutionContext, config: PruneConfig) -> None:
     """Delete history, finished notifications and expired silences past the retention."""
     state: AlertStateResource = getattr(context.resources, STATE_RESOURCE_KEY)
-    seconds = parse_duration(config.older_than) if config.older_than else state.history_retention_days * 86400
-    removed = admin.prune_history(state.get_store(context.instance), dt.timedelta(seconds=seconds))
+    try:
+        if config.older_than:
+            age = dt.timedelta(seconds=parse_duration(config.older_than))
+        else:
+            age = dt.timedelta(days=state.history_retention_days)
+        removed = admin.prune_history(state.get_store(context.instance), age)
+    except (ValueError, OverflowError) as exc:  # OverflowError: a retention beyond timedelta's range
+        raise dg.Failure(description=f"cannot prune: {exc}") from None
     context.add_output_metadata(dict(removed))
 
 

@@ -56,7 +56,14 @@ def _timezone(value: str) -> str:
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as '30s', '5m', '1.5h', '250ms'."""
+    """Seconds from a number or a string such as '30s', '5m', '1.5h', '250ms'; at most 3650 days (10 years).
+
+    The bound keeps date arithmetic in range (``now + duration`` past year 9999 raises OverflowError): no
+    timeout, interval, silence or retention needs longer. Errors quote at most 40 characters of ``value``.
+    """
+    longest = 3650 * 86400.0
+    text = repr(value)
+    shown = text if len(text) <= 40 else text[:37] + "..."
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30, '30s', '5m' or '1h'")
     if isinstance(value, int | float):
@@ -66,11 +73,13 @@ def parse_duration(value: Any) -> float:
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group("n")) * _UNIT_SECONDS[match.group("unit")]
     else:
-        raise ValueError(f"invalid duration {value!r}; use seconds (30) or a string such as '30s', '5m', '1h'")
+        raise ValueError(f"invalid duration {shown}; use seconds (30) or a string such as '30s', '5m', '1h'")
     if not math.isfinite(seconds):
-        raise ValueError(f"duration must be a finite number of seconds, got {value!r}")
+        raise ValueError(f"duration must be a finite number of seconds, got {shown}")
     if seconds <= 0:
-        raise ValueError(f"duration must be positive, got {value!r}")
+        raise ValueError(f"duration must be positive, got {shown}")
+    if seconds > longest:
+        raise ValueError(f"duration {shown} is too long; at most 3650d (10 years)")
     return seconds
 
 

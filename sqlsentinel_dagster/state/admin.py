@@ -1,23 +1,34 @@
-"""What people do to alert state by hand: silence, unsilence, look at status and history, prune old history."""
+"""What people do to alert state by hand: silence, unsilence, look at status and history, prune old history.
+
+Every silence is created by :func:`add_silence`, which enforces the limits on it: its length (at most
+:func:`max_silence`, 30 days unless ``SQLSENTINEL_MAX_SILENCE`` says otherwise), its matchers (see
+:func:`.silences.matcher_problems`), its author and its reason.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from ..config.models import parse_duration
 from .rows import silence_from_row, state_from_json
 from .schema import UTCDateTime, alert_state, history, notifications, silences
-from .silences import AlertLabels, Matcher, Silence
+from .silences import AlertLabels, Matcher, Silence, matcher_problems
 from .store import StateStore
 
 __all__ = [
+    "DEFAULT_MAX_SILENCE",
+    "MAX_AUTHOR_LENGTH",
+    "MAX_REASON_LENGTH",
+    "MAX_SILENCE_ENV",
     "AlertStatus",
     "HistoryStats",
     "add_silence",
@@ -27,8 +38,31 @@ __all__ = [
     "history_stats",
     "known_alerts",
     "list_silences",
+    "max_silence",
     "prune_history",
 ]
+
+MAX_SILENCE_ENV = "SQLSENTINEL_MAX_SILENCE"
+"""The environment variable that sets the longest silence allowed, as a duration such as ``90d``."""
+DEFAULT_MAX_SILENCE = dt.timedelta(days=30)
+"""The longest silence allowed when ``SQLSENTINEL_MAX_SILENCE`` is not set: a forgotten silence hides an alert
+for a month at most (as long as the default history retention); anything longer is a deliberate setting."""
+MAX_REASON_LENGTH = 1_000
+"""The longest reason a silence may have, in characters (it is shown on every suppressed run)."""
+MAX_AUTHOR_LENGTH = 255
+"""The longest author a silence may have, in characters (the size of its column)."""
+
+
+def max_silence(environ: Mapping[str, str] | None = None) -> dt.timedelta:
+    """The longest silence allowed: ``SQLSENTINEL_MAX_SILENCE`` (a duration such as ``90d``, at most 3650d) from
+    ``environ`` (default: the process environment), else :data:`DEFAULT_MAX_SILENCE`."""
+    raw = (os.environ if environ is None else environ).get(MAX_SILENCE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_SILENCE
+    try:
+        return dt.timedelta(seconds=parse_duration(raw))
+    except ValueError as exc:
+        raise ValueError(f"{MAX_SILENCE_ENV} must be a duration such as 90d: {exc}") from None
 
 
 def add_silence(
@@ -39,15 +73,27 @@ def add_silence(
     author: str,
     reason: str,
     starts_at: dt.datetime | None = None,
+    longest: dt.timedelta | None = None,
 ) -> Silence:
-    """Store a silence; it must have matchers, an author, a reason and an end after its start."""
+    """Store a silence; raise ValueError naming every problem unless it has 1 to ``MAX_MATCHERS`` matchers that
+    can be evaluated, an author and a reason within their lengths, and an end after its start but no further than
+    ``longest`` (default: :func:`max_silence`). The author and reason are stored as given, control characters
+    included: whoever prints them escapes them."""
     now = store.clock()
     start = starts_at or now
+    limit = max_silence() if longest is None else longest
     problems = [
         "at least one matcher is required" if not matchers else "",
-        "an author is required" if not author.strip() else "",
-        "a reason is required" if not reason.strip() else "",
+        *matcher_problems(matchers),
+        _text_problem("author", author, MAX_AUTHOR_LENGTH),
+        _text_problem("reason", reason, MAX_REASON_LENGTH),
         f"the end ({ends_at.isoformat()}) must be after the start ({start.isoformat()})" if ends_at <= start else "",
+        (
+            f"{_span(ends_at - start)} is longer than the longest silence allowed, {_span(limit)} "
+            f"(set {MAX_SILENCE_ENV}, e.g. {MAX_SILENCE_ENV}=90d, to change it)"
+        )
+        if ends_at - start > limit
+        else "",
     ]
     if any(problems):
         raise ValueError("cannot silence: " + "; ".join(p for p in problems if p))
@@ -65,6 +111,33 @@ def add_silence(
             )
         )
     return silence
+
+
+def _text_problem(what: str, text: str, longest: int) -> str:
+    """Why ``text`` cannot be a silence's ``what`` (empty if it can): blank, too long, or not storable."""
+    text = text.strip()
+    if not text:
+        return f"{'an' if what[0] in 'aeiou' else 'a'} {what} is required"
+    if len(text) > longest:
+        return f"the {what} is {len(text)} characters long; at most {longest} are allowed"
+    if "\x00" in text:
+        return f"the {what} contains a NUL character (\\x00), which databases cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"the {what} is not valid UTF-8 text (it came from bytes that are not UTF-8)"
+    return ""
+
+
+def _span(length: dt.timedelta) -> str:
+    """``length`` in its two largest units: ``30d``, ``45d 3h``, ``2h 30m``, ``90s``."""
+    seconds = round(length.total_seconds())
+    parts: list[str] = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
 
 
 def end_silences(store: StateStore, target: str) -> list[Silence]:
@@ -223,8 +296,13 @@ def history_stats(store: StateStore, alert: str) -> HistoryStats:
 
 
 def prune_history(store: StateStore, older_than: dt.timedelta) -> dict[str, int]:
-    """Delete evaluations, finished notifications and expired silences older than ``older_than``."""
-    cutoff = store.clock() - older_than
+    """Delete evaluations, finished notifications and expired silences older than ``older_than``; raise
+    ValueError if that reaches before year 1."""
+    now = store.clock()
+    try:
+        cutoff = now - older_than
+    except OverflowError:
+        raise ValueError(f"{older_than} before {now.isoformat(timespec='seconds')} is before year 1") from None
     finished = ("delivered", "suppressed", "failed", "expired")
     with store.engine.begin() as conn:
         removed_history = conn.execute(sa.delete(history).where(history.c.evaluated_at < cutoff)).rowcount

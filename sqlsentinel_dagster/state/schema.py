@@ -18,6 +18,7 @@ __all__ = [
     "alert_state",
     "configs",
     "history",
+    "installed_version",
     "metadata",
     "migrate",
     "notifications",
@@ -140,10 +141,25 @@ def migrate(engine: sa.Engine) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(5151001)")
         metadata.create_all(conn, checkfirst=True)
         current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
-        if current is not None and current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the sqlsentinel tables are at schema version {current}, newer than this package "
-                f"({SCHEMA_VERSION}); upgrade sqlsentinel-dagster"
-            )
+        _refuse_newer(current)
         if current is None or current < SCHEMA_VERSION:  # new tables were created just above
             conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION, applied_at=dt.datetime.now(dt.UTC)))
+
+
+def installed_version(engine: sa.Engine) -> int | None:
+    """The schema version of the sqlsentinel tables in ``engine``'s database, creating nothing: None when it has
+    none (nothing was ever recorded there); refuse a database from a newer version."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(schema_version.name):
+            return None
+        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+    _refuse_newer(current)
+    return int(current) if current is not None else None
+
+
+def _refuse_newer(current: int | None) -> None:
+    if current is not None and current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the sqlsentinel tables are at schema version {current}, newer than this package "
+            f"({SCHEMA_VERSION}); upgrade sqlsentinel-dagster"
+        )
