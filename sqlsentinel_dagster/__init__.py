@@ -9,6 +9,7 @@ from .errors import (
     ResultContractError,
     SecretResolutionError,
     SentinelError,
+    StateDatabaseError,
     TemplateLimitError,
     TemplateRenderError,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SecretResolutionError",
     "SentinelError",
     "SqlAlertsComponent",
+    "StateDatabaseError",
     "TemplateLimitError",
     "TemplateRenderError",
     "WarehouseResource",

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .cli_state import database_option, open_store
+from .cli_state import NO_TABLES, database_option, open_store, printable
 from .config import AlertConfig, LoadedConfig
 from .cycle import AlertCycle, CycleSettings, run_cycle
 from .state.store import StateStore
@@ -77,10 +77,20 @@ def _selected(config: LoadedConfig, names: tuple[str, ...]) -> list[AlertConfig]
 
 
 def _state(database_url: str | None, dry_run: bool) -> StateStore:
+    """The state store; a dry run creates no tables (without any, decisions are those of a first evaluation)."""
+    first = "decisions as for a first evaluation"
     if dry_run and not database_url and not os.environ.get("DAGSTER_HOME"):
-        click.echo("no state database (DAGSTER_HOME or --database-url): decisions as for a first evaluation", err=True)
+        click.echo(f"no state database (DAGSTER_HOME or --database-url): {first}", err=True)
         return StateStore.from_url("sqlite://")
-    return open_store(database_url)
+    if not dry_run:
+        return open_store(database_url)
+    try:
+        return open_store(database_url, create_tables=False)
+    except click.ClickException as exc:
+        if not exc.message.startswith(NO_TABLES):
+            raise
+        click.echo(f"{printable(exc.message)}: {first}", err=True)
+        return StateStore.from_url("sqlite://")
 
 
 def _row(cycle: AlertCycle) -> dict[str, Any]:
@@ -100,10 +110,12 @@ def _row(cycle: AlertCycle) -> dict[str, Any]:
 
 
 def _print(cycle: AlertCycle) -> None:
+    """Lines for a person: query values, errors and silence reasons come from outside, so they are escaped."""
     row = _row(cycle)
     shown = f"value {row['actual_value']!r}, threshold {row['threshold']!r}"
-    click.echo(f"{row['alert']}: {row['status']} ({shown}); decision: {row['reason']}")
+    lines = [f"{row['alert']}: {row['status']} ({shown}); decision: {row['reason']}"]
     if row["error"]:
-        click.echo(f"  error: {row['error']}")
-    for report in cycle.reports:
-        click.echo(f"  {report.describe()}")
+        lines.append(f"  error: {row['error']}")
+    lines += [f"  {report.describe()}" for report in cycle.reports]
+    for line in lines:
+        click.echo(printable(line))

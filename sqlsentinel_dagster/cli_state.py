@@ -197,6 +197,7 @@ def _never(name: str) -> dict[str, Any]:
         "notification_count": 0,
         "last_delivered_per_channel": {},
         "failed_notifications": 0,
+        "undelivered_notifications": 0,
     }
 
 
@@ -245,6 +246,7 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             "notification_count": s.notification_count,
             "last_delivered_per_channel": {c: _when(t) for c, t in s.delivered_per_channel.items()},
             "failed_notifications": s.failed_notifications,
+            "undelivered_notifications": s.undelivered_notifications,
         }
         for s in admin.alert_statuses(store)
     ]
@@ -269,6 +271,11 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             _echo(f"  last error: {row['last_error']}")
         if row["failed_notifications"]:
             click.echo(f"  {row['failed_notifications']} notification(s) failed or expired (see history)")
+        if row["undelivered_notifications"]:
+            click.echo(
+                f"  {row['undelivered_notifications']} notification(s) not delivered yet: pending, or being sent "
+                "(one a killed run held is retried as soon as Dagster marks that run finished)"
+            )
     _echo_unusable(admin.list_silences(store))
 
 
@@ -421,7 +428,7 @@ def history(
         f"{name}: {stats.runs} runs ({stats.alert} ALERT, {stats.ok} OK, {stats.error} ERROR), "
         f"firing {stats.firing_share:.0%}, query p50 {p50}, p95 {p95}; notifications: "
         f"{sent.get('delivered', 0)} sent, {sent.get('suppressed', 0)} suppressed, {sent.get('failed', 0)} failed, "
-        f"{sent.get('pending', 0)} pending, {sent.get('expired', 0)} expired"
+        f"{sent.get('pending', 0)} pending, {sent.get('sending', 0)} being sent, {sent.get('expired', 0)} expired"
     )
     for row in rows:
         value = f" value={row['actual_value']}" if row["actual_value"] is not None else ""

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from .config import AlertConfig, LoadedConfig
 from .config.targets import NotifyTarget
-from .errors import SentinelError
+from .errors import SentinelError, StateDatabaseError
 from .evaluate import AlertResult
 from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_pending, notifiers_for
 from .notifiers.probe import broadcast
@@ -134,7 +134,7 @@ def run_cycle(
         decision = state.record(
             labels, outcome, settings_of(alert), channels, payload, settings.run_id, dry_run=settings.dry_run
         )
-    except (sa.exc.SQLAlchemyError, RuntimeError) as exc:
+    except (sa.exc.SQLAlchemyError, RuntimeError, StateDatabaseError) as exc:
         cause = redact_text(str(getattr(exc, "orig", None) or exc).splitlines()[0])
         state_error = (
             f"alert '{alert.name}' is {outcome.status} but the alert state could not be recorded "

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from urllib.parse import quote, unquote
 
 from .errors import SecretResolutionError
 
-__all__ = ["REFERENCE", "find_syntax_error", "references", "resolve"]
+__all__ = ["REFERENCE", "find_syntax_error", "references", "resolve", "resolve_url"]
 
 REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 """The one ``${NAME}`` / ``${NAME:-default}`` syntax, shared with message templates: groups ``name`` and
@@ -53,3 +54,17 @@ def resolve(text: str, where: str, environ: Mapping[str, str] | None = None) -> 
         raise SecretResolutionError(where, name)
 
     return REFERENCE.sub(substitute, text)
+
+
+def resolve_url(text: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    """:func:`resolve` for a database URL: a variable in the user or password part is percent-escaped, so a
+    password holding ``@``, ``:``, ``/``, ``#`` or ``%`` stays a password (an already escaped value is kept
+    as it is). A variable holding a whole URL is substituted as it is: it must be escaped already.
+    """
+    scheme, separator, rest = text.partition("://")
+    masked = REFERENCE.sub(lambda m: "x" * len(m.group(0)), rest)  # '@' inside a ${...:-default} is no boundary
+    at = masked.find("@")
+    if not separator or at < 0 or "/" in masked[:at]:
+        return resolve(text, where, environ)
+    userinfo = REFERENCE.sub(lambda m: quote(unquote(resolve(m.group(0), where, environ)), safe=""), rest[:at])
+    return f"{resolve(scheme, where, environ)}://{userinfo}{resolve(rest[at:], where, environ)}"

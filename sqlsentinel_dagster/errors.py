@@ -15,6 +15,7 @@ __all__ = [
     "ResultContractError",
     "SecretResolutionError",
     "SentinelError",
+    "StateDatabaseError",
     "TemplateLimitError",
     "TemplateRenderError",
 ]
@@ -97,3 +98,8 @@ class TemplateRenderError(SentinelError):
 class TemplateLimitError(TemplateRenderError):
     """Raised when rendering a template goes past a limit (time, size, call depth); the message names the limit.
     At load it is reported as a problem of the template."""
+
+
+class StateDatabaseError(SentinelError):
+    """Raised when the state database cannot be used at all, e.g. its URL (from ``${VAR}``) does not parse; the
+    message never contains the URL."""

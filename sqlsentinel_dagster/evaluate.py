@@ -157,7 +157,7 @@ def driver_problem(url: str) -> str | None:
         return None
     try:
         parsed = make_url(re.sub(r"\$\{[^}]*\}", "x", url))
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "not a valid SQLAlchemy URL; write dialect+driver://user:password@host:port/database"
     try:
         parsed.get_dialect().import_dbapi()

@@ -13,9 +13,10 @@ from sqlalchemy.engine import Engine, make_url
 
 from . import envsubst
 from ._instance_db import instance_state_url
+from ._yaml import MAX_FILE_BYTES
 from .config import AlertConfig, LoadedConfig, load_config
 from .config.compiled import load_compiled, save_compiled
-from .errors import AlertQueryError
+from .errors import AlertQueryError, StateDatabaseError
 from .evaluate import AlertResult, create_warehouse_engine, driver_problem, evaluate_query, resolve_sqlite_path
 from .notifiers.registry import ChannelSettings, smtp_from_env
 from .notifiers.retry import RetryPolicy
@@ -45,12 +46,13 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def evaluate(self, alert: AlertConfig) -> AlertResult:
         """Run ``alert``'s query on this warehouse, read-only and bounded by the alert's timeout."""
-        url = self._resolved_url(f"alert '{alert.name}': database '{self.database}' url")
+        url = envsubst.resolve_url(self._url_template(), f"alert '{alert.name}': database '{self.database}' url")
         try:
+            url = resolve_sqlite_path(url, cached_config(self.config_path).path.parent)
             password = make_url(url).password
             engine = _engine(url, self.pool_size())
-        except (sa.exc.ArgumentError, ImportError) as exc:  # the message may hold the URL: never shown
-            cause = driver_problem(url) or f"cannot create an engine ({type(exc).__name__})"
+        except (sa.exc.ArgumentError, ValueError, ImportError) as exc:  # the message may hold the URL: not shown
+            cause = driver_problem(url) or f"the URL is not usable ({type(exc).__name__}); check its port and parts"
             raise AlertQueryError(alert.name, self.database, cause) from None
         return evaluate_query(
             engine,
@@ -61,11 +63,12 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             secrets=[str(password)] if password else [],
         )
 
+    def _url_template(self) -> str:
+        return cached_config(self.config_path).file.all_databases()[self.database].url
+
     def _resolved_url(self, where: str) -> str:
-        config = cached_config(self.config_path)
-        template = config.file.all_databases()[self.database].url
-        url = envsubst.resolve(template, where)
-        return resolve_sqlite_path(url, config.path.parent)
+        url = envsubst.resolve_url(self._url_template(), where)
+        return resolve_sqlite_path(url, cached_config(self.config_path).path.parent)
 
 
 class AlertStateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -98,7 +101,7 @@ class AlertStateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """The store for ``database_url``, or for the given instance's database (one per URL and process)."""
         url = self.database_url or os.environ.get("STATE_DB_URL")  # STATE_DB_URL: SQL Sentinel's variable
         if url:
-            return _store(envsubst.resolve(url, "AlertStateResource.database_url"))
+            return _store(envsubst.resolve_url(url, "AlertStateResource.database_url"))
         if instance is None:
             raise RuntimeError("AlertStateResource needs the Dagster instance or a database_url")
         return _store(instance_state_url(instance))
@@ -167,7 +170,11 @@ _LOCK = threading.Lock()
 def _store(url: str) -> StateStore:
     with _LOCK:
         if url not in _STORES:
-            _STORES[url] = StateStore.from_url(url)
+            try:
+                _STORES[url] = StateStore.from_url(url)
+            except (sa.exc.ArgumentError, ValueError, ImportError) as exc:  # the message may hold the URL
+                cause = driver_problem(url) or f"the URL is not usable ({type(exc).__name__}); check its port and parts"
+                raise StateDatabaseError(f"the state database URL: {cause}") from None
         return _STORES[url]
 
 
@@ -199,9 +206,12 @@ def cached_config(path: str | os.PathLike[str], *, compiled: bool = False) -> Lo
     if hit is not None and hit[0] == mtime:
         return hit[1]  # for a missing file: its last valid version, when use_config() set one
     try:
-        content = Path(key).read_bytes()
+        with open(key, "rb") as stream:
+            content = stream.read(MAX_FILE_BYTES + 1)  # never more: a huge file is refused by load_config
     except OSError:
         return load_config(key, strict=False)  # no alerts, and the problem naming the file and the cause
+    if len(content) > MAX_FILE_BYTES:
+        return load_config(key, strict=False)
     config: LoadedConfig | None = load_compiled(Path(key), content, os.environ) if compiled else None
     if config is None:
         try:

@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import replace
 
+from ._yaml import read_text
 from .config import LoadedConfig, load_config
 from .errors import ConfigProblem
 from .redact import redact_text
@@ -35,7 +36,7 @@ def with_last_valid_version(config: LoadedConfig, state: AlertStateResource, *, 
         if store is None:
             return config
         if not unusable:
-            remember(store, str(config.path), config.path.read_text(encoding="utf-8"), len(config.alerts))
+            remember(store, str(config.path), read_text(config.path), len(config.alerts))  # bounded read
             return config
         saved = last_valid(store, str(config.path))
     except Exception as exc:  # the state database is down or unreachable: load without it, never fail

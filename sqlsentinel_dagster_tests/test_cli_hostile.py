@@ -258,3 +258,25 @@ class TestDatabaseUrls:
         """A URL that does not parse, or names no database SQLAlchemy knows, is a one-line error."""
         output = refused(invoke(*command, "--database-url", url))
         assert message in output and "secretpw" not in output
+
+
+class TestRunCommand:
+    def test_a_dry_run_creates_no_tables_and_escapes_what_the_query_returns(
+        self, empty_postgres: str, tmp_path: Path
+    ) -> None:
+        """`sqlsentinel run --dry-run` on a database without state tables: first-evaluation decisions, nothing
+        created; a value holding a terminal escape code and a newline is printed escaped."""
+        alerts = tmp_path / "alerts.yaml"
+        query = "SELECT 'ALERT' AS status, char(27) || '[2Jgone' || char(10) || 'forged' AS actual_value"
+        alerts.write_text(
+            f"""
+databases: {{main: {{url: "sqlite:///{tmp_path / "w.db"}"}}}}
+alerts:
+  - {{name: escapes, query: "{query}", schedule: "@hourly"}}
+"""
+        )
+        result = invoke("run", str(alerts), "--dry-run", "--database-url", empty_postgres)
+        assert result.exit_code == 0, result.output
+        assert sqlsentinel_tables(empty_postgres) == []
+        assert "\x1b" not in result.output and "\\x1b[2Jgone\\nforged" in result.output
+        assert "firing" in result.output

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from click.testing import CliRunner
 
 from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster._instance_db import instance_state_url
+from sqlsentinel_dagster.cli import main
 from sqlsentinel_dagster.notifiers.deliver import deliver_pending
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels
@@ -145,6 +147,11 @@ def test_a_run_interrupted_mid_send_is_taken_over_by_the_next_run(tmp_path: Path
             assert killed.is_finished and killed.status != dg.DagsterRunStatus.SUCCESS
             state = StateStore.from_url(instance_state_url(instance))
             assert [(i.status, i.run_id) for i in state.pending("firing")] == [("sending", killed.run_id)]
+            url = ["--database-url", instance_state_url(instance)]
+            history = CliRunner().invoke(main, ["history", "firing", *url]).output
+            status = CliRunner().invoke(main, ["status", *url]).output
+            assert "0 sent" in history and "1 being sent" in history  # not silently green
+            assert "1 notification(s) not delivered yet" in status
             started = time.monotonic()
             job = build_definitions(tmp_path / "alerts.yaml").resolve_job_def("sqlsentinel__firing")
             result = job.execute_in_process(instance=instance, raise_on_error=False)

@@ -183,6 +183,8 @@ class AlertStatus:
     """The last successful delivery on each channel."""
     failed_notifications: int
     """Notifications given up: refused for good or expired."""
+    undelivered_notifications: int = 0
+    """Notifications still to deliver: pending (retried at the next evaluation) or being sent by a run."""
 
 
 def alert_statuses(store: StateStore) -> list[AlertStatus]:
@@ -202,11 +204,14 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
         ).all()
     delivered: dict[str, dict[str, dt.datetime]] = {}
     failed: dict[str, int] = {}
+    undelivered: dict[str, int] = {}
     for alert, channel, status, count, last in ledger:
         if status == "delivered" and last is not None:
             delivered.setdefault(alert, {})[channel] = _utc(last)
         elif status in ("failed", "expired"):
             failed[alert] = failed.get(alert, 0) + int(count)
+        elif status in ("pending", "sending"):
+            undelivered[alert] = undelivered.get(alert, 0) + int(count)
     statuses = []
     for row in rows:
         if row["data"] == "{}":
@@ -227,6 +232,7 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
                 notification_count=state.notification_count,
                 delivered_per_channel=delivered.get(state.alert, {}),
                 failed_notifications=failed.get(state.alert, 0),
+                undelivered_notifications=undelivered.get(state.alert, 0),
             )
         )
     return statuses
@@ -260,7 +266,7 @@ class HistoryStats:
     duration_p50_ms: float | None
     duration_p95_ms: float | None
     notifications: dict[str, int]
-    """Count per ledger status: delivered, suppressed, failed, pending, expired."""
+    """Count per ledger status: delivered, suppressed, failed, pending, sending, expired."""
 
 
 def history_stats(store: StateStore, alert: str) -> HistoryStats:
