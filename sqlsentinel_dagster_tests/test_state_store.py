@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,3 +206,22 @@ def test_a_version_1_database_is_migrated_to_the_current_schema(tmp_path: Path) 
         versions = conn.exec_driver_sql("SELECT version FROM sqlsentinel_schema_version ORDER BY version").scalars()
         assert list(versions) == [1, SCHEMA_VERSION]
         assert "sqlsentinel_configs" in sa.inspect(conn).get_table_names()
+
+
+class TestLongestNames:
+    def test_the_longest_alert_name_fits_every_column_past_many_evaluations(
+        self, state_url: str, clock: FakeClock
+    ) -> None:
+        """A 200-character name (the most alerts.yaml allows) with the longest fallback channel id: ledger keys
+        stay within their column at evaluation 1,000,000 too (Postgres enforces the length; SQLite does not)."""
+        name = "n" * 200
+        channels = {"fallback:99:pagerduty": {"error"}}
+        store = StateStore.from_url(state_url, clock)
+        store.record(AlertLabels(name), Outcome("OK"), StateSettings(), channels, {}, "r")
+        with store.engine.begin() as conn:  # jump to a large evaluation count, as after years of runs
+            state = json.loads(conn.execute(sa.text("SELECT data FROM sqlsentinel_alert_state")).scalar_one())
+            state["evaluation_count"] = 999_999
+            conn.execute(sa.text("UPDATE sqlsentinel_alert_state SET data = :d"), {"d": json.dumps(state)})
+        store.record(AlertLabels(name), Outcome("ERROR", error="x"), StateSettings(), channels, {}, "r")
+        (key,) = [i.key for i in store.pending(name)]
+        assert key == f"{name}/1000000/error/fallback:99:pagerduty" and len(key) <= 255
