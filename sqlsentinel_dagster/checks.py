@@ -12,13 +12,14 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
 from .config import AlertConfig, LoadedConfig
-from .cycle import AlertCycle, run_cycle
+from .cycle import AlertCycle, deliver_groups, grouped_channels, run_cycle
 from .errors import ConfigError, ConfigProblem
 from .naming import (
     CHECKS_JOB_NAME,
@@ -183,7 +184,7 @@ def _evaluate(
     resources = op.resources
     state: AlertStateResource = getattr(resources, STATE_RESOURCE_KEY)
     notifications: NotificationsResource = getattr(resources, NOTIFICATIONS_RESOURCE_KEY)
-    settings = cycle_settings(op, state, notifications, run.dry_run)
+    settings = replace(cycle_settings(op, state, notifications, run.dry_run), group_later=True)
     warehouses = {
         name: _Warehouse(getattr(resources, warehouse_resource_key(name))) for name in config.file.all_databases()
     }
@@ -208,16 +209,18 @@ def _evaluate(
         max_workers=max(1, min(run.concurrency, len(alerts))), thread_name_prefix="sqlsentinel"
     ) as pool:
         futures = [pool.submit(one, alert) for alert in alerts]
+        held: list[AlertCycle] = []  # alerts with group: true targets, reported once the groups are sent
         for future in as_completed(futures):
             cycle, records = future.result()
             for record in records:
                 op.log.log(record.levelno, record.getMessage())
-            if cycle.outcome.status != "OK" or cycle.reports or (cycle.result and cycle.result.more_rows):
-                log_cycle(op.log, cycle)  # an OK alert that notified nobody: its check evaluation says it all
-            statuses.append(cycle.outcome.status)
-            if cycle.failure:
-                failures.append(cycle.failure)
-            yield _check_result(cycle, config)
+            if grouped_channels(cycle.alert, config) and cycle.decision is not None and not run.dry_run:
+                held.append(cycle)
+                continue
+            yield _reported(cycle, config, op.log, statuses, failures)
+    if held:
+        for cycle in deliver_groups(held, config, state.get_store(instance), settings, op.log):
+            yield _reported(cycle, config, op.log, statuses, failures)
     status = "ERROR" if "ERROR" in statuses else "ALERT" if "ALERT" in statuses else "OK"
     instance.add_run_tags(
         op.run_id,
@@ -231,6 +234,19 @@ def _evaluate(
         shown = "\n".join(f"- {f}" for f in failures[:20])
         more = f"\n(and {len(failures) - 20} more)" if len(failures) > 20 else ""
         raise dg.Failure(description=f"{len(failures)} of {len(alerts)} alert(s) failed:\n{shown}{more}")
+
+
+def _reported(
+    cycle: AlertCycle, config: LoadedConfig, log: Any, statuses: list[str], failures: list[str]
+) -> dg.AssetCheckResult:
+    """Log ``cycle`` (unless it is an OK alert that notified nobody: its check says it all), count it, and make
+    its check result."""
+    if cycle.outcome.status != "OK" or cycle.reports or (cycle.result and cycle.result.more_rows):
+        log_cycle(log, cycle)
+    statuses.append(cycle.outcome.status)
+    if cycle.failure:
+        failures.append(cycle.failure)
+    return _check_result(cycle, config)
 
 
 def _check_result(cycle: AlertCycle, config: LoadedConfig) -> dg.AssetCheckResult:

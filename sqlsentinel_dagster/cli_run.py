@@ -104,7 +104,7 @@ def _row(cycle: AlertCycle) -> dict[str, Any]:
         "error": cycle.outcome.error,
         "decision": cycle.decision.code if cycle.decision else None,
         "reason": cycle.decision.reason if cycle.decision else cycle.state_error,
-        "notifications": [r.__dict__ for r in cycle.reports],
+        "notifications": [r.as_dict() for r in cycle.reports],
         "dry_run": cycle.dry_run,
     }
 

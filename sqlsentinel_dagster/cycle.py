@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,7 @@ from .config import AlertConfig, LoadedConfig
 from .config.targets import NotifyTarget
 from .errors import SentinelError, StateDatabaseError
 from .evaluate import AlertResult
-from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_pending, notifiers_for
+from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_grouped, deliver_pending, notifiers_for
 from .notifiers.probe import broadcast
 from .redact import redact_text
 from .state.decision import Decision
@@ -28,7 +28,16 @@ from .state.model import Outcome, StateSettings
 from .state.silences import AlertLabels
 from .state.store import StateStore
 
-__all__ = ["FALLBACK", "AlertCycle", "CycleSettings", "json_safe", "run_cycle", "settings_of"]
+__all__ = [
+    "FALLBACK",
+    "AlertCycle",
+    "CycleSettings",
+    "deliver_groups",
+    "grouped_channels",
+    "json_safe",
+    "run_cycle",
+    "settings_of",
+]
 
 FALLBACK = "fallback:"
 
@@ -46,6 +55,9 @@ class CycleSettings:
     dry_run: bool = False
     run_ended: Callable[[str], bool] | None = None
     """Whether another run has ended (then a notification it was sending is taken over at once)."""
+    group_later: bool = False
+    """Leave notifications for ``group: true`` targets to :func:`deliver_groups` over the whole batch (checks
+    mode); otherwise each cycle delivers its own as a group of one."""
 
 
 @dataclass(frozen=True)
@@ -141,25 +153,64 @@ def run_cycle(
             f"(nothing was notified): {cause}"
         )
         return replace(cycle, state_error=state_error)
-    reports: list[DeliveryReport] = []
-    if not settings.dry_run:
-        notifiers = {
-            **notifiers_for(alert.name, targets, settings.channels, logger),
-            **notifiers_for(alert.name, fallback, settings.channels, logger, FALLBACK),
-        }
-        reports = deliver_pending(
-            state,
-            alert.name,
-            notifiers,
-            run_id=settings.run_id,
-            retry=settings.channels.retry,
-            lease=settings.lease,
-            expire_after=settings.expire_after,
-            run_ended=settings.run_ended,
-        )
-        given_up = [r for r in reports if r.given_up]
-        _tell_fallback(alert, payload, given_up, fallback, settings, logger)
-    return replace(cycle, decision=decision, reports=reports)
+    cycle = replace(cycle, decision=decision)
+    if settings.dry_run:
+        return cycle
+    notifiers = {
+        **notifiers_for(alert.name, targets, settings.channels, logger),
+        **notifiers_for(alert.name, fallback, settings.channels, logger, FALLBACK),
+    }
+    reports = deliver_pending(
+        state, alert.name, notifiers, **_delivery(settings), skip=[c for c, _ in grouped_channels(alert, config)]
+    )
+    _tell_fallback(alert, outcome, [r for r in reports if r.given_up], config, settings, logger)
+    cycle = replace(cycle, reports=reports)
+    return cycle if settings.group_later else deliver_groups([cycle], config, state, settings, logger)[0]
+
+
+def deliver_groups(
+    cycles: Sequence[AlertCycle], config: LoadedConfig, store: StateStore, settings: CycleSettings, logger: Logger
+) -> list[AlertCycle]:
+    """Deliver the notifications of ``cycles`` bound for ``group: true`` targets: one message per target
+    listing every alert, each notification still claimed and recorded on its own. Returns the cycles with
+    those deliveries added to their reports (the fallback hears about any given up)."""
+    groups: dict[str, tuple[NotifyTarget, dict[str, list[str]]]] = {}
+    for cycle in cycles:
+        if cycle.decision is None or cycle.dry_run:
+            continue
+        for channel, target in grouped_channels(cycle.alert, config):
+            key = target.model_dump_json()
+            groups.setdefault(key, (target, {}))[1].setdefault(cycle.alert.name, []).append(channel)
+    added: dict[str, list[DeliveryReport]] = {}
+    for target, members in groups.values():
+        notifier = notifiers_for(f"group of {len(members)}", [target], settings.channels, logger)
+        reports = deliver_grouped(store, members, next(iter(notifier.values())), **_delivery(settings))
+        for alert, alert_reports in reports.items():
+            added.setdefault(alert, []).extend(alert_reports)
+    done = []
+    for cycle in cycles:
+        new = added.get(cycle.alert.name, [])
+        _tell_fallback(cycle.alert, cycle.outcome, [r for r in new if r.given_up], config, settings, logger)
+        done.append(replace(cycle, reports=[*cycle.reports, *new]) if new else cycle)
+    return done
+
+
+def grouped_channels(alert: AlertConfig, config: LoadedConfig) -> list[tuple[str, NotifyTarget]]:
+    """The channel ids of ``alert``'s targets (fallback included) that deliver grouped, with the targets."""
+    return [
+        *((channel_id(i, t), t) for i, t in enumerate(config.targets(alert)) if t.group),
+        *((channel_id(i, t, FALLBACK), t) for i, t in enumerate(config.fallback_targets()) if t.group),
+    ]
+
+
+def _delivery(settings: CycleSettings) -> dict[str, Any]:
+    return {
+        "run_id": settings.run_id,
+        "retry": settings.channels.retry,
+        "lease": settings.lease,
+        "expire_after": settings.expire_after,
+        "run_ended": settings.run_ended,
+    }
 
 
 def settings_of(alert: AlertConfig) -> StateSettings:
@@ -175,23 +226,25 @@ def json_safe(values: Any) -> Any:
 
 def _tell_fallback(
     alert: AlertConfig,
-    payload: dict[str, Any],
+    outcome: Outcome,
     given_up: list[DeliveryReport],
-    fallback: list[NotifyTarget],
+    config: LoadedConfig,
     settings: CycleSettings,
     logger: Logger,
 ) -> None:
     """Tell the fallback receivers about notifications that will never be delivered."""
+    fallback = config.fallback_targets()
     if not given_up or not fallback:
         return
     lost = "; ".join(f"{r.event} via {r.channel} ({r.outcome}: {r.error})" for r in given_up)
+    run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
     message = {
-        **payload,
+        **_payload(alert, outcome, settings.run_id, run_url),
         "event": "error",
         "error": f"notification(s) of alert '{alert.name}' could not be delivered: {lost}",
         "reason": "delivery failed",
     }
-    key = f"{alert.name}/fallback/{settings.run_id}"
+    key = f"{alert.name}/fallback/{settings.run_id}/{'+'.join(r.channel for r in given_up)}"
     for result in broadcast(alert.name, fallback, message, key, settings.channels, logger, FALLBACK):
         if result.delivered:
             logger.warning(f"told fallback {result.channel} that notifications of '{alert.name}' were lost")

@@ -86,7 +86,7 @@ def cycle_metadata(cycle: AlertCycle) -> dict[str, Any]:
         "decision": cycle.decision.code if cycle.decision else "not_recorded",
         "reason": cycle.decision.reason if cycle.decision else (cycle.state_error or ""),
         "dry_run": cycle.dry_run,
-        "notifications": dg.MetadataValue.json([r.__dict__ for r in cycle.reports]),
+        "notifications": dg.MetadataValue.json([r.as_dict() for r in cycle.reports]),
     }
     if cycle.result is not None:
         metadata["query_ms"] = dg.MetadataValue.float(round(cycle.result.duration_ms, 2))

@@ -65,6 +65,20 @@ class _Target(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     send_resolved: bool = Field(default=True, description="Also notify this channel when the alert resolves")
+    group: bool = Field(
+        default=False,
+        description="One message per run listing every alert notifying this target, instead of one per alert",
+    )
+
+    @model_validator(mode="after")
+    def _group_without_per_alert_templates(self) -> Any:
+        fields = [name for name in ("subject", "body") if getattr(self, name, None) is not None]
+        if self.group and fields:
+            raise ValueError(
+                f"group: true sends one message listing many alerts, so {' and '.join(fields)} (a template for one "
+                "alert's message) cannot apply; remove one of them"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -137,6 +151,12 @@ class PagerDutyTarget(_Target):
 
     channel: Literal["pagerduty"]
     routing_key: Secret | None = None
+
+    @model_validator(mode="after")
+    def _no_group(self) -> PagerDutyTarget:
+        if self.group:
+            raise ValueError("group is not available for pagerduty: PagerDuty keeps one incident per alert")
+        return self
 
 
 class MSTeamsTarget(_Target):

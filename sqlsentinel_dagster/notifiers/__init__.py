@@ -1,7 +1,7 @@
 """Notification channels, one module each, and delivery of the state store's pending notifications."""
 
 from .base import DeliveryError, Notifier, message_text
-from .deliver import DeliveryReport, channel_id, deliver_pending, notifiers_for
+from .deliver import DeliveryReport, channel_id, deliver_grouped, deliver_pending, notifiers_for
 from .email import EmailNotifier, SmtpSettings
 from .log import LogNotifier
 from .msteams import MSTeamsNotifier
@@ -26,6 +26,7 @@ __all__ = [
     "WebhookNotifier",
     "build_notifier",
     "channel_id",
+    "deliver_grouped",
     "deliver_pending",
     "message_text",
     "notifiers_for",

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..errors import SentinelError
 
-__all__ = ["COLORS", "DeliveryError", "Notifier", "headline", "message_text"]
+__all__ = [
+    "COLORS",
+    "GROUP_COLUMNS",
+    "DeliveryError",
+    "GroupNotifier",
+    "Notifier",
+    "group_headline",
+    "group_row",
+    "headline",
+    "message_text",
+]
 
 COLORS = {"firing": "#E01E5A", "reminder": "#ECB22E", "resolved": "#2EB67D", "error": "#7C3085", "test": "#1D9BD1"}
 """Colour per event, used by the chat channels."""
@@ -36,6 +46,39 @@ class Notifier(Protocol):
     def send(self, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """Deliver ``message`` once; ``message['idempotency_key']`` identifies it. May return a receipt
         (e.g. a Slack thread id) that later messages of the same episode get as ``message['receipt']``."""
+
+
+class GroupNotifier(Notifier, Protocol):
+    """A channel that can also send many alerts' notifications as one message (``group: true``)."""
+
+    def send_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> None:
+        """Deliver ``messages`` (one per alert) as one message whose idempotency key is ``key``."""
+
+
+GROUP_COLUMNS = ("alert", "event", "severity", "value", "threshold", "reason")
+"""The columns of a grouped message's table (email) and of each of its lines (chat)."""
+
+
+def group_row(message: Mapping[str, Any]) -> tuple[str, ...]:
+    """One alert of a grouped message, as :data:`GROUP_COLUMNS`."""
+    error = f"error: {message['error']}" if message.get("error") else ""
+    return (
+        str(message.get("alert_name")),
+        str(message.get("event")),
+        str(message.get("severity")),
+        "" if message.get("actual_value") is None else str(message.get("actual_value")),
+        "" if message.get("threshold") is None else str(message.get("threshold")),
+        error or str(message.get("reason") or ""),
+    )
+
+
+def group_headline(messages: Sequence[Mapping[str, Any]]) -> str:
+    """``5 alerts: 4 firing, 1 resolved``."""
+    counts: dict[str, int] = {}
+    for message in messages:
+        counts[str(message.get("event"))] = counts.get(str(message.get("event")), 0) + 1
+    events = ", ".join(f"{n} {event}" for event, n in counts.items())
+    return f"{len(messages)} alert{'s' if len(messages) != 1 else ''}: {events}"
 
 
 def headline(message: Mapping[str, Any]) -> str:

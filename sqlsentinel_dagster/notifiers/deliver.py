@@ -7,9 +7,10 @@ evaluation, until delivered, refused for good (a non-retryable error) or older t
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..config.targets import NotifyTarget
@@ -19,7 +20,7 @@ from .base import DeliveryError, Notifier
 from .registry import ChannelSettings, build_notifier
 from .retry import RetryPolicy, send_with_retries
 
-__all__ = ["DeliveryReport", "channel_id", "deliver_pending", "notifiers_for"]
+__all__ = ["DeliveryReport", "channel_id", "deliver_grouped", "deliver_pending", "notifiers_for"]
 
 DEFAULT_RETRY = RetryPolicy()
 
@@ -37,12 +38,23 @@ class DeliveryReport:
     error: str | None = None
     interrupted_run: str | None = None
     """The run that was killed while sending it, when this run took it over."""
+    group_size: int = 0
+    """Sent in one message with this many notifications (``group: true``); 0 when sent alone."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as data (metadata, JSON); ``interrupted_run`` and ``group_size`` only when they apply."""
+        data = asdict(self)
+        for optional in ("interrupted_run", "group_size"):
+            if not data[optional]:
+                del data[optional]
+        return data
 
     def describe(self) -> str:
         """One line: ``firing via 0:slack: delivered after 1 tries (...)``."""
         error = f" ({self.error})" if self.error else ""
         taken = f"; taken over from run {self.interrupted_run}, killed while sending it" if self.interrupted_run else ""
-        return f"{self.event} via {self.channel}: {self.outcome} after {self.attempts} tries{error}{taken}"
+        grouped = f" in one message for {self.group_size} notifications" if self.group_size else ""
+        return f"{self.event} via {self.channel}: {self.outcome}{grouped} after {self.attempts} tries{error}{taken}"
 
     @property
     def given_up(self) -> bool:
@@ -84,35 +96,113 @@ def deliver_pending(
     lease: dt.timedelta = dt.timedelta(minutes=5),
     expire_after: dt.timedelta = dt.timedelta(hours=24),
     run_ended: Callable[[str], bool] | None = None,
+    skip: Collection[str] = (),
 ) -> list[DeliveryReport]:
-    """Send every pending notification of ``alert`` that this run can claim; report each outcome.
+    """Send every pending notification of ``alert`` that this run can claim (except on the ``skip`` channels,
+    which are delivered grouped); report each outcome.
 
     A notification another run is sending is reported ``in_flight``; if ``run_ended`` says that run has
     ended (killed mid-send: it will never finish the send), this run takes it over at once instead of
     waiting for the lease to lapse. The receiver may then see it twice (the first send may have reached it)
     with the same idempotency key; it is never lost.
     """
-    intents = store.pending(alert)  # one query in the common case: nothing pending, nothing stale
+    claimed, reports = _claim(store, alert, run_id, lease, expire_after, run_ended, lambda c: c not in skip)
+    for intent, holder in claimed:
+        report = _deliver(store, intent, notifiers.get(intent.channel), retry)
+        reports.append(replace(report, interrupted_run=holder))
+    return reports
+
+
+def deliver_grouped(
+    store: StateStore,
+    members: Mapping[str, Collection[str]],
+    notifier: Notifier | SentinelError,
+    *,
+    run_id: str | None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    lease: dt.timedelta = dt.timedelta(minutes=5),
+    expire_after: dt.timedelta = dt.timedelta(hours=24),
+    run_ended: Callable[[str], bool] | None = None,
+) -> dict[str, list[DeliveryReport]]:
+    """Send the pending notifications of several alerts to one target as one message (``group: true``).
+
+    ``members`` maps each alert to its channel ids that are this target. Each notification is claimed on its
+    own, so the message holds exactly those not delivered yet (a retry never repeats an alert another message
+    delivered); the message is then delivered, or retried, as a whole. Reports are per alert.
+    """
+    claimed: list[tuple[Intent, str | None]] = []
+    reports: dict[str, list[DeliveryReport]] = {}
+    for alert, channels in members.items():
+        got, reports[alert] = _claim(store, alert, run_id, lease, expire_after, run_ended, set(channels).__contains__)
+        claimed += got
+    if not claimed:
+        return reports
+    key = "group/" + hashlib.sha256("\n".join(sorted(i.key for i, _ in claimed)).encode()).hexdigest()[:24]
+    size = len(claimed)
+    try:
+        if isinstance(notifier, SentinelError):
+            raise notifier
+        _, attempts = send_with_retries(_Group(notifier, [i.payload for i, _ in claimed], key), {}, retry)
+    except SentinelError as exc:
+        retryable = exc.retryable if isinstance(exc, DeliveryError) else True
+        attempts = exc.attempts if isinstance(exc, DeliveryError) else 1
+        outcome, error = ("retry" if retryable else "failed"), str(exc)
+    else:
+        outcome, error = "delivered", ""
+    for intent, holder in claimed:
+        delivered = outcome == "delivered"
+        store.finish(intent.id, delivered=delivered, error=error or None, permanent=outcome == "failed")
+        report = DeliveryReport(intent.channel, intent.event, outcome, attempts, error or None, holder, size)
+        reports[intent.alert].append(report)
+    return reports
+
+
+class _Group:
+    """A group of messages sent through a notifier's ``send_group``, retried as one message."""
+
+    def __init__(self, notifier: Notifier, messages: list[dict[str, Any]], key: str) -> None:
+        self.notifier, self.messages, self.key = notifier, messages, key
+
+    def send(self, _message: Mapping[str, Any]) -> None:
+        send_group = getattr(self.notifier, "send_group", None)
+        if send_group is None:
+            raise DeliveryError("group", "this channel cannot send grouped messages", retryable=False)
+        send_group(self.messages, self.key)
+
+
+def _claim(
+    store: StateStore,
+    alert: str,
+    run_id: str | None,
+    lease: dt.timedelta,
+    expire_after: dt.timedelta,
+    run_ended: Callable[[str], bool] | None,
+    wanted: Callable[[str], bool],
+) -> tuple[list[tuple[Intent, str | None]], list[DeliveryReport]]:
+    """Claim ``alert``'s pending notifications on the ``wanted`` channels: each with the run it was taken
+    over from (None when it was simply pending), and reports for those expired or in flight elsewhere."""
+    intents = [i for i in store.pending(alert) if wanted(i.channel)]  # one query in the common case
     reports: list[DeliveryReport] = []
     cutoff = store.clock() - expire_after
     if any(i.status == "pending" and i.created_at < cutoff for i in intents):
         reports = [
             DeliveryReport(i.channel, i.event, "expired", i.attempts, i.last_error)
             for i in store.expire(alert, expire_after)
+            if wanted(i.channel)
         ]
-        intents = store.pending(alert)
+        intents = [i for i in store.pending(alert) if wanted(i.channel)]
     now = store.clock()
+    claimed: list[tuple[Intent, str | None]] = []
     for intent in intents:
         holder = intent.run_id if intent.status == "sending" and intent.run_id != run_id else None
         leased = holder is not None and intent.lease_until is not None and intent.lease_until > now
         orphaned = leased and run_ended is not None and holder is not None and run_ended(holder)
         if store.claim(intent.id, run_id, lease, take_over_from=holder if orphaned else None):
-            report = _deliver(store, intent, notifiers.get(intent.channel), retry)
-            reports.append(replace(report, interrupted_run=holder if orphaned else None))
+            claimed.append((intent, holder if orphaned else None))
         elif leased:
             sender = f"being sent by run {holder}"
             reports.append(DeliveryReport(intent.channel, intent.event, "in_flight", intent.attempts, sender))
-    return reports
+    return claimed, reports
 
 
 def _deliver(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from ..errors import TemplateRenderError
 from ..redact import redact_text
 from ..templates import render
-from .base import DeliveryError, headline, message_text
+from .base import GROUP_COLUMNS, DeliveryError, group_headline, group_row, headline, message_text
 
 __all__ = ["EmailNotifier", "SmtpSettings"]
 
@@ -79,9 +79,35 @@ class EmailNotifier:
         email.add_alternative(_html(message, text), subtype="html")
         return email
 
+    def build_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> EmailMessage:
+        """One email listing every alert of a group: a text table and an HTML table."""
+        rows = [GROUP_COLUMNS, *(group_row(m) for m in messages)]
+        widths = [min(40, max(len(row[i]) for row in rows)) for i in range(len(GROUP_COLUMNS))]
+        text = "\n".join("  ".join(cell[:40].ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
+        cells = "".join(
+            "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in row) + "</tr>"
+            for tag, row in (("th" if i == 0 else "td", row) for i, row in enumerate(rows))
+        )
+        email = EmailMessage()
+        email["Subject"] = f"[sqlsentinel] {group_headline(messages)}"
+        email["From"] = self.settings.from_address
+        email["To"] = ", ".join(self.recipients)
+        email["X-SQLSentinel-Idempotency-Key"] = key
+        email.set_content(f"{group_headline(messages)}\n\n{text}\n")
+        title = html.escape(group_headline(messages))
+        table = f'<table border="1" cellpadding="4" cellspacing="0">{cells}</table>'
+        email.add_alternative(f"<html><body><h3>{title}</h3>{table}</body></html>", subtype="html")
+        return email
+
     def send(self, message: Mapping[str, Any]) -> None:
         """Send; SMTP 4xx and connection problems are retryable, 5xx (e.g. a refused address) are not."""
-        email = self.build(message)
+        self._deliver(self.build(message))
+
+    def send_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> None:
+        """Send one email with a table of ``messages`` (``group: true``)."""
+        self._deliver(self.build_group(messages, key))
+
+    def _deliver(self, email: EmailMessage) -> None:
         settings = self.settings
         secrets = tuple(s for s in (settings.password, *self.variables.values()) if s)
         try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import headline
+from .base import group_headline, group_row, headline
 from .http import request
 
 __all__ = ["MSTeamsNotifier", "teams_card"]
@@ -36,14 +36,19 @@ def teams_card(message: Mapping[str, Any]) -> dict[str, Any]:
         {"type": "TextBlock", "text": str(message.get("description") or message.get("reason") or ""), "wrap": True},
         {"type": "FactSet", "facts": facts},
     ]
+    return _card(body, message.get("run_url"))
+
+
+def _card(body: list[dict[str, Any]], run_url: Any = None) -> dict[str, Any]:
+    """A Teams message with one Adaptive Card holding ``body``, and a button to the run when there is one."""
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": "1.4",
         "body": body,
     }
-    if message.get("run_url"):
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open run in Dagster", "url": message["run_url"]}]
+    if run_url:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open run in Dagster", "url": run_url}]
     return {
         "type": "message",
         "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
@@ -60,3 +65,15 @@ class MSTeamsNotifier:
     def send(self, message: Mapping[str, Any]) -> None:
         """Post; 429 and 5xx are retryable."""
         request("msteams", "POST", self.webhook_url, json=teams_card(message), timeout=self.timeout)
+
+    def send_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> None:
+        """Post one card listing every alert (``group: true``): a headline and one fact per alert."""
+        facts = [
+            {"title": headline(m), "value": " | ".join(cell for cell in group_row(m)[3:] if cell) or "-"}
+            for m in messages
+        ]
+        body: list[dict[str, Any]] = [
+            {"type": "TextBlock", "text": group_headline(messages), "weight": "Bolder", "size": "Medium", "wrap": True},
+            {"type": "FactSet", "facts": facts},
+        ]
+        request("msteams", "POST", self.webhook_url, json=_card(body), timeout=self.timeout)

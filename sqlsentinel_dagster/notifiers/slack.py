@@ -5,12 +5,12 @@ With a bot token, reminders and the resolved notice reply in the thread of the f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import TemplateRenderError
 from ..templates import render
-from .base import COLORS, DeliveryError, headline, message_text
+from .base import COLORS, DeliveryError, group_headline, group_row, headline, message_text
 from .http import request
 
 __all__ = ["SlackNotifier", "slack_payload"]
@@ -84,7 +84,31 @@ class SlackNotifier:
 
     def send(self, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """Post the message; with a bot token return the thread id so follow-ups reply in the thread."""
-        payload = slack_payload(message, self.text_template, self.variables)
+        thread = (message.get("receipt") or {}).get("thread_ts")
+        in_thread = thread if message.get("event") in ("reminder", "resolved") else None
+        ts = self._post(slack_payload(message, self.text_template, self.variables), in_thread)
+        return {"thread_ts": thread or ts} if self.bot_token else None
+
+    def send_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> None:
+        """Post one message listing every alert, one line each (``text`` renders each line when set)."""
+        try:
+            lines = [
+                render(self.text_template, m, self.variables) if self.text_template else _line(m) for m in messages
+            ]
+        except TemplateRenderError as exc:
+            raise DeliveryError("slack", f"could not build or send the message: {exc}", retryable=False) from None
+        title = group_headline(messages)
+        sections = [f"*{title}*"]
+        for line in lines:  # sections of at most ~3,000 characters, Slack's limit per text
+            if len(sections) == 1 or len(sections[-1]) + len(line) > 2900:
+                sections.append(line[:2900])
+            else:
+                sections[-1] += "\n" + line
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}} for text in sections]
+        self._post({"text": title, "blocks": blocks[:50]}, None)
+
+    def _post(self, payload: dict[str, Any], thread: str | None) -> str | None:
+        """Post ``payload`` (in ``thread`` with a bot token); return the message's ts with a bot token."""
         secrets = tuple(v for v in self.variables.values() if v)
         if self.username:
             payload["username"] = self.username
@@ -93,8 +117,7 @@ class SlackNotifier:
             request("slack", "POST", self.webhook_url, json=payload, secrets=secrets, timeout=self.timeout)
             return None
         payload["channel"] = self.slack_channel
-        thread = (message.get("receipt") or {}).get("thread_ts")
-        if thread and message.get("event") in ("reminder", "resolved"):
+        if thread:
             payload["thread_ts"] = thread
         headers = {"Authorization": f"Bearer {self.bot_token}"}
         response = request(
@@ -112,4 +135,11 @@ class SlackNotifier:
             raise DeliveryError(
                 "slack", f"Slack API error: {error}", retryable=error in ("ratelimited", "service_unavailable")
             )
-        return {"thread_ts": thread or answer.get("ts")}
+        return str(answer.get("ts")) if answer.get("ts") else None
+
+
+def _line(message: Mapping[str, Any]) -> str:
+    alert, event, severity, value, threshold, detail = group_row(message)
+    values = f": value {value}, threshold {threshold}" if value or threshold else ""
+    link = f" <{message['run_url']}|run>" if message.get("run_url") else ""
+    return f"*[{event.upper()}]* {alert} ({severity}){values}" + (f" — {detail}" if detail else "") + link

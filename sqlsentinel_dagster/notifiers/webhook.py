@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import TemplateRenderError
@@ -57,6 +57,14 @@ class WebhookNotifier:
             except TemplateRenderError as exc:
                 raise DeliveryError("webhook", f"could not build or send the message: {exc}", retryable=False) from None
             headers.setdefault("Content-Type", "application/json" if _is_json(data) else "text/plain; charset=utf-8")
+        self._post(data, headers)
+
+    def send_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> None:
+        """Send ``messages`` as one JSON array (``group: true``), with ``key`` as the Idempotency-Key."""
+        data = json.dumps([{k: v for k, v in m.items() if k != "receipt"} for m in messages], default=str)
+        self._post(data, {"Idempotency-Key": key, "Content-Type": "application/json", **self.headers})
+
+    def _post(self, data: str, headers: Mapping[str, str]) -> None:
         request(
             "webhook",
             self.method,
@@ -64,7 +72,7 @@ class WebhookNotifier:
             secrets=self.secrets,
             timeout=self.timeout,
             data=data.encode("utf-8"),
-            headers=headers,
+            headers=dict(headers),
             verify=self.verify_tls,
             auth=self.basic_auth,
         )
