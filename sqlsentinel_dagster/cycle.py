@@ -139,7 +139,7 @@ def run_cycle(
     channels.update({channel_id(i, t, FALLBACK): {"error"} for i, t in enumerate(fallback)})
     labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
     run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
-    payload = _payload(alert, outcome, settings.run_id, run_url)
+    payload = {**_payload(alert, outcome, settings.run_id, run_url), **_rows_payload(alert, result)}
     cycle = AlertCycle(alert, outcome, result, query_error=query_error, dry_run=settings.dry_run)
     try:
         state = store()
@@ -259,6 +259,24 @@ def _what_next(report: DeliveryReport) -> str:
         "failed": f"{tries}; not retryable, given up",
         "expired": "undelivered past the expiry, given up",
     }[report.outcome]
+
+
+def _rows_payload(alert: AlertConfig, result: AlertResult | None) -> dict[str, Any]:
+    """A failed-rows alert's rows for its messages: the count (``row_count_more``: at least that many), the
+    columns, the rows kept, how many of them to show, and whether to attach them all as CSV."""
+    if alert.rows is None or result is None:
+        return {}
+    rows: dict[str, Any] = json_safe(
+        {
+            "row_count": result.actual_value,
+            "row_count_more": result.more_rows,
+            "columns": list(result.columns),
+            "rows": list(result.rows),
+            "rows_shown": alert.rows.sample,
+            "rows_attach": alert.rows.attach,
+        }
+    )
+    return rows
 
 
 def _payload(alert: AlertConfig, outcome: Outcome, run_id: str | None, run_url: str | None) -> dict[str, Any]:

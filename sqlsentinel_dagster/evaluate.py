@@ -21,6 +21,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from .config.rows import RowsSpec
 from .engines import bounded_engine, checkout_deadline, cut_by_deadline
 from .errors import AlertQueryError, ResultContractError
 from .redact import redact_text
@@ -28,11 +29,13 @@ from .redact import redact_text
 __all__ = [
     "MAX_CELL_CHARS",
     "MAX_CONTEXT_COLUMNS",
+    "MAX_ROWS_BYTES",
     "AlertResult",
     "create_warehouse_engine",
     "driver_problem",
     "evaluate_query",
     "parse_result",
+    "parse_rows",
     "resolve_sqlite_path",
     "safe_value",
 ]
@@ -53,8 +56,14 @@ class AlertResult:
     threshold: Any = None
     context: dict[str, Any] = field(default_factory=dict)
     more_rows: bool = False
-    """The query returned more than one row; only the first was used."""
+    """The query returned more than one row; only the first was used. For a failed-rows alert: more rows than
+    its ``limit`` (the count is a lower bound)."""
     duration_ms: float = 0.0
+    columns: tuple[str, ...] = ()
+    """A failed-rows alert's columns."""
+    rows: tuple[dict[str, Any], ...] = ()
+    """A failed-rows alert's rows kept for messages: the sample, or every fetched row with ``attach: csv``
+    (at most :data:`MAX_ROWS_BYTES` of them)."""
 
     @property
     def firing(self) -> bool:
@@ -80,14 +89,9 @@ def parse_result(alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any
     if status not in ("ALERT", "OK"):
         shown = safe_value(raw_status)
         raise ResultContractError(alert, f"'status' is {shown!r}, expected 'ALERT' or 'OK'", names)
-    context: dict[str, Any] = {}
     others = [(name, value) for name, value in zip(names, rows[0], strict=False) if name.lower() not in _RESERVED]
-    for name, value in others[:MAX_CONTEXT_COLUMNS]:
-        key, copy = name[:MAX_CELL_CHARS], 1
-        while key in context:  # two columns of the same name: keep both
-            copy += 1
-            key = f"{name[:MAX_CELL_CHARS]} ({copy})"
-        context[key] = safe_value(value)
+    shown = others[:MAX_CONTEXT_COLUMNS]  # two columns of the same name: both kept
+    context = {key: safe_value(value) for key, (_, value) in zip(_unique([n for n, _ in shown]), shown, strict=True)}
     if len(others) > MAX_CONTEXT_COLUMNS:
         context["..."] = f"{len(others) - MAX_CONTEXT_COLUMNS} more columns not shown"
     return AlertResult(
@@ -99,6 +103,43 @@ def parse_result(alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any
     )
 
 
+def parse_rows(alert: str, columns: Sequence[str], fetched: Sequence[Sequence[Any]], spec: RowsSpec) -> AlertResult:
+    """A failed-rows alert's result: ALERT when there are more than ``spec.max`` rows. ``fetched`` holds at most
+    ``spec.limit + 1`` rows (one more tells that there are more)."""
+    names = _unique([str(c) for c in columns])
+    count = min(len(fetched), spec.limit)
+    kept: list[dict[str, Any]] = []
+    size = 0
+    for row in fetched[: count if spec.attach == "csv" else min(count, spec.sample)]:
+        values = {name: safe_value(value) for name, value in zip(names, row, strict=False)}
+        size += len(json.dumps(values, default=str))
+        if size > MAX_ROWS_BYTES:
+            break
+        kept.append(values)
+    return AlertResult(
+        status="ALERT" if count > spec.max else "OK",
+        actual_value=count,
+        threshold=spec.max,
+        more_rows=len(fetched) > spec.limit,
+        columns=tuple(names),
+        rows=tuple(kept),
+    )
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Column names made unique: a second ``id`` becomes ``id (2)``."""
+    seen: list[str] = []
+    for name in names:
+        key, copy = name[:MAX_CELL_CHARS], 1
+        while key in seen:
+            copy += 1
+            key = f"{name[:MAX_CELL_CHARS]} ({copy})"
+        seen.append(key)
+    return seen
+
+
+MAX_ROWS_BYTES = 2_000_000
+"""JSON bytes of a failed-rows alert's rows kept for its messages (sample or CSV attachment)."""
 _RESERVED = frozenset({"status", "actual_value", "threshold"})
 MAX_CELL_CHARS = 1_000
 """Characters of one value kept from a result (context, actual_value, threshold); the rest is cut, saying so."""
@@ -184,8 +225,10 @@ def evaluate_query(
     query: str,
     timeout: float,
     secrets: Sequence[str] = (),
+    rows: RowsSpec | None = None,
 ) -> AlertResult:
-    """Run ``query`` read-only with ``timeout`` seconds and return its result under the contract.
+    """Run ``query`` read-only with ``timeout`` seconds and return its result under the contract (or, with
+    ``rows``, as a failed-rows alert: up to ``rows.limit`` rows are fetched, within the same timeout).
 
     Raises :class:`AlertQueryError` naming the alert and the database error (secrets redacted), or
     :class:`ResultContractError` when the result breaks the contract.
@@ -195,10 +238,11 @@ def evaluate_query(
         with checkout_deadline(timeout + GRACE), engine.connect() as conn, _guarded(conn, timeout):
             cursor = conn.exec_driver_sql(_escape_percent(conn, query))
             columns = list(cursor.keys())
-            rows = [tuple(r) for r in cursor.fetchmany(2)] if cursor.returns_rows else []  # 2: to tell "more"
+            wanted = 2 if rows is None else rows.limit + 1  # one more than used: to tell "more"
+            fetched = [tuple(r) for r in cursor.fetchmany(wanted)] if cursor.returns_rows else []
     except sa.exc.SQLAlchemyError as exc:
         raise AlertQueryError(alert, database, _describe(exc, timeout, secrets)) from None
-    result = parse_result(alert, columns, rows)
+    result = parse_result(alert, columns, fetched) if rows is None else parse_rows(alert, columns, fetched, rows)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})
 
 

@@ -61,6 +61,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             query=alert.query,
             timeout=alert.timeout,
             secrets=[str(password)] if password else [],
+            rows=alert.rows,
         )
 
     def _url_template(self) -> str:

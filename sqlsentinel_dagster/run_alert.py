@@ -90,6 +90,9 @@ def cycle_metadata(cycle: AlertCycle) -> dict[str, Any]:
     }
     if cycle.result is not None:
         metadata["query_ms"] = dg.MetadataValue.float(round(cycle.result.duration_ms, 2))
+    if cycle.result is not None and cycle.alert.rows is not None:
+        metadata["row_count"] = dg.MetadataValue.int(int(cycle.result.actual_value))
+        metadata["rows"] = dg.MetadataValue.md(_markdown_rows(cycle, cycle.alert.rows.sample))
     if cycle.outcome.error:
         metadata["error"] = cycle.outcome.error
     return metadata
@@ -112,6 +115,22 @@ def log_cycle(log: Any, cycle: AlertCycle) -> None:
     (log.warning if cycle.outcome.status != "OK" else log.info)(cycle.summary())
     for report in cycle.reports:
         log.info(f"notification {report.describe()}")
+
+
+def _markdown_rows(cycle: AlertCycle, sample: int) -> str:
+    """A failed-rows alert's first ``sample`` rows as a markdown table, with the count."""
+    assert cycle.result is not None
+    columns, rows = cycle.result.columns, cycle.result.rows[:sample]
+    count = f"{'at least ' if cycle.result.more_rows else ''}{cycle.result.actual_value} rows"
+    if not rows:
+        return count
+    lines = [" | ".join(_md_cell(c) for c in columns), " | ".join("---" for _ in columns)]
+    lines += [" | ".join(_md_cell(row.get(c)) for c in columns) for row in rows]
+    return f"{count}, the first {len(rows)}:\n\n" + "\n".join(f"| {line} |" for line in lines)
+
+
+def _md_cell(value: Any) -> str:
+    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")[:200]
 
 
 def _metadata_value(value: Any) -> Any:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from .._cron import is_valid_cron
+from .rows import RowsSpec
 from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget, Secret
 
 __all__ = [
@@ -237,6 +238,9 @@ class AlertConfig(_Strict):
     )
     on_materialization: bool = Field(
         default=False, description="Also evaluate after each materialization of `asset` (one evaluation per burst)"
+    )
+    rows: RowsSpec | None = Field(
+        default=None, description="A failed-rows alert: fires when the query returns more than `max` rows"
     )
 
     @property

@@ -17,6 +17,9 @@ __all__ = [
     "group_row",
     "headline",
     "message_text",
+    "row_summary",
+    "row_table",
+    "text_table",
 ]
 
 COLORS = {"firing": "#E01E5A", "reminder": "#ECB22E", "resolved": "#2EB67D", "error": "#7C3085", "test": "#1D9BD1"}
@@ -81,6 +84,37 @@ def group_headline(messages: Sequence[Mapping[str, Any]]) -> str:
     return f"{len(messages)} alert{'s' if len(messages) != 1 else ''}: {events}"
 
 
+def row_summary(message: Mapping[str, Any]) -> str | None:
+    """A failed-rows alert's count in words (``12 rows``, ``at least 10,000 rows``), or None for other alerts."""
+    count = message.get("row_count")
+    if count is None:
+        return None
+    return f"{'at least ' if message.get('row_count_more') else ''}{count:,} row{'s' if count != 1 else ''}"
+
+
+def row_table(message: Mapping[str, Any], width: int = 40) -> list[tuple[str, ...]]:
+    """A failed-rows alert's header and shown rows as text cells (each cut at ``width``); empty for others."""
+    columns = [str(c) for c in message.get("columns") or []]
+    if not columns:
+        return []
+    shown = (message.get("rows") or [])[: int(message.get("rows_shown") or 0)]
+    cut = [tuple(_cell(row.get(c), width) for c in columns) for row in shown]
+    return [tuple(_cell(c, width) for c in columns), *cut]
+
+
+def text_table(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` as aligned plain-text columns (the first row is the header)."""
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _cell(value: Any, width: int) -> str:
+    text = "" if value is None else str(value).replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def headline(message: Mapping[str, Any]) -> str:
     """``[FIRING] orders_late (critical)``."""
     return f"[{str(message.get('event', '')).upper()}] {message.get('alert_name')} ({message.get('severity')})"
@@ -89,7 +123,10 @@ def headline(message: Mapping[str, Any]) -> str:
 def message_text(message: Mapping[str, Any]) -> str:
     """A plain-text rendering of a notification: headline, values, reason, error, link."""
     parts = [headline(message)]
-    if message.get("actual_value") is not None or message.get("threshold") is not None:
+    rows = row_summary(message)
+    if rows is not None:
+        parts.append(f"{rows}, more than {message.get('threshold')} allowed")
+    elif message.get("actual_value") is not None or message.get("threshold") is not None:
         parts.append(f"value {message.get('actual_value')}, threshold {message.get('threshold')}")
     if message.get("error"):
         parts.append(f"error: {message['error']}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -13,7 +15,17 @@ from typing import Any, Literal
 from ..errors import TemplateRenderError
 from ..redact import redact_text
 from ..templates import render
-from .base import GROUP_COLUMNS, DeliveryError, group_headline, group_row, headline, message_text
+from .base import (
+    GROUP_COLUMNS,
+    DeliveryError,
+    group_headline,
+    group_row,
+    headline,
+    message_text,
+    row_summary,
+    row_table,
+    text_table,
+)
 
 __all__ = ["EmailNotifier", "SmtpSettings"]
 
@@ -74,20 +86,18 @@ class EmailNotifier:
         email["From"] = self.settings.from_address
         email["To"] = ", ".join(self.recipients)
         email["X-SQLSentinel-Idempotency-Key"] = str(message.get("idempotency_key", ""))
-        text = text if text is not None else _default_body(message)
-        email.set_content(text)
-        email.add_alternative(_html(message, text), subtype="html")
+        email.set_content(text if text is not None else _default_body(message))
+        shown = text if text is not None else _default_body(message, with_rows=False)  # the HTML has a real table
+        email.add_alternative(_html(message, shown), subtype="html")
+        if message.get("rows_attach") == "csv" and message.get("columns"):
+            name = f"{message.get('alert_name')}.csv".replace("/", "_")
+            email.add_attachment(_csv(message).encode("utf-8"), maintype="text", subtype="csv", filename=name)
         return email
 
     def build_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> EmailMessage:
         """One email listing every alert of a group: a text table and an HTML table."""
         rows = [GROUP_COLUMNS, *(group_row(m) for m in messages)]
-        widths = [min(40, max(len(row[i]) for row in rows)) for i in range(len(GROUP_COLUMNS))]
-        text = "\n".join("  ".join(cell[:40].ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows)
-        cells = "".join(
-            "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in row) + "</tr>"
-            for tag, row in (("th" if i == 0 else "td", row) for i, row in enumerate(rows))
-        )
+        text = text_table([tuple(cell[:40] for cell in row) for row in rows])
         email = EmailMessage()
         email["Subject"] = f"[sqlsentinel] {group_headline(messages)}"
         email["From"] = self.settings.from_address
@@ -95,8 +105,7 @@ class EmailNotifier:
         email["X-SQLSentinel-Idempotency-Key"] = key
         email.set_content(f"{group_headline(messages)}\n\n{text}\n")
         title = html.escape(group_headline(messages))
-        table = f'<table border="1" cellpadding="4" cellspacing="0">{cells}</table>'
-        email.add_alternative(f"<html><body><h3>{title}</h3>{table}</body></html>", subtype="html")
+        email.add_alternative(f"<html><body><h3>{title}</h3>{_html_table(rows)}</body></html>", subtype="html")
         return email
 
     def send(self, message: Mapping[str, Any]) -> None:
@@ -148,17 +157,43 @@ class EmailNotifier:
             raise DeliveryError("email", f"recipients refused: {', '.join(refused)}", retryable=False)
 
 
-def _default_body(message: Mapping[str, Any]) -> str:
+def _default_body(message: Mapping[str, Any], with_rows: bool = True) -> str:
+    """The plain-text body: headline, description, values, context and (``with_rows``) a failed-rows table."""
     lines = [headline(message), ""]
     if message.get("description"):
         lines.append(str(message["description"]))
     lines.append(message_text(message))
     for key, value in (message.get("context") or {}).items():
         lines.append(f"  {key}: {value}")
+    table = row_table(message) if with_rows else []
+    if table:
+        lines += ["", f"{len(table) - 1} of {row_summary(message)}:", text_table(table)]
     return "\n".join(lines) + "\n"
+
+
+def _csv(message: Mapping[str, Any]) -> str:
+    """Every row the message holds, as CSV with a header (cells as the result gave them, made safe)."""
+    out = io.StringIO()
+    columns = [str(c) for c in message.get("columns") or []]
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    for row in message.get("rows") or []:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+    return out.getvalue()
+
+
+def _html_table(rows: Sequence[Sequence[str]]) -> str:
+    cells = "".join(
+        "<tr>" + "".join(f"<{tag}>{html.escape(cell)}</{tag}>" for cell in row) + "</tr>"
+        for tag, row in (("th" if i == 0 else "td", row) for i, row in enumerate(rows))
+    )
+    return f'<table border="1" cellpadding="4" cellspacing="0">{cells}</table>'
 
 
 def _html(message: Mapping[str, Any], text: str) -> str:
     link = message.get("run_url")
     button = f'<p><a href="{html.escape(str(link))}">Open run in Dagster</a></p>' if link else ""
+    table = row_table(message)
+    if table:
+        button = _html_table(table) + button
     return f"<html><body><h3>{html.escape(headline(message))}</h3><pre>{html.escape(text)}</pre>{button}</body></html>"

@@ -10,7 +10,17 @@ from typing import Any
 
 from ..errors import TemplateRenderError
 from ..templates import render
-from .base import COLORS, DeliveryError, group_headline, group_row, headline, message_text
+from .base import (
+    COLORS,
+    DeliveryError,
+    group_headline,
+    group_row,
+    headline,
+    message_text,
+    row_summary,
+    row_table,
+    text_table,
+)
 from .http import request
 
 __all__ = ["SlackNotifier", "slack_payload"]
@@ -37,6 +47,11 @@ def slack_payload(
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline(message)}*\n{text}"}},
         {"type": "section", "fields": fields},
     ]
+    table = row_table(message, 30)
+    if table:
+        shown = f"{len(table) - 1} of {row_summary(message)}"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{text_table(table)[:2800]}```"}})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": shown}]})
     details = [f"{k}: {v}" for k, v in (message.get("context") or {}).items()]
     if message.get("error"):
         details.insert(0, f"error: {message['error']}")

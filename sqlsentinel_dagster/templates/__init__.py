@@ -58,6 +58,9 @@ VARIABLES: dict[str, str] = {
     "run_url": "link to the run in the Dagster UI (empty without webserver_base_url)",
     "silence": "the silence covering the alert, as text (empty if none)",
     "idempotency_key": "a key identifying this notification; the same for every retry",
+    "row_count": "a failed-rows alert's row count (none for other alerts)",
+    "columns": "a failed-rows alert's column names, a list",
+    "rows": "a failed-rows alert's rows: a list of mappings keyed by column name",
 }
 
 SAMPLE: dict[str, Any] = {
@@ -78,6 +81,9 @@ SAMPLE: dict[str, Any] = {
     "run_url": "http://localhost:3000/runs/00000000-0000-0000-0000-000000000000",
     "silence": "",
     "idempotency_key": "orders_late/1/firing/0:email",
+    "row_count": 2,
+    "columns": ["id", "amount"],
+    "rows": [{"id": 1, "amount": 9.5}, {"id": 2, "amount": 12}],
 }
 
 
