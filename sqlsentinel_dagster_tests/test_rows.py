@@ -163,3 +163,13 @@ def test_a_rows_alert_needs_no_status_column_in_validation(tmp_path: Path, shop:
     assert load_config(_alerts(tmp_path, shop, "[{channel: log}]", "{max: 3}")).alert("orders_without_customer").rows
     with pytest.raises(ConfigError, match=r"alerts.yaml:7 .*rows.limit: must be at most 100000, got 1000000"):
         load_config(_alerts(tmp_path, shop, "[{channel: log}]", "{limit: 1000000}"))
+
+
+def test_pagerduty_gets_a_short_summary_with_the_count(tmp_path: Path, shop: Path, receiver: Receiver) -> None:
+    """PagerDuty's summary names the count; its details carry row_count, not the rows."""
+    path = _alerts(tmp_path, shop, "[{channel: pagerduty, routing_key: R0UTING}]", "{sample: 2}")
+    _run(path, notifications=NotificationsResource(pagerduty_events_url=f"{receiver.url}/v2/enqueue"))
+    (request,) = receiver.delivered()
+    payload = request.body["payload"]
+    assert payload["summary"].endswith("(12 rows)") and payload["custom_details"]["row_count"] == 12
+    assert "rows" not in payload["custom_details"]

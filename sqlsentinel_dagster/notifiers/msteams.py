@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import group_headline, group_row, headline
+from .base import group_headline, group_row, headline, row_summary
 from .http import request
 
 __all__ = ["MSTeamsNotifier", "teams_card"]
@@ -22,6 +22,8 @@ def teams_card(message: Mapping[str, Any]) -> dict[str, Any]:
         {"title": "Threshold", "value": str(message.get("threshold"))},
     ]
     facts += [{"title": str(k), "value": str(v)} for k, v in (message.get("context") or {}).items()]
+    if row_summary(message):
+        facts.append({"title": "Rows", "value": str(row_summary(message))})
     if message.get("error"):
         facts.append({"title": "Error", "value": str(message["error"])})
     body: list[dict[str, Any]] = [

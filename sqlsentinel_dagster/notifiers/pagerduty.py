@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import DeliveryError, headline
+from .base import DeliveryError, headline, row_summary
 from .http import request
 
 __all__ = ["PagerDutyNotifier", "pagerduty_event"]
@@ -24,18 +24,26 @@ def pagerduty_event(message: Mapping[str, Any], routing_key: str) -> dict[str, A
     }
     if event != "resolved":
         body["payload"] = {
-            "summary": f"{headline(message)}: {message.get('description') or message.get('reason') or ''}"[:1024],
+            "summary": _summary(message),
             "source": "sqlsentinel-dagster",
             "severity": _SEVERITY.get(str(message.get("severity")), "warning"),
             "timestamp": message.get("timestamp"),
             "custom_details": {
                 k: message.get(k)
-                for k in ("status", "actual_value", "threshold", "context", "error", "reason", "owners")
+                for k in ("status", "actual_value", "threshold", "context", "error", "reason", "owners", "row_count")
+                if k in message
             },
         }
         if message.get("run_url"):
             body["links"] = [{"href": message["run_url"], "text": "Dagster run"}]
     return body
+
+
+def _summary(message: Mapping[str, Any]) -> str:
+    """``[FIRING] orders_late (critical): <description or reason>``, and a failed-rows alert's count."""
+    rows = row_summary(message)
+    detail = message.get("description") or message.get("reason") or ""
+    return f"{headline(message)}: {detail}{f' ({rows})' if rows else ''}"[:1024]
 
 
 class PagerDutyNotifier:
