@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ._cron import next_ticks
+from .cli_replay import replay
 from .cli_run import run
 from .cli_state import COMMANDS
 from .config import LoadedConfig, load_config
@@ -88,7 +89,7 @@ def list_alerts(path: str, next_count: int, as_json: bool) -> None:
         click.echo(f"  schedule name: {row['schedule_name']}")
 
 
-for _command in [*COMMANDS, run]:
+for _command in [*COMMANDS, run, replay]:
     main.add_command(_command)
 
 

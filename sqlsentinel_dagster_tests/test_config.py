@@ -71,7 +71,7 @@ class TestValidFiles:
     def test_defaults_are_inherited_and_tags_merged(self) -> None:
         """An alert without a key takes it from `defaults:`; tags from both are merged, the alert winning."""
         config = load_config(FIXTURES / "valid" / "full_reference.yaml", environ={})
-        explicit, inherited = config.alerts
+        explicit, inherited = config.alerts[0], config.alerts[-1]
         assert (inherited.schedule, inherited.timezone, inherited.timeout) == ("0 * * * *", "Europe/Paris", 120.0)
         assert inherited.owners == ["team:data-platform"]
         assert [t.channel for t in config.targets(inherited)] == ["slack"]  # routes.warning beats defaults.notify

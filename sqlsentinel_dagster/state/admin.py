@@ -27,6 +27,7 @@ from .store import StateStore
 __all__ = [
     "DEFAULT_MAX_SILENCE",
     "MAX_AUTHOR_LENGTH",
+    "MAX_EVALUATIONS_READ",
     "MAX_REASON_LENGTH",
     "MAX_SILENCE_ENV",
     "AlertStatus",
@@ -35,6 +36,8 @@ __all__ = [
     "alert_history",
     "alert_statuses",
     "end_silences",
+    "evaluations_between",
+    "first_evaluated_at",
     "history_stats",
     "known_alerts",
     "list_silences",
@@ -245,6 +248,46 @@ def alert_history(store: StateStore, alert: str | None, limit: int = 20, offset:
         query = query.where(history.c.alert == alert)
     with store.engine.connect() as conn:
         return [dict(row) for row in conn.execute(query.limit(limit).offset(offset)).mappings()]
+
+
+MAX_EVALUATIONS_READ = 200_000
+"""The most evaluations :func:`evaluations_between` returns: 138 days of an alert evaluated every minute."""
+
+
+def evaluations_between(
+    store: StateStore, alert: str, start: dt.datetime, end: dt.datetime, limit: int = MAX_EVALUATIONS_READ
+) -> tuple[list[dict[str, Any]], bool]:
+    """The evaluations of ``alert`` recorded from ``start`` to ``end`` (both included), oldest first, with
+    ``evaluated_at``, ``status``, ``actual_value`` and ``error`` (both cut at 200 characters); and whether older
+    ones in that period were left out because there are more than ``limit`` (the newest ``limit`` are returned)."""
+    query = (
+        sa.select(
+            history.c.evaluated_at,
+            history.c.status,
+            sa.func.substr(history.c.actual_value, 1, 200).label("actual_value"),
+            sa.func.substr(history.c.error, 1, 200).label("error"),
+        )
+        .where(history.c.alert == alert, history.c.evaluated_at >= start, history.c.evaluated_at <= end)
+        .order_by(history.c.evaluated_at.desc(), history.c.id.desc())
+        .limit(limit + 1)
+    )
+    with store.engine.connect() as conn:
+        rows = [dict(row) for row in conn.execute(query).mappings()]
+    cut = len(rows) > limit
+    return rows[:limit][::-1], cut
+
+
+def first_evaluated_at(store: StateStore, alert: str) -> dt.datetime | None:
+    """When the oldest evaluation of ``alert`` still recorded was made (older ones were pruned), or None."""
+    query = (
+        sa.select(history.c.evaluated_at)
+        .where(history.c.alert == alert)
+        .order_by(history.c.evaluated_at, history.c.id)
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        first: dt.datetime | None = conn.execute(query).scalar()
+    return first
 
 
 def known_alerts(store: StateStore) -> list[str]:

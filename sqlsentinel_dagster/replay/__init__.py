@@ -1,0 +1,50 @@
+"""Replay: an alert's recorded evaluations through the real decision, under its current and proposed settings.
+
+No Dagster import: :mod:`.core` replays (pure), :mod:`.timeline` draws the period, :mod:`.report` shows the
+result as JSON, text or Markdown, and :mod:`.source` reads the state database and the alerts file. The
+``sqlsentinel replay`` command and the ``sqlsentinel_replay`` job are thin layers over :func:`replay_config`.
+"""
+
+from .core import (
+    EVENTS,
+    Comparison,
+    Evaluation,
+    Incident,
+    IncidentReplay,
+    SettingsReplay,
+    compare,
+    find_incidents,
+    mark,
+    replay,
+)
+from .report import AlertReplay, as_json, describe_settings, markdown, summary, text
+from .source import DEFAULT_DAYS, Changes, ReplayRun, labels_of, parse_period, replay_alert, replay_config
+from .timeline import WIDTH, timeline
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "EVENTS",
+    "WIDTH",
+    "AlertReplay",
+    "Changes",
+    "Comparison",
+    "Evaluation",
+    "Incident",
+    "IncidentReplay",
+    "ReplayRun",
+    "SettingsReplay",
+    "as_json",
+    "compare",
+    "describe_settings",
+    "find_incidents",
+    "labels_of",
+    "mark",
+    "markdown",
+    "parse_period",
+    "replay",
+    "replay_alert",
+    "replay_config",
+    "summary",
+    "text",
+    "timeline",
+]

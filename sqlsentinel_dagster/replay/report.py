@@ -1,0 +1,261 @@
+"""One alert's replay as data (``--json``, the Launchpad job's metadata), as lines for a terminal, and as Markdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..state.model import StateSettings
+from .core import EVENTS, Comparison, Incident, IncidentReplay, SettingsReplay
+from .timeline import span
+
+__all__ = ["AlertReplay", "as_json", "describe_settings", "markdown", "summary", "text"]
+
+
+@dataclass(frozen=True)
+class AlertReplay:
+    """One alert's recorded evaluations in a period, replayed under its current and proposed settings."""
+
+    alert: str
+    comparison: Comparison
+    start: dt.datetime
+    end: dt.datetime
+    history_starts: dt.datetime | None
+    """The oldest evaluation of the alert still recorded; None when none is."""
+    timeline: list[str]
+    notes: list[str]
+    """What limits the replay: pruned or cut history, no recorded version, settings taken from the file."""
+
+
+def describe_settings(settings: StateSettings) -> str:
+    """``for 3, recover_after 1, error_after 1, repeat_interval 4h`` (``none`` when reminders are off)."""
+    interval = span(settings.repeat_interval) if settings.repeat_interval else "none"
+    return (
+        f"for {settings.for_count}, recover_after {settings.recover_after}, "
+        f"error_after {settings.error_after}, repeat_interval {interval}"
+    )
+
+
+def as_json(replay: AlertReplay, incident_limit: int | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The replay as JSON values, with stable keys: ``alert``, ``period``, ``settings``, ``evaluations``,
+    ``current``, ``proposed``, ``difference``, ``missed``, ``timeline``, ``notes`` (``notes`` first, then the
+    replay's own).
+
+    ``incident_limit``: list at most that many incidents per setting (and missed incidents), and say in
+    ``incidents_omitted`` / ``missed_omitted`` how many were left out."""
+    comparison = replay.comparison
+    missed = comparison.missed
+    shown_missed = missed if incident_limit is None else missed[:incident_limit]
+    return {
+        "alert": replay.alert,
+        "period": {
+            "from": _iso(replay.start),
+            "to": _iso(replay.end),
+            "history_starts": _iso(replay.history_starts),
+        },
+        "settings": {
+            "current": _settings_json(comparison.current.settings),
+            "proposed": _settings_json(comparison.proposed.settings),
+        },
+        "evaluations": comparison.evaluations,
+        "current": _side_json(comparison.current, incident_limit),
+        "proposed": _side_json(comparison.proposed, incident_limit),
+        "difference": comparison.difference,
+        "missed": [{"started_at": _iso(i.started_at), "ended_at": _iso(i.ended_at)} for i in shown_missed],
+        **({"missed_omitted": len(missed) - len(shown_missed)} if len(shown_missed) < len(missed) else {}),
+        "timeline": replay.timeline,
+        "notes": [*notes, *replay.notes],
+    }
+
+
+def text(replay: AlertReplay, incident_limit: int = 20) -> list[str]:
+    """Lines for a terminal: counts side by side, delays, when the incidents the proposal fires on fire and resolve
+    under each setting, the incidents it misses (at most ``incident_limit`` of each), the timeline."""
+    comparison = replay.comparison
+    current, proposed = comparison.current, comparison.proposed
+    lines = [
+        f"{replay.alert}: {comparison.evaluations} evaluations from {_iso(replay.start)} to {_iso(replay.end)}, "
+        f"{len(comparison.incidents)} incident{'s' if len(comparison.incidents) != 1 else ''}",
+        *(f"  note: {note}" for note in replay.notes),
+        f"  current:  {describe_settings(current.settings)}",
+        f"  proposed: {describe_settings(proposed.settings)}",
+        "",
+        f"  {'notifications':<14}{'current':>9}{'proposed':>10}{'difference':>12}",
+    ]
+    rows: list[tuple[str, int, int]] = [(e, current.notifications[e], proposed.notifications[e]) for e in EVENTS]
+    rows += [("total", current.total, proposed.total), ("suppressed", current.suppressed, proposed.suppressed)]
+    lines += [f"  {name:<14}{before:>9}{after:>10}{_signed(after - before):>12}" for name, before, after in rows]
+    lines += ["", f"  delay to fire: current {_delays(current)}; proposed {_delays(proposed)}"]
+    pairs = list(zip(current.incidents, proposed.incidents, strict=True))
+    fired = [(c, p) for c, p in pairs if not p.missed]
+    missed = [c.incident for c, p in pairs if p.missed and not c.missed]
+    neither = sum(1 for c, p in pairs if c.missed and p.missed)
+    lines += ["", f"  incidents the proposal fires on: {len(fired)}{_first(len(fired), incident_limit)}"]
+    lines += [
+        f"    {_period(c.incident)}  current: {_fate(c)}; proposed: {_fate(p)}" for c, p in fired[:incident_limit]
+    ]
+    lines += [
+        f"  missed by the proposal (the current settings fired): {len(missed)}{_first(len(missed), incident_limit)}"
+    ]
+    shown = [_period(incident).strip() for incident in missed[:incident_limit]]
+    lines += ["    " + ", ".join(shown[i : i + 4]) for i in range(0, len(shown), 4)]
+    if neither:
+        lines.append(f"  missed by both: {neither}")
+    return [*lines, "", *(f"  {line}" for line in replay.timeline)]
+
+
+def summary(replays: Sequence[AlertReplay]) -> list[str]:
+    """One line per alert, as given (largest change first): notifications under each setting, the difference."""
+    lines = ["notifications per alert, largest change first:", "  current  proposed  difference  alert"]
+    for replay in replays:
+        current, proposed = replay.comparison.current.total, replay.comparison.proposed.total
+        lines.append(f"  {current:>7}{proposed:>10}{_signed(replay.comparison.change):>12}  {replay.alert}")
+    return lines
+
+
+def markdown(replays: Sequence[AlertReplay], notes: Sequence[str] = (), detailed: int = 20) -> str:
+    """A summary table of every alert (largest change first, as given), then the details and timeline of the
+    first ``detailed`` ones."""
+    parts = [f"- {note}" for note in notes]
+    parts += [
+        "",
+        "| alert | current | proposed | difference | missed incidents |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {_cell(r.alert)} | {r.comparison.current.total} | {r.comparison.proposed.total} | "
+            f"{_signed(r.comparison.change)} | {len(r.comparison.missed)} |"
+            for r in replays
+        ),
+    ]
+    for replay in replays[:detailed]:
+        parts += ["", *_markdown_details(replay)]
+    if len(replays) > detailed:
+        parts += ["", f"Details of {len(replays) - detailed} more alert(s) are in the JSON metadata."]
+    return "\n".join(parts).strip() + "\n"
+
+
+def _markdown_details(replay: AlertReplay) -> list[str]:
+    comparison = replay.comparison
+    current, proposed = comparison.current, comparison.proposed
+    rows = [("settings", describe_settings(current.settings), describe_settings(proposed.settings), "")]
+    rows += [
+        (e, str(current.notifications[e]), str(proposed.notifications[e]), _signed(d))
+        for e, d in comparison.difference.items()
+    ]
+    rows += [
+        ("total", str(current.total), str(proposed.total), _signed(comparison.change)),
+        (
+            "suppressed",
+            str(current.suppressed),
+            str(proposed.suppressed),
+            _signed(proposed.suppressed - current.suppressed),
+        ),
+        (
+            "missed incidents",
+            str(_missed(current)),
+            str(_missed(proposed)),
+            _signed(_missed(proposed) - _missed(current)),
+        ),
+        ("delay to fire", _delays(current), _delays(proposed), ""),
+    ]
+    return [
+        f"### {_cell(replay.alert)}",
+        "",
+        f"{comparison.evaluations} evaluations from {_iso(replay.start)} to {_iso(replay.end)}, "
+        f"{len(comparison.incidents)} incident(s).",
+        *(f"- {_cell(note)}" for note in replay.notes),
+        "",
+        "| | current | proposed | difference |",
+        "| --- | ---: | ---: | ---: |",
+        *(f"| {name} | {now} | {then} | {diff} |" for name, now, then, diff in rows),
+        "",
+        "```text",
+        *replay.timeline,
+        "```",
+    ]
+
+
+def _settings_json(settings: StateSettings) -> dict[str, Any]:
+    interval = settings.repeat_interval
+    return {
+        "for": settings.for_count,
+        "recover_after": settings.recover_after,
+        "error_after": settings.error_after,
+        "repeat_interval_seconds": interval.total_seconds() if interval else None,
+    }
+
+
+def _side_json(side: SettingsReplay, incident_limit: int | None) -> dict[str, Any]:
+    incidents = side.incidents if incident_limit is None else side.incidents[:incident_limit]
+    return {
+        "notifications": dict(side.notifications),
+        "total": side.total,
+        "suppressed": side.suppressed,
+        "incidents": [_incident_json(i) for i in incidents],
+        **({"incidents_omitted": len(side.incidents) - len(incidents)} if len(incidents) < len(side.incidents) else {}),
+    }
+
+
+def _incident_json(replay: IncidentReplay) -> dict[str, Any]:
+    delay = replay.delay
+    return {
+        "started_at": _iso(replay.incident.started_at),
+        "ended_at": _iso(replay.incident.ended_at),
+        "fired_at": _iso(replay.fired_at),
+        "delay_seconds": delay.total_seconds() if delay is not None else None,
+        "resolved_at": _iso(replay.resolved_at),
+        "missed": replay.missed,
+        "suppressed": replay.suppressed,
+    }
+
+
+def _missed(side: SettingsReplay) -> int:
+    return sum(1 for i in side.incidents if i.missed)
+
+
+def _delays(side: SettingsReplay) -> str:
+    delays = [d for i in side.incidents if (d := i.delay) is not None]
+    if not delays:
+        return "no incident fired"
+    median = dt.timedelta(seconds=statistics.median(d.total_seconds() for d in delays))
+    return f"median {span(median)}, max {span(max(delays))}"
+
+
+def _fate(replay: IncidentReplay) -> str:
+    if replay.fired_at is None:
+        return "missed"
+    delay = replay.delay or dt.timedelta()
+    silenced = " (suppressed by a silence)" if replay.suppressed else ""
+    resolved = _short(replay.resolved_at, replay.incident.started_at) if replay.resolved_at else "still firing"
+    return f"fired +{span(delay)}{silenced}, resolved {resolved}"
+
+
+def _period(incident: Incident) -> str:
+    """``2026-11-04 13:20 -> 14:05`` (the end's date only when it is another day); ``-> open`` when still open."""
+    end = _short(incident.ended_at, incident.started_at) if incident.ended_at else "open"
+    return f"{incident.started_at:%Y-%m-%d %H:%M} -> {end:<5}"
+
+
+def _first(count: int, limit: int) -> str:
+    return f" (the first {limit}; --json lists all)" if count > limit else ""
+
+
+def _short(value: dt.datetime, day_of: dt.datetime) -> str:
+    return f"{value:%H:%M}" if value.date() == day_of.date() else f"{value:%Y-%m-%d %H:%M}"
+
+
+def _signed(number: int) -> str:
+    """``+3``, ``-2``, ``0``."""
+    return f"{number:+d}" if number else "0"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def _cell(text: str) -> str:
+    """``text`` fit for one Markdown table cell or heading: pipes escaped, on one line."""
+    return " ".join(text.replace("|", "\\|").split())

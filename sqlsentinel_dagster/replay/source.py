@@ -1,0 +1,228 @@
+"""Replays of an alerts file's alerts from the state database: what the CLI and the Launchpad job share.
+
+Reads the recorded evaluations and every silence (expired ones too) and compares each alert's current
+settings with the proposed ones; it only reads the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from ..config import AlertConfig, LoadedConfig, load_config
+from ..config.models import parse_duration
+from ..cycle import settings_of
+from ..state import admin
+from ..state.configs import last_valid
+from ..state.model import StateSettings
+from ..state.silences import AlertLabels, Silence
+from ..state.store import StateStore
+from .core import Evaluation, compare
+from .report import AlertReplay
+from .timeline import timeline
+
+__all__ = ["DEFAULT_DAYS", "Changes", "ReplayRun", "labels_of", "parse_period", "replay_alert", "replay_config"]
+
+DEFAULT_DAYS = 30
+"""The period replayed when none is given: as long as the default history retention."""
+_LONGEST_STREAK = 1000  # as alerts.yaml allows for `for`, `recover_after` and `error_after`
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Proposed settings; None leaves a setting as the alert has it."""
+
+    for_count: int | None = None
+    recover_after: int | None = None
+    error_after: int | None = None
+    repeat_interval: dt.timedelta | Literal["none"] | None = None
+    """A new interval, ``"none"`` to turn reminders off, or None to keep the alert's."""
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        for_count: int | None = None,
+        recover_after: int | None = None,
+        error_after: int | None = None,
+        repeat_interval: str | None = None,
+    ) -> Changes:
+        """Changes from options as typed; raise ValueError naming every problem."""
+        problems = [
+            f"{name} must be from 1 to {_LONGEST_STREAK}, got {value}"
+            for name, value in (("for", for_count), ("recover_after", recover_after), ("error_after", error_after))
+            if value is not None and not 1 <= value <= _LONGEST_STREAK
+        ]
+        interval: dt.timedelta | Literal["none"] | None = None
+        if repeat_interval is not None and repeat_interval.strip().lower() == "none":
+            interval = "none"
+        elif repeat_interval is not None and repeat_interval.strip():
+            try:
+                interval = dt.timedelta(seconds=parse_duration(repeat_interval.strip()))
+            except ValueError as exc:
+                problems.append(f"repeat_interval: {exc}, or 'none' to turn reminders off")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(for_count, recover_after, error_after, interval)
+
+    @property
+    def any(self) -> bool:
+        """Whether any setting is changed."""
+        return any(v is not None for v in (self.for_count, self.recover_after, self.error_after, self.repeat_interval))
+
+    def apply(self, settings: StateSettings) -> StateSettings:
+        """``settings`` with these changes."""
+        interval = settings.repeat_interval if self.repeat_interval is None else self.repeat_interval
+        return replace(
+            settings,
+            repeat_interval=None if interval == "none" else interval,
+            for_count=self.for_count or settings.for_count,
+            recover_after=self.recover_after or settings.recover_after,
+            error_after=self.error_after or settings.error_after,
+        )
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """Replays of one or more alerts, with what holds for all of them."""
+
+    replays: list[AlertReplay]
+    """Largest change in notifications first."""
+    notes: list[str]
+
+
+def parse_period(now: dt.datetime, *, days: int | None = None, since: str | None = None) -> dt.datetime:
+    """The start of the period ending ``now``: ``days`` back (default :data:`DEFAULT_DAYS`), or ``since``, a
+    duration back (``7d``) or an ISO date or time (without a timezone, the local one); raise ValueError."""
+    if days is not None and since is not None:
+        raise ValueError("give --days or --since, not both")
+    if since is None:
+        count = DEFAULT_DAYS if days is None else days
+        if not 1 <= count <= 3650:
+            raise ValueError(f"days must be from 1 to 3650, got {count}")
+        return now - dt.timedelta(days=count)
+    text = since.strip()
+    try:
+        return now - dt.timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        start = dt.datetime.fromisoformat(text)
+    except ValueError:
+        shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+        raise ValueError(f"since {shown} is neither a duration such as 7d nor an ISO date such as 2026-11-01") from None
+    start = start if start.tzinfo else start.astimezone()
+    if start >= now:
+        raise ValueError(f"since {start.isoformat(timespec='seconds')} is not in the past")
+    return start.astimezone(dt.UTC)
+
+
+def labels_of(alert: AlertConfig) -> AlertLabels:
+    """What silences match ``alert`` on, as its runs record it."""
+    return AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
+
+
+def replay_alert(
+    store: StateStore,
+    labels: AlertLabels,
+    current: StateSettings,
+    proposed: StateSettings,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    silences: Sequence[Silence],
+) -> AlertReplay:
+    """Replay the evaluations of the alert ``labels`` names, recorded from ``start`` to ``end``."""
+    name = labels.name
+    rows, cut = admin.evaluations_between(store, name, start, end)
+    evaluations = [
+        Evaluation(row["evaluated_at"], row["status"], row["actual_value"], row["error"])
+        for row in rows
+        if row["status"] in ("ALERT", "OK", "ERROR")
+    ]
+    history_starts = admin.first_evaluated_at(store, name)
+    notes = []
+    if cut and evaluations:
+        notes.append(
+            f"more than {admin.MAX_EVALUATIONS_READ:,} evaluations in the period: only the newest "
+            f"{len(evaluations):,}, from {evaluations[0].at.isoformat(timespec='seconds')}, are replayed"
+        )
+    if history_starts is None:
+        notes.append(f"no evaluation of '{name}' is recorded")
+    elif history_starts > start:
+        notes.append(
+            f"the recorded history of '{name}' starts at {history_starts.isoformat(timespec='seconds')}: older "
+            "evaluations were pruned (AlertStateResource.history_retention_days, 30 by default) or never made, "
+            "so the replay cannot go further back"
+        )
+    comparison = compare(evaluations, labels=labels, silences=silences, current=current, proposed=proposed)
+    lines = timeline(evaluations, comparison, start, end)
+    return AlertReplay(name, comparison, start, end, history_starts, lines, notes)
+
+
+def replay_config(
+    store: StateStore,
+    config: LoadedConfig,
+    changes: Changes,
+    *,
+    name: str | None,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> ReplayRun:
+    """Replay the alert ``name`` of ``config`` (its settings against ``changes``), or, without ``name``, every
+    alert: the last valid version of the file recorded in ``store`` against the file with ``changes``.
+
+    Raise ValueError for a ``name`` the file does not have, with the closest name."""
+    silences = admin.list_silences(store, include_expired=True)
+    if name is not None:
+        alert = _alert(config, name)
+        current = settings_of(alert)
+        replay = replay_alert(
+            store, labels_of(alert), current, changes.apply(current), start=start, end=end, silences=silences
+        )
+        unchanged = "no change proposed (for, recover_after, error_after or repeat_interval): both sides are the same"
+        return ReplayRun([replay], [] if changes.any else [unchanged])
+    recorded, notes = _recorded_settings(store, config)
+    replays = []
+    for alert in config.alerts:
+        in_file = settings_of(alert)
+        before = in_file if recorded is None else recorded.get(alert.name)
+        alert_notes = (
+            [] if before is not None else ["not in the recorded version: the file's settings are used for both"]
+        )
+        current = before or in_file
+        proposed = changes.apply(in_file)
+        replay = replay_alert(store, labels_of(alert), current, proposed, start=start, end=end, silences=silences)
+        replays.append(replace(replay, notes=[*alert_notes, *replay.notes]))
+    replays.sort(key=lambda r: (-abs(r.comparison.change), r.alert))
+    return ReplayRun(replays, notes)
+
+
+def _alert(config: LoadedConfig, name: str) -> AlertConfig:
+    try:
+        return config.alert(name)
+    except KeyError:
+        close = difflib.get_close_matches(name, config.alert_names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"no alert named '{name}' in {config.path}{hint}") from None
+
+
+def _recorded_settings(store: StateStore, config: LoadedConfig) -> tuple[dict[str, StateSettings] | None, list[str]]:
+    """The settings of each alert in the last valid version of the file recorded in ``store`` (None when no
+    version is recorded), and a note saying what is compared."""
+    saved = last_valid(store, str(config.path))
+    if saved is None:
+        return None, [
+            f"no version of {config.path} is recorded in the state database (code servers record each valid "
+            "version they load, under the path they load it from): the file's settings are used for both, so "
+            "only the options make a difference"
+        ]
+    previous = load_config(config.path, text=saved.content, strict=False)
+    note = (
+        f"current: the version of {config.path} recorded {saved.loaded_at:%Y-%m-%d %H:%M} UTC "
+        f"(sha256 {saved.digest[:12]}); proposed: the file as it is now"
+    )
+    return {alert.name: settings_of(alert) for alert in previous.alerts}, [note]
