@@ -71,12 +71,15 @@ class AlertResult:
         return self.status == "ALERT"
 
 
-def parse_result(alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> AlertResult:
+def parse_result(
+    alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, status_required: bool = True
+) -> AlertResult:
     """Apply the result contract to a query's columns and rows (the first row is used). Values are made safe
-    to store and send (see :func:`safe_value`); context beyond :data:`MAX_CONTEXT_COLUMNS` is summarized."""
+    to store and send (see :func:`safe_value`); context beyond :data:`MAX_CONTEXT_COLUMNS` is summarized.
+    Without ``status_required`` (a baseline alert) a missing ``status`` column reads as OK."""
     names = [str(c) for c in columns]
     lowered = [c.lower() for c in names]
-    if "status" not in lowered:
+    if "status" not in lowered and status_required:
         raise ResultContractError(alert, "the result has no 'status' column", names)
     repeated = sorted({c for c in lowered if c in _RESERVED and lowered.count(c) > 1})
     if repeated:
@@ -84,7 +87,7 @@ def parse_result(alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any
     if not rows:
         raise ResultContractError(alert, "the query returned no rows", names)
     row = dict(zip(lowered, rows[0], strict=False))
-    raw_status = row["status"]
+    raw_status = row.get("status", "OK")
     status = raw_status.strip().upper() if isinstance(raw_status, str) else ""
     if status not in ("ALERT", "OK"):
         shown = safe_value(raw_status)
@@ -226,6 +229,7 @@ def evaluate_query(
     timeout: float,
     secrets: Sequence[str] = (),
     rows: RowsSpec | None = None,
+    status_required: bool = True,
 ) -> AlertResult:
     """Run ``query`` read-only with ``timeout`` seconds and return its result under the contract (or, with
     ``rows``, as a failed-rows alert: up to ``rows.limit`` rows are fetched, within the same timeout).
@@ -242,7 +246,10 @@ def evaluate_query(
             fetched = [tuple(r) for r in cursor.fetchmany(wanted)] if cursor.returns_rows else []
     except sa.exc.SQLAlchemyError as exc:
         raise AlertQueryError(alert, database, _describe(exc, timeout, secrets)) from None
-    result = parse_result(alert, columns, fetched) if rows is None else parse_rows(alert, columns, fetched, rows)
+    if rows is not None:
+        result = parse_rows(alert, columns, fetched, rows)
+    else:
+        result = parse_result(alert, columns, fetched, status_required=status_required)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})
 
 
