@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -36,23 +35,6 @@ STARTUP = 60.0
 T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 HANGING = "a" * 40 + "!"
 """A name on which ``(a+)+$`` backtracks about 2**40 times in Python's ``re``."""
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh state database: a SQLite file, or a new database on the local Postgres."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"sx_bounded_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield sa.make_url(base).set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    engine.dispose()
 
 
 def store_silence(url: str, matcher: str, reason: str = "stored before the limits") -> str:

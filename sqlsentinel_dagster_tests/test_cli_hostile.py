@@ -7,8 +7,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,19 +55,6 @@ def state(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     StateStore.from_url(url).engine.dispose()
     return url
-
-
-@pytest.fixture
-def empty_postgres(postgres_url: str) -> Iterator[str]:
-    """A new, empty database on the local Postgres."""
-    name = f"sx_empty_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    engine.dispose()
 
 
 class TestDurations:
