@@ -27,6 +27,7 @@ from .state import admin
 from .state.schema import installed_version
 from .state.silences import Silence, parse_matcher
 from .state.store import StateStore
+from .watch import rule_of
 
 __all__ = ["COMMANDS", "NO_TABLES", "database_option", "open_store", "printable"]
 
@@ -167,8 +168,14 @@ def _alert_and_file(argument: str | None, alert: str | None) -> tuple[str | None
 
 def _refuse_unknown(name: str, store: StateStore, config: LoadedConfig | None) -> None:
     """A name that matches no known alert is a typo until proven otherwise (``--force``)."""
-    known = config.alert_names if config is not None else admin.known_alerts(store)
-    if known and name not in known:
+    if config is not None and rule_of(config.watch_rules, name) is not None:
+        return  # an asset check one of the file's watch rules watches, notified yet or not
+    known = admin.known_alerts(store)
+    claimed = False  # the name starts with one of the file's watch rules, as the checks it watches do
+    if config is not None:  # the file's alerts, and the checks its watch rules have recorded
+        known = [*config.alert_names, *(n for n in known if rule_of(config.watch_rules, n) is not None)]
+        claimed = name.partition(":")[0] in {rule.name for rule in config.watch_rules}
+    if (known or claimed) and name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         where = f"in {config.path}" if config is not None else "in the state database"
@@ -252,7 +259,9 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
     ]
     if config_file is not None:
         evaluated = {row["alert"]: row for row in rows}
-        rows = [evaluated.get(name) or _never(name) for name in load_or_exit(config_file).alert_names]
+        config = load_or_exit(config_file)
+        watched = [row for row in rows if rule_of(config.watch_rules, row["alert"]) is not None]
+        rows = [*(evaluated.get(name) or _never(name) for name in config.alert_names), *watched]
     if as_json:
         _echo_json(rows)
         return

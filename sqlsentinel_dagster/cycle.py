@@ -33,10 +33,14 @@ __all__ = [
     "AlertCycle",
     "CycleSettings",
     "deliver_groups",
+    "deliver_to",
+    "delivery_options",
     "grouped_channels",
     "json_safe",
+    "ledger_channels",
     "run_cycle",
     "settings_of",
+    "tell_fallback_lost",
 ]
 
 FALLBACK = "fallback:"
@@ -132,11 +136,7 @@ def run_cycle(
         query_error = str(exc)
         outcome = Outcome("ERROR", error=str(exc))
     targets, fallback = config.targets(alert), config.fallback_targets()
-    channels: dict[str, set[str]] = {
-        channel_id(i, t): {"firing", "reminder", "error", *(["resolved"] if t.send_resolved else [])}
-        for i, t in enumerate(targets)
-    }
-    channels.update({channel_id(i, t, FALLBACK): {"error"} for i, t in enumerate(fallback)})
+    channels = ledger_channels(targets, fallback)
     labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
     run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
     payload = {**_payload(alert, outcome, settings.run_id, run_url), **_rows_payload(alert, result)}
@@ -156,14 +156,9 @@ def run_cycle(
     cycle = replace(cycle, decision=decision)
     if settings.dry_run:
         return cycle
-    notifiers = {
-        **notifiers_for(alert.name, targets, settings.channels, logger),
-        **notifiers_for(alert.name, fallback, settings.channels, logger, FALLBACK),
-    }
-    reports = deliver_pending(
-        state, alert.name, notifiers, **_delivery(settings), skip=[c for c, _ in grouped_channels(alert, config)]
-    )
-    _tell_fallback(alert, outcome, [r for r in reports if r.given_up], config, settings, logger)
+    skip = [c for c, _ in grouped_channels(alert, config)]
+    about = _payload(alert, outcome, settings.run_id, run_url)
+    reports = deliver_to(state, alert.name, targets, fallback, about, settings, logger, skip=skip)
     cycle = replace(cycle, reports=reports)
     return cycle if settings.group_later else deliver_groups([cycle], config, state, settings, logger)[0]
 
@@ -184,7 +179,7 @@ def deliver_groups(
     added: dict[str, list[DeliveryReport]] = {}
     for target, members in groups.values():
         notifier = notifiers_for(f"group of {len(members)}", [target], settings.channels, logger)
-        reports = deliver_grouped(store, members, next(iter(notifier.values())), **_delivery(settings))
+        reports = deliver_grouped(store, members, next(iter(notifier.values())), **delivery_options(settings))
         for alert, alert_reports in reports.items():
             added.setdefault(alert, []).extend(alert_reports)
     done = []
@@ -195,6 +190,41 @@ def deliver_groups(
     return done
 
 
+def ledger_channels(
+    targets: Sequence[NotifyTarget], fallback: Sequence[NotifyTarget], *, send_resolved: bool = True
+) -> dict[str, set[str]]:
+    """The events each notify entry takes in the ledger, by channel id: a target takes firing, reminder, error
+    and, unless its ``send_resolved`` (or ``send_resolved`` here) is off, resolved; a fallback target only error."""
+    channels: dict[str, set[str]] = {
+        channel_id(i, t): {"firing", "reminder", "error", *(["resolved"] if t.send_resolved and send_resolved else [])}
+        for i, t in enumerate(targets)
+    }
+    channels.update({channel_id(i, t, FALLBACK): {"error"} for i, t in enumerate(fallback)})
+    return channels
+
+
+def deliver_to(
+    store: StateStore,
+    name: str,
+    targets: Sequence[NotifyTarget],
+    fallback: Sequence[NotifyTarget],
+    about: dict[str, Any],
+    settings: CycleSettings,
+    logger: Logger,
+    *,
+    skip: Sequence[str] = (),
+) -> list[DeliveryReport]:
+    """Deliver what is pending for the alert ``name`` on its targets and fallback (except the ``skip`` channels,
+    delivered grouped), then tell the fallback about any notification given up (``about``: the alert's message)."""
+    notifiers = {
+        **notifiers_for(name, targets, settings.channels, logger),
+        **notifiers_for(name, fallback, settings.channels, logger, FALLBACK),
+    }
+    reports = deliver_pending(store, name, notifiers, **delivery_options(settings), skip=skip)
+    tell_fallback_lost(name, about, [r for r in reports if r.given_up], fallback, settings, logger)
+    return reports
+
+
 def grouped_channels(alert: AlertConfig, config: LoadedConfig) -> list[tuple[str, NotifyTarget]]:
     """The channel ids of ``alert``'s targets (fallback included) that deliver grouped, with the targets."""
     return [
@@ -203,7 +233,8 @@ def grouped_channels(alert: AlertConfig, config: LoadedConfig) -> list[tuple[str
     ]
 
 
-def _delivery(settings: CycleSettings) -> dict[str, Any]:
+def delivery_options(settings: CycleSettings) -> dict[str, Any]:
+    """The keyword arguments ``deliver_pending`` and ``deliver_grouped`` take from ``settings``."""
     return {
         "run_id": settings.run_id,
         "retry": settings.channels.retry,
@@ -233,21 +264,36 @@ def _tell_fallback(
     logger: Logger,
 ) -> None:
     """Tell the fallback receivers about notifications that will never be delivered."""
-    fallback = config.fallback_targets()
+    if not given_up:
+        return
+    run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
+    about = _payload(alert, outcome, settings.run_id, run_url)
+    tell_fallback_lost(alert.name, about, given_up, config.fallback_targets(), settings, logger)
+
+
+def tell_fallback_lost(
+    name: str,
+    about: dict[str, Any],
+    given_up: Sequence[DeliveryReport],
+    fallback: Sequence[NotifyTarget],
+    settings: CycleSettings,
+    logger: Logger,
+) -> None:
+    """Tell the ``fallback`` receivers that notifications of the alert ``name`` (``about``: its message) will
+    never be delivered."""
     if not given_up or not fallback:
         return
     lost = "; ".join(f"{r.event} via {r.channel} ({r.outcome}: {r.error})" for r in given_up)
-    run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
     message = {
-        **_payload(alert, outcome, settings.run_id, run_url),
+        **about,
         "event": "error",
-        "error": f"notification(s) of alert '{alert.name}' could not be delivered: {lost}",
+        "error": f"notification(s) of alert '{name}' could not be delivered: {lost}",
         "reason": "delivery failed",
     }
-    key = f"{alert.name}/fallback/{settings.run_id}/{'+'.join(r.channel for r in given_up)}"
-    for result in broadcast(alert.name, fallback, message, key, settings.channels, logger, FALLBACK):
+    key = f"{name}/fallback/{settings.run_id}/{'+'.join(r.channel for r in given_up)}"
+    for result in broadcast(name, fallback, message, key, settings.channels, logger, FALLBACK):
         if result.delivered:
-            logger.warning(f"told fallback {result.channel} that notifications of '{alert.name}' were lost")
+            logger.warning(f"told fallback {result.channel} that notifications of '{name}' were lost")
         else:
             logger.error(f"fallback {result.channel} could not be told either: {result.error}")
 

@@ -28,10 +28,12 @@ from .naming import (
     schedule_name,
     warehouse_resource_key,
 )
+from .replay_job import build_replay_job
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource, cached_config
 from .run_alert import AlertResources, run_alert
 from .triggers import build_batch_schedules, build_materialization_sensor
 from .versions import with_last_valid_version
+from .watch_sensor import build_watch_sensor
 
 __all__ = ["EvaluateConfig", "Mode", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
 
@@ -87,10 +89,20 @@ def build_definitions(
         alerting.sensors.append(build_failure_sensor(config, alerting.jobs))
     if not worker:
         alerting.sensors.append(build_config_sensor(config))
+    watch = None if worker else build_watch_sensor(config)  # watch: rules notify about every asset check
+    if watch is not None:
+        alerting.sensors.append(watch)
     return dg.Definitions(
         assets=alerting.assets,
         asset_checks=alerting.checks,
-        jobs=[*alerting.jobs, silence, unsilence, prune, build_test_notify_job(config)],
+        jobs=[
+            *alerting.jobs,
+            silence,
+            unsilence,
+            prune,
+            build_test_notify_job(config),
+            build_replay_job(str(config.path)),
+        ],
         schedules=[*alerting.schedules, *([] if worker else [prune_schedule(prune)])],
         sensors=alerting.sensors,
         resources={

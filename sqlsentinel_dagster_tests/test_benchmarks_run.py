@@ -49,3 +49,27 @@ def test_run_cost_benchmark_prints_a_row_per_size() -> None:
     rows = [line.split("|") for line in result.stdout.splitlines()[1:]]
     assert [row[0].strip() for row in rows] == ["2", "6"]
     assert rows[0][2].strip() == "1.00x"
+
+
+def test_watch_sensor_benchmark_prints_both_phases_per_storage(postgres_url: str) -> None:
+    """bench/watch_sensor.py ticks the watch sensor over a few evaluations on SQLite and Postgres storage."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/watch_sensor.py",
+            "--evaluations",
+            "60",
+            "--checks",
+            "6",
+            "--postgres-url",
+            postgres_url,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [[cell.strip() for cell in line.split("|")[:2]] for line in result.stdout.splitlines()[1:]]
+    phases = [row for row in rows if row[1] in ("steady", "backlog")]
+    assert phases == [["sqlite", "steady"], ["sqlite", "backlog"], ["postgres", "steady"], ["postgres", "backlog"]]

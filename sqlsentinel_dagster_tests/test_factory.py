@@ -122,6 +122,7 @@ class TestDefinitionsShape:
             "nightly",
             "sqlsentinel__error_rate",
             "sqlsentinel_prune",
+            "sqlsentinel_replay",
             "sqlsentinel_silence",
             "sqlsentinel_test_notify",
             "sqlsentinel_unsilence",

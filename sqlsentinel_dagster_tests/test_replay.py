@@ -6,14 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from sqlsentinel_dagster import build_definitions, replay_job
@@ -30,7 +28,6 @@ from sqlsentinel_dagster.replay import (
     parse_period,
     timeline,
 )
-from sqlsentinel_dagster.replay_job import build_replay_job
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.configs import remember
 from sqlsentinel_dagster.state.model import Outcome, OutcomeStatus, StateSettings
@@ -312,23 +309,6 @@ def record(store: StateStore, clock: FakeClock, marks: str, labels: AlertLabels 
         clock.now += STEP
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh state database: a SQLite file, or a new database on the local Postgres."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"sx_replay_{uuid.uuid4().hex[:8]}"
-    server = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield sa.make_url(base).set(database=name).render_as_string(hide_password=False)
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    server.dispose()
-
-
 class TestReadingHistory:
     def test_evaluations_come_oldest_first_within_the_period(self, state_url: str) -> None:
         """Only the period's evaluations, oldest first; the earliest recorded one is known."""
@@ -578,7 +558,7 @@ class TestReplayOfRealRuns:
         self, alerts: Path, instance: dg.DagsterInstance
     ) -> None:
         """sqlsentinel_replay, added to the definitions, shows a Markdown table with the timeline and the JSON."""
-        defs = dg.Definitions.merge(build_definitions(alerts), dg.Definitions(jobs=[build_replay_job(str(alerts))]))
+        defs = build_definitions(alerts)  # the sqlsentinel_replay job comes with every definitions
         config = {"alert": "error_rate", "for_count": 2, "days": 1}
         result = defs.resolve_job_def("sqlsentinel_replay").execute_in_process(
             instance=instance, run_config={"ops": {"sqlsentinel_replay_op": {"config": config}}}
@@ -594,7 +574,7 @@ class TestReplayOfRealRuns:
 
     def test_the_launchpad_job_fails_on_an_unknown_alert(self, alerts: Path, instance: dg.DagsterInstance) -> None:
         """A typo in the job's config fails the run with the closest name."""
-        defs = dg.Definitions.merge(build_definitions(alerts), dg.Definitions(jobs=[build_replay_job(str(alerts))]))
+        defs = build_definitions(alerts)  # the sqlsentinel_replay job comes with every definitions
         result = defs.resolve_job_def("sqlsentinel_replay").execute_in_process(
             instance=instance,
             run_config={"ops": {"sqlsentinel_replay_op": {"config": {"alert": "error_rat"}}}},

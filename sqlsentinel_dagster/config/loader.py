@@ -21,6 +21,7 @@ from .isolation import affected, without
 from .messages import describe_error, display_location
 from .models import AlertConfig, AlertsFile, DatabaseConfig
 from .targets import NotifyTarget
+from .watch import WatchRule
 
 __all__ = ["LoadedConfig", "load_config"]
 
@@ -91,6 +92,16 @@ class LoadedConfig:
         """Where problems with alerting itself are reported (the top-level ``fallback:``)."""
         return self.file.targets(self.file.fallback)
 
+    @property
+    def watch_rules(self) -> list[WatchRule]:
+        """The ``watch:`` rules (asset checks to notify about), in file order."""
+        return self.file.watch
+
+    def watch_targets(self, rule: WatchRule) -> list[NotifyTarget]:
+        """Where ``rule`` notifies: its notify entries (else from ``routes:``, else ``defaults.notify``) with
+        receiver names expanded."""
+        return self.file.targets(rule.notify)
+
 
 def load_config(
     path: str | os.PathLike[str],
@@ -140,6 +151,8 @@ class _Checker:
         self.notes: list[ConfigProblem] = []
         self.model: AlertsFile | None = None
         self.inherited: dict[int, set[str]] = {}
+        self.watch_inherited: dict[int, tuple[str, str]] = {}
+        """Watch rules whose ``notify`` came from ``routes:`` or ``defaults:``, and from which entry."""
         self.unresolved: set[tuple[Any, ...]] = set()
         self.environment: dict[str, str | None] = {}
         self.paths: list[tuple[Any, ...]] = []
@@ -159,12 +172,16 @@ class _Checker:
         data = self._substitute(data, (), env)
         if "database" not in data and not data.get("databases") and env.get("DATABASE_URL"):
             data["database"] = {"url": "${DATABASE_URL}"}  # SQL Sentinel's default; resolved inside each run
+        if "watch" in data and "alerts" not in data:
+            data["alerts"] = []  # a file of watch rules only needs no alerts
         alerts = data.get("alerts")
+        defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+        routes = data.get("routes") if isinstance(data.get("routes"), dict) else {}
         if isinstance(alerts, list):
-            defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
-            routes = data.get("routes") if isinstance(data.get("routes"), dict) else {}
             databases = self._databases(data, quiet=True)
             data["alerts"] = [self._inherit(i, a, defaults, routes, databases) for i, a in enumerate(alerts)]
+        if isinstance(data.get("watch"), list):
+            data["watch"] = [self._inherit_watch(i, r, defaults, routes) for i, r in enumerate(data["watch"])]
         self.data = data
         try:
             self.model = AlertsFile.model_validate(data)
@@ -177,18 +194,45 @@ class _Checker:
         """The file without what the problems concern (see ``isolation``), or None if nothing can be kept."""
         if self.data is None:
             return None
-        drop, remove = affected(self.paths, self.data, self.inherited)
-        for _ in range(3):  # a reduced file that still fails names more alerts to leave out
+        in_watch = [path for path in self.paths if path[:1] == ("watch",)]
+        drop, remove = affected([path for path in self.paths if path[:1] != ("watch",)], self.data, self.inherited)
+        drop_watch = {path[1] if len(path) > 1 and isinstance(path[1], int) else -1 for path in in_watch}
+        for _ in range(3):  # a reduced file that still fails names more alerts (or watch rules) to leave out
             reduced, kept = without(self.data, drop, remove)
+            reduced, kept_watch = self._without_watch(reduced, drop_watch, remove)
             try:
                 return AlertsFile.model_validate(reduced)
             except ValidationError as exc:
                 locations = [e["loc"] for e in exc.errors()]
                 more = {kept[int(loc[1])] for loc in locations if loc[:1] == ("alerts",) and len(loc) > 1}
-                if not more:
+                more_watch = {kept_watch[int(loc[1])] for loc in locations if loc[:1] == ("watch",) and len(loc) > 1}
+                if not more and not more_watch:
                     return None
                 drop |= more
+                drop_watch |= more_watch
         return None
+
+    def _without_watch(
+        self, reduced: dict[str, Any], drop: set[int], remove: set[tuple[Any, ...]]
+    ) -> tuple[dict[str, Any], list[int]]:
+        """``reduced`` without the watch rules that have a problem (all of them for -1 in ``drop``), or that use
+        a receiver, route or ``defaults.notify`` left out; and the original index of each kept rule."""
+        rules = self.data.get("watch") if self.data is not None else None
+        if not isinstance(rules, list):  # absent, or not a list (a problem already): no rules
+            return ({**reduced, "watch": []} if "watch" in reduced else reduced), []
+        kept = [
+            i
+            for i, rule in enumerate(rules)
+            if -1 not in drop and i not in drop and not self._watch_uses(i, rule, remove)
+        ]
+        return {**reduced, "watch": [rules[i] for i in kept]}, kept
+
+    def _watch_uses(self, index: int, rule: Any, remove: set[tuple[Any, ...]]) -> bool:
+        if index in self.watch_inherited and self.watch_inherited[index] in remove:
+            return True
+        notify = rule.get("notify") if isinstance(rule, dict) else None
+        names = [entry for entry in notify if isinstance(entry, str)] if isinstance(notify, list) else []
+        return any(("receivers", name) in remove for name in names)
 
     def _add(self, path: tuple[Any, ...], message: str, line: int | None = None, note: bool = False) -> None:
         where = display_location(path, self.located.data)
@@ -203,6 +247,8 @@ class _Checker:
         path, message = describe_error(error)
         if len(path) > 2 and path[0] == "alerts" and path[2] in self.inherited.get(path[1], set()):
             return  # reported once, at defaults.<key>
+        if len(path) > 2 and path[0] == "watch" and path[2] == "notify" and path[1] in self.watch_inherited:
+            return  # reported once, at defaults.notify (the rule is left out with it)
         if path in self.unresolved:
             return  # the missing variable is the problem, already reported
         self._add(path, message)
@@ -254,6 +300,22 @@ class _Checker:
             self.inherited.setdefault(index, set()).add("timeout")
         return merged
 
+    def _inherit_watch(self, index: int, rule: Any, defaults: dict[str, Any], routes: dict[str, Any]) -> Any:
+        """A watch rule without ``notify`` takes ``routes[error]`` when it watches ERROR failures (else
+        ``routes[warning]``), else ``defaults.notify``; no other default applies to watch rules."""
+        if not isinstance(rule, dict) or "notify" in rule:
+            return rule
+        severity = rule.get("severity", ["ERROR"])
+        listed = [severity] if isinstance(severity, str) else severity if isinstance(severity, list) else []
+        route = "error" if any(str(s).strip().upper() == "ERROR" for s in listed) else "warning"
+        if route in routes:
+            self.watch_inherited[index] = ("routes", route)
+            return {**rule, "notify": routes[route]}
+        if "notify" in defaults:
+            self.watch_inherited[index] = ("defaults", "notify")
+            return {**rule, "notify": defaults["notify"]}
+        return rule
+
     def _check_receiver_names(self, data: dict[str, Any]) -> None:
         raw_receivers = data.get("receivers")
         receivers: dict[str, Any] = raw_receivers if isinstance(raw_receivers, dict) else {}
@@ -268,6 +330,10 @@ class _Checker:
         for index, alert in enumerate(alerts if isinstance(alerts, list) else []):
             if isinstance(alert, dict) and "notify" not in self.inherited.get(index, set()):
                 lists.append((("alerts", index, "notify"), alert.get("notify")))
+        rules = data.get("watch")
+        for index, rule in enumerate(rules if isinstance(rules, list) else []):
+            if isinstance(rule, dict) and index not in self.watch_inherited:
+                lists.append((("watch", index, "notify"), rule.get("notify")))
         for path, entries in lists:
             for position, entry in enumerate(entries if isinstance(entries, list) else []):
                 if isinstance(entry, str) and entry not in receivers:
@@ -279,6 +345,7 @@ class _Checker:
     def _check_cross_references(self, data: dict[str, Any]) -> None:
         self._check_receiver_names(data)
         self._check_drivers(data)
+        self._check_watch_names(data)
         databases = self._databases(data)
         alerts = data.get("alerts")
         if not isinstance(alerts, list):
@@ -298,6 +365,39 @@ class _Checker:
                 problem = read_only_problem(query, dialect or None)
                 if problem:
                     self._add(("alerts", index, "query"), problem)
+
+    def _check_watch_names(self, data: dict[str, Any]) -> None:
+        """Watch rule names are unique among rules and alerts, and no alert is named like a watched check
+        (``<rule>:...``), so every name in the alert state means one thing."""
+        rules, alerts = data.get("watch"), data.get("alerts")
+        alert_names: dict[str, int] = {}
+        for index, alert in enumerate(alerts if isinstance(alerts, list) else []):
+            if isinstance(alert, dict) and isinstance(alert.get("name"), str):
+                alert_names.setdefault(alert["name"], index)
+        seen: dict[str, int] = {}
+        for index, rule in enumerate(rules if isinstance(rules, list) else []):
+            name = rule.get("name") if isinstance(rule, dict) else None
+            if not isinstance(name, str) or not name:
+                continue
+            path = ("watch", index, "name")
+            if name in seen:
+                first = self.located.line_of(("watch", seen[name], "name"))
+                message = f"duplicate watch rule name '{name}' (first used on line {first}); names must be unique"
+                self._add(path, message)
+                continue
+            seen[name] = index
+            if name in alert_names:
+                line = self.located.line_of(("alerts", alert_names[name], "name"))
+                self._add(path, f"'{name}' is also the name of an alert (line {line}); rename the rule or the alert")
+                continue
+            clash = next((a for a in alert_names if a.startswith(f"{name}:")), None)
+            if clash is not None:
+                line = self.located.line_of(("alerts", alert_names[clash], "name"))
+                self._add(
+                    path,
+                    f"alert '{clash}' (line {line}) is named like a check this rule watches "
+                    f"('{name}:<asset>:<check>'); rename the rule or the alert",
+                )
 
     def _check_drivers(self, data: dict[str, Any]) -> None:
         """Every warehouse URL parses and its driver is installed (else every run of its alerts would fail)."""

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from .._cron import is_valid_cron
 from .rows import RowsSpec
 from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget, Secret
+from .watch import WatchRule
 
 __all__ = [
     "CHANNELS",
@@ -254,7 +255,7 @@ class AlertConfig(_Strict):
 
 
 class AlertsFile(_Strict):
-    """The whole ``alerts.yaml``: warehouses, defaults and alerts."""
+    """The whole ``alerts.yaml``: warehouses, defaults, alerts, and watch rules for asset checks."""
 
     database: DatabaseConfig | None = None
     databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
@@ -270,6 +271,9 @@ class AlertsFile(_Strict):
     )
     defaults: AlertDefaults = Field(default_factory=AlertDefaults)
     alerts: list[AlertConfig]
+    watch: list[WatchRule] = Field(
+        default_factory=list, description="Rules that notify about the deployment's asset checks (optional)"
+    )
 
     def targets(self, entries: list[Any]) -> list[NotifyTarget]:
         """``entries`` with receiver names replaced by the receivers' targets."""

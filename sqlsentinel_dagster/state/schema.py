@@ -23,9 +23,10 @@ __all__ = [
     "migrate",
     "notifications",
     "silences",
+    "watched",
 ]
 
-SCHEMA_VERSION = 2  # 2: sqlsentinel_configs
+SCHEMA_VERSION = 3  # 2: sqlsentinel_configs; 3: sqlsentinel_watched
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):
@@ -132,6 +133,19 @@ configs = sa.Table(
     sa.Column("content", sa.Text, nullable=False),
     sa.Index("ix_sqlsentinel_configs_path", "path_key", "id"),
 )
+
+watched = sa.Table(
+    "sqlsentinel_watched",
+    metadata,
+    sa.Column("alert", NAME, primary_key=True),
+    sa.Column("rule", NAME, nullable=False, index=True),
+    sa.Column("storage_id", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+"""Watched asset checks (``watch:``): the Dagster event-log storage id of the latest evaluation recorded for each
+(so an evaluation is recorded once however often it is read), and that evaluation's outcome, labels and message
+(so reminders can be sent between evaluations)."""
 
 
 def migrate(engine: sa.Engine) -> None:
