@@ -42,6 +42,7 @@ __all__ = [
     "Verdict",
     "VerdictCode",
     "describe",
+    "expected_range",
     "judge",
     "lookback",
     "numeric",
@@ -202,6 +203,12 @@ def describe(verdict: Verdict, unit: str = "") -> str:
         basis += f" {band.season}" if band.season else ""
         basis += f" over the last {_span_words(band.window_seconds, one='')}"
     return f"{value}{shown_unit}, expected {expected} ({basis})"
+
+
+def expected_range(verdict: Verdict) -> str | None:
+    """The band alone, as :func:`describe` writes it (``140-210`` with an en dash, ``at most 210``), for the
+    alert's threshold; None while there is no band."""
+    return _expected(verdict.value, verdict.band, words=True)[1] if verdict.band is not None else None
 
 
 def _judge_change(

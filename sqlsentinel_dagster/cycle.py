@@ -20,6 +20,7 @@ from .config import AlertConfig, LoadedConfig
 from .config.targets import NotifyTarget
 from .errors import SentinelError, StateDatabaseError
 from .evaluate import AlertResult
+from .learned import baseline_payload, judged
 from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_grouped, deliver_pending, notifiers_for
 from .notifiers.probe import broadcast
 from .redact import redact_text
@@ -128,7 +129,7 @@ def run_cycle(
     query_error: str | None = None
     result: AlertResult | None = None
     try:
-        result = evaluate(alert)
+        result = evaluate(alert) if alert.baseline is None else judged(alert, evaluate(alert), store)
         outcome = Outcome(
             result.status, result.actual_value, result.threshold, result.context, None, result.duration_ms
         )
@@ -139,7 +140,11 @@ def run_cycle(
     channels = ledger_channels(targets, fallback)
     labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
     run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
-    payload = {**_payload(alert, outcome, settings.run_id, run_url), **_rows_payload(alert, result)}
+    payload = {
+        **_payload(alert, outcome, settings.run_id, run_url),
+        **_rows_payload(alert, result),
+        **baseline_payload(result),
+    }
     cycle = AlertCycle(alert, outcome, result, query_error=query_error, dry_run=settings.dry_run)
     try:
         state = store()

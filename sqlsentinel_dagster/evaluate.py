@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -25,6 +25,9 @@ from .config.rows import RowsSpec
 from .engines import bounded_engine, checkout_deadline, cut_by_deadline
 from .errors import AlertQueryError, ResultContractError
 from .redact import redact_text
+
+if TYPE_CHECKING:
+    from .baselines import Verdict
 
 __all__ = [
     "MAX_CELL_CHARS",
@@ -64,6 +67,8 @@ class AlertResult:
     rows: tuple[dict[str, Any], ...] = ()
     """A failed-rows alert's rows kept for messages: the sample, or every fetched row with ``attach: csv``
     (at most :data:`MAX_ROWS_BYTES` of them)."""
+    verdict: Verdict | None = None
+    """A baseline alert's verdict on ``actual_value`` (see :mod:`.learned`)."""
 
     @property
     def firing(self) -> bool:

@@ -62,6 +62,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             timeout=alert.timeout,
             secrets=[str(password)] if password else [],
             rows=alert.rows,
+            status_required=alert.baseline is None,
         )
 
     def _url_template(self) -> str:

@@ -90,6 +90,11 @@ def cycle_metadata(cycle: AlertCycle) -> dict[str, Any]:
     }
     if cycle.result is not None:
         metadata["query_ms"] = dg.MetadataValue.float(round(cycle.result.duration_ms, 2))
+    verdict = cycle.result.verdict if cycle.result is not None else None
+    if verdict is not None:
+        metadata["baseline_reason"] = verdict.reason
+        if verdict.band is not None:  # plotted beside actual_value on the asset check page
+            metadata.update({k: _metadata_value(v) for k, v in verdict.band.as_metadata().items()})
     if cycle.result is not None and cycle.alert.rows is not None:
         metadata["row_count"] = dg.MetadataValue.int(int(cycle.result.actual_value))
         metadata["rows"] = dg.MetadataValue.md(_markdown_rows(cycle, cycle.alert.rows.sample))

@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .._cron import is_valid_cron
+from .baseline import BaselineSpec
 from .rows import RowsSpec
 from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget, Secret
 from .watch import WatchRule
@@ -243,6 +244,16 @@ class AlertConfig(_Strict):
     rows: RowsSpec | None = Field(
         default=None, description="A failed-rows alert: fires when the query returns more than `max` rows"
     )
+    baseline: BaselineSpec | None = Field(
+        default=None,
+        description="Learn the threshold from the alert's recorded actual_value (the status column becomes optional)",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> AlertConfig:
+        if self.rows is not None and self.baseline is not None:
+            raise ValueError("rows and baseline cannot be combined: a failed-rows alert's threshold is rows.max")
+        return self
 
     @property
     def schedule_running(self) -> bool:

@@ -126,6 +126,8 @@ def message_text(message: Mapping[str, Any]) -> str:
     rows = row_summary(message)
     if rows is not None:
         parts.append(f"{rows}, more than {message.get('threshold')} allowed")
+    elif message.get("expected"):
+        parts.append(str(message["expected"]))
     elif message.get("actual_value") is not None or message.get("threshold") is not None:
         parts.append(f"value {message.get('actual_value')}, threshold {message.get('threshold')}")
     if message.get("error"):

@@ -61,6 +61,10 @@ VARIABLES: dict[str, str] = {
     "row_count": "a failed-rows alert's row count (none for other alerts)",
     "columns": "a failed-rows alert's column names, a list",
     "rows": "a failed-rows alert's rows: a list of mappings keyed by column name",
+    "expected": "a baseline alert's value and expectation in words (median and band over its history)",
+    "baseline": "a baseline alert's centre (median, mean or compared value); none for other alerts",
+    "threshold_low": "a baseline alert's lower bound (none when it has none)",
+    "threshold_high": "a baseline alert's upper bound (none when it has none)",
 }
 
 SAMPLE: dict[str, Any] = {
@@ -84,6 +88,10 @@ SAMPLE: dict[str, Any] = {
     "row_count": 2,
     "columns": ["id", "amount"],
     "rows": [{"id": 1, "amount": 9.5}, {"id": 2, "amount": 12}],
+    "expected": "84, expected 140\N{EN DASH}210 (median 172 over the last 14 days)",
+    "baseline": 172.0,
+    "threshold_low": 140.0,
+    "threshold_high": 210.0,
 }
 
 
