@@ -24,6 +24,7 @@ from .errors import ConfigError, ConfigProblem
 from .naming import (
     CHECKS_JOB_NAME,
     NOTIFICATIONS_RESOURCE_KEY,
+    OWN_CHECK_METADATA,
     STATE_RESOURCE_KEY,
     TAG_ALERT,
     TAG_DECISION,
@@ -255,7 +256,7 @@ def _check_result(cycle: AlertCycle, config: LoadedConfig) -> dg.AssetCheckResul
         check_name=check_name(cycle.alert.name),
         passed=cycle.outcome.status == "OK",
         severity=_SEVERITY[cycle.alert.severity],
-        metadata=cycle_metadata(cycle),
+        metadata={**cycle_metadata(cycle), OWN_CHECK_METADATA: cycle.alert.name},
         description=cycle.summary(),
     )
 

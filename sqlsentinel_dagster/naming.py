@@ -12,6 +12,7 @@ __all__ = [
     "CHECKS_JOB_NAME",
     "MATERIALIZATION_SENSOR_NAME",
     "NOTIFICATIONS_RESOURCE_KEY",
+    "OWN_CHECK_METADATA",
     "PREFIX",
     "STATE_RESOURCE_KEY",
     "TAG_ALERT",
@@ -33,6 +34,9 @@ MATERIALIZATION_SENSOR_NAME = "sqlsentinel_on_materialization"
 STATE_RESOURCE_KEY = "sqlsentinel_state"
 NOTIFICATIONS_RESOURCE_KEY = "sqlsentinel_notifications"
 TAG_ALERT = "sqlsentinel/alert"
+OWN_CHECK_METADATA = "sqlsentinel/alert"
+"""Metadata key on the evaluations of sqlsentinel's own alert checks (checks mode): ``watch:`` skips them, the
+alert itself already notified."""
 TAG_DECISION = "sqlsentinel/decision"
 TAG_SEVERITY = "sqlsentinel/severity"
 TAG_STATUS = "sqlsentinel/status"

@@ -24,6 +24,7 @@ from .config.targets import NotifyTarget
 from .config.watch import WatchRule
 from .cycle import FALLBACK, CycleSettings, deliver_to, delivery_options, json_safe, ledger_channels, tell_fallback_lost
 from .evaluate import MAX_CONTEXT_COLUMNS, safe_value
+from .naming import OWN_CHECK_METADATA
 from .notifiers import DeliveryReport, channel_id, deliver_grouped, notifiers_for
 from .state.decision import Decision
 from .state.model import Outcome, StateSettings
@@ -223,6 +224,9 @@ def watch_tick(
             tick.out_of_time = True
             break
         tick.read += 1
+        if OWN_CHECK_METADATA in evaluation.metadata:  # an alert's own check (checks mode): it notified already
+            tick.last_storage_id = evaluation.storage_id
+            continue
         for rule in rules.values():
             if rule.watches(evaluation.asset, evaluation.check):
                 labels, outcome = labels_of(rule, evaluation), outcome_of(rule, evaluation)

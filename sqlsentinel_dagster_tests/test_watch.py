@@ -547,6 +547,33 @@ class TestSensor:
             assert "no history" in cli("history", "dbt_tests:finance/ledger:balanced", "--database-url", state).output
         assert events(receiver) == [(NAME, "firing")]
 
+    def test_the_alerts_own_checks_are_not_watched_again(
+        self, write_alerts: WriteAlerts, receiver: Receiver, instance: dg.DagsterInstance
+    ) -> None:
+        """In checks mode an alert is itself a check on its asset: a rule on `shop/*` does not notify it a second
+        time (the alert's own channels did), while the team's own checks on that asset are still watched."""
+        path = watch_file(
+            write_alerts,
+            receiver,
+            top="""
+            database: {url: "sqlite:///w.db"}
+            alerts:
+              - {name: orders_late, query: "SELECT 'ALERT' AS status", schedule: "@hourly", asset: shop/orders,
+                 notify: [{channel: log}]}
+            """,
+        )
+        sensor = Sensor(path, instance)
+        sensor.tick()  # the first tick: nothing evaluated yet
+        checks = build_definitions(path, mode="checks").resolve_job_def("sqlsentinel_checks")
+        assert (
+            not checks.execute_in_process(instance=instance, raise_on_error=False)
+            .get_asset_check_evaluations()[0]
+            .passed
+        )
+        run_checks(instance, not_null_id=FAIL)
+        sensor.tick()
+        assert events(receiver) == [(NAME, "firing")]
+
     def test_overlapping_ticks_notify_once(self, write_alerts: WriteAlerts, receiver: Receiver, any_home: Path) -> None:
         """Two evaluations of the sensor from the same cursor at once, each with its own instance (as two
         daemons would): the failed check is recorded once and notified once."""
