@@ -11,12 +11,7 @@ from pathlib import Path
 
 import click
 
-from .cli_state import (
-    _database_errors,  # the state commands' handling of database errors, shared on purpose
-    database_option,
-    open_store,
-    printable,
-)
+from .cli_common import database_errors, database_option, open_store, printable
 from .replay import Changes, ReplayRun, parse_period, replay_config, summary, text
 from .replay import as_json as replay_json
 
@@ -39,7 +34,7 @@ DEFAULT_FILE = "alerts.yaml"
 @click.option("--since", help="Replay from then on: a duration back (7d) or an ISO date or time.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @database_option
-@_database_errors
+@database_errors
 def replay(
     name: str | None,
     path: str | None,
@@ -59,6 +54,9 @@ def replay(
     Without NAME, every alert of the file: the version of the file last recorded in the state database (the
     deployed one) against the file as it is now, plus the options; largest change in notifications first.
     Only what is still recorded can be replayed: history older than history_retention_days is pruned.
+
+    A baseline alert whose baseline: differs from the deployed one has its statuses re-judged from the recorded
+    actual_value (the value alone: a query's own status column is not replayed).
     """
     from .cli import load_or_exit
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .cli_state import NO_TABLES, database_option, open_store, printable
+from .cli_common import NO_TABLES, database_option, open_store, printable
 from .config import AlertConfig, LoadedConfig
 from .cycle import AlertCycle, CycleSettings, run_cycle
 from .state.store import StateStore

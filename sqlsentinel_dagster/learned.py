@@ -18,7 +18,7 @@ from .config import AlertConfig
 from .errors import StateDatabaseError
 from .evaluate import AlertResult
 from .redact import redact_text
-from .state.admin import evaluations_between
+from .state.history import evaluations_between
 from .state.store import StateStore
 
 __all__ = ["baseline_payload", "judged"]

@@ -29,7 +29,8 @@ from .notifiers import DeliveryReport, channel_id, deliver_grouped, notifiers_fo
 from .state.decision import Decision
 from .state.model import Outcome, StateSettings
 from .state.silences import AlertLabels
-from .state.store import StateStore, WatchedCheck
+from .state.store import StateStore
+from .state.watched import WatchedCheck
 
 __all__ = [
     "MAX_NAME",

@@ -30,6 +30,7 @@ from sqlsentinel_dagster.replay import (
 )
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.configs import remember
+from sqlsentinel_dagster.state.history import evaluations_between, first_evaluated_at, history_stats
 from sqlsentinel_dagster.state.model import Outcome, OutcomeStatus, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels, Silence, parse_matcher
 from sqlsentinel_dagster.state.store import StateStore
@@ -315,10 +316,10 @@ class TestReadingHistory:
         clock = FakeClock(T0)
         store = StateStore.from_url(state_url, clock)
         record(store, clock, "OAEO")
-        rows, cut = admin.evaluations_between(store, "orders_late", at(1), at(2))
+        rows, cut = evaluations_between(store, "orders_late", at(1), at(2))
         assert [(r["evaluated_at"], r["status"]) for r in rows] == [(at(1), "ALERT"), (at(2), "ERROR")]
-        assert not cut and admin.first_evaluated_at(store, "orders_late") == T0
-        assert admin.first_evaluated_at(store, "other") is None
+        assert not cut and first_evaluated_at(store, "orders_late") == T0
+        assert first_evaluated_at(store, "other") is None
         store.engine.dispose()
 
     def test_more_than_the_limit_keeps_the_newest(self, state_url: str) -> None:
@@ -326,7 +327,7 @@ class TestReadingHistory:
         clock = FakeClock(T0)
         store = StateStore.from_url(state_url, clock)
         record(store, clock, "OAEOA")
-        rows, cut = admin.evaluations_between(store, "orders_late", T0, at(10), limit=2)
+        rows, cut = evaluations_between(store, "orders_late", T0, at(10), limit=2)
         assert cut and [r["status"] for r in rows] == ["OK", "ALERT"]
         store.engine.dispose()
 
@@ -337,7 +338,7 @@ class TestReadingHistory:
         store.record(LABELS, Outcome("ERROR", error="e" * 5_000), StateSettings(), {}, {}, None)
         clock.now += STEP
         store.record(LABELS, Outcome("ALERT", actual_value="v" * 5_000), StateSettings(), {}, {}, None)
-        rows, _ = admin.evaluations_between(store, "orders_late", T0, at(1))
+        rows, _ = evaluations_between(store, "orders_late", T0, at(1))
         assert [(r["error"], r["actual_value"]) for r in rows] == [("e" * 200, None), (None, "v" * 200)]
         store.engine.dispose()
 
@@ -399,6 +400,7 @@ class TestReplayCommand:
             "recover_after": 1,
             "error_after": 1,
             "repeat_interval_seconds": None,
+            "baseline": None,
         }
         # OOAOAAOAAAOO, then AOAAAAOO whose first ALERT is silenced: 5 incidents; for 3 fires on 2 of them
         assert data["current"]["notifications"] == {"firing": 4, "reminder": 0, "resolved": 4, "error": 0}
@@ -552,7 +554,7 @@ class TestReplayOfRealRuns:
         assert data["current"]["notifications"] == {"firing": 2, "reminder": 0, "resolved": 2, "error": 0}
         assert data["proposed"]["notifications"] == {"firing": 1, "reminder": 0, "resolved": 1, "error": 0}
         assert len(data["missed"]) == 1 and [i["missed"] for i in data["proposed"]["incidents"]] == [True, False]
-        assert admin.history_stats(StateStore.from_url(url), "error_rate").notifications == {"delivered": 4}
+        assert history_stats(StateStore.from_url(url), "error_rate").notifications == {"delivered": 4}
 
     def test_the_launchpad_job_puts_the_comparison_in_the_run_metadata(
         self, alerts: Path, instance: dg.DagsterInstance

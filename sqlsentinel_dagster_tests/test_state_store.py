@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlsentinel_dagster.state import admin
+from sqlsentinel_dagster.state.history import alert_history, history_stats
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.schema import SCHEMA_VERSION, metadata
 from sqlsentinel_dagster.state.silences import AlertLabels, parse_matcher
@@ -67,7 +68,7 @@ class TestRecord:
             pending[0].key == "orders_late/2/firing/0:webhook"
             and pending[0].payload["idempotency_key"] == pending[0].key
         )
-        assert [row["status"] for row in admin.alert_history(store, "orders_late")] == ["ALERT", "OK"]
+        assert [row["status"] for row in alert_history(store, "orders_late")] == ["ALERT", "OK"]
 
     def test_send_resolved_false_skips_that_channel_for_resolved(self, state_url: str, clock: FakeClock) -> None:
         """A channel with send_resolved: false gets no resolved notification."""
@@ -84,7 +85,7 @@ class TestRecord:
         store = StateStore.from_url(state_url, clock)
         decision = _record(store, "ALERT", dry_run=True)
         assert decision.code == "first_notification" and decision.event == "firing"
-        assert store.pending("orders_late") == [] and admin.alert_history(store, "orders_late") == []
+        assert store.pending("orders_late") == [] and alert_history(store, "orders_late") == []
         assert _record(store, "ALERT").code == "first_notification"  # still the first real one
 
     def test_state_survives_a_new_store_on_the_same_database(self, state_url: str, clock: FakeClock) -> None:
@@ -162,14 +163,14 @@ class TestAdmin:
         for status in ["OK", "ALERT", "ALERT", "ERROR", "OK"]:
             store.record(LABELS, Outcome(status, duration_ms=10.0), StateSettings(), CHANNELS, {}, "r")  # type: ignore[arg-type]
             clock.advance(minutes=1)
-        stats = admin.history_stats(store, "orders_late")
+        stats = history_stats(store, "orders_late")
         assert (stats.runs, stats.alert, stats.ok, stats.error) == (5, 2, 2, 1)
         assert stats.firing_share == 0.5 and stats.duration_p50_ms == 10.0
         assert stats.notifications == {"pending": 5}  # firing and error on 2 channels, resolved on 1
         clock.advance(days=31)
         removed = admin.prune_history(store, dt.timedelta(days=30))
         assert removed["history"] == 5 and removed["notifications"] == 0  # pending ones are kept
-        assert admin.history_stats(store, "orders_late").runs == 0
+        assert history_stats(store, "orders_late").runs == 0
 
 
 def test_a_version_1_database_is_migrated_to_the_current_schema(tmp_path: Path) -> None:

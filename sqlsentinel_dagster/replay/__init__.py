@@ -1,10 +1,12 @@
 """Replay: an alert's recorded evaluations through the real decision, under its current and proposed settings.
 
-No Dagster import: :mod:`.core` replays (pure), :mod:`.timeline` draws the period, :mod:`.report` shows the
-result as JSON, text or Markdown, and :mod:`.source` reads the state database and the alerts file. The
-``sqlsentinel replay`` command and the ``sqlsentinel_replay`` job are thin layers over :func:`replay_config`.
+No Dagster import: :mod:`.core` replays (pure), :mod:`.baseline` re-judges a baseline alert's statuses under
+another ``baseline:`` (pure), :mod:`.timeline` draws the period, :mod:`.report` shows the result as JSON, text
+or Markdown, and :mod:`.source` reads the state database and the alerts file. The ``sqlsentinel replay`` command
+and the ``sqlsentinel_replay`` job are thin layers over :func:`replay_config`.
 """
 
+from .baseline import Baselines, Judged, Rule, baseline_json, describe_baseline, judge_sides, rejudge
 from .core import (
     EVENTS,
     Comparison,
@@ -26,21 +28,28 @@ __all__ = [
     "EVENTS",
     "WIDTH",
     "AlertReplay",
+    "Baselines",
     "Changes",
     "Comparison",
     "Evaluation",
     "Incident",
     "IncidentReplay",
+    "Judged",
     "ReplayRun",
+    "Rule",
     "SettingsReplay",
     "as_json",
+    "baseline_json",
     "compare",
+    "describe_baseline",
     "describe_settings",
     "find_incidents",
+    "judge_sides",
     "labels_of",
     "mark",
     "markdown",
     "parse_period",
+    "rejudge",
     "replay",
     "replay_alert",
     "replay_config",

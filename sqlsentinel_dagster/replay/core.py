@@ -248,12 +248,20 @@ def compare(
     silences: Sequence[Silence],
     current: StateSettings,
     proposed: StateSettings,
+    judged: tuple[Sequence[Evaluation], Sequence[Evaluation]] | None = None,
 ) -> Comparison:
-    """Replay ``evaluations`` under ``current`` and ``proposed`` settings, side by side."""
+    """Replay ``evaluations`` under ``current`` and ``proposed`` settings, side by side.
+
+    ``judged``: what each side decides instead, when a baseline re-judged the statuses (the same evaluations, in
+    the same order, with other statuses; see :mod:`.baseline`). The incidents are always those of
+    ``evaluations``, the recorded history."""
     incidents = find_incidents(evaluations)
+    as_current, as_proposed = judged or (evaluations, evaluations)
+    if not len(as_current) == len(as_proposed) == len(evaluations):
+        raise ValueError(f"judged: {len(as_current)} and {len(as_proposed)} evaluations, {len(evaluations)} recorded")
     return Comparison(
         evaluations=len(evaluations),
         incidents=tuple(incidents),
-        current=replay(evaluations, labels=labels, silences=silences, settings=current, incidents=incidents),
-        proposed=replay(evaluations, labels=labels, silences=silences, settings=proposed, incidents=incidents),
+        current=replay(as_current, labels=labels, silences=silences, settings=current, incidents=incidents),
+        proposed=replay(as_proposed, labels=labels, silences=silences, settings=proposed, incidents=incidents),
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..state.model import StateSettings
+from .baseline import Baselines, Side, baseline_json, describe_baseline
 from .core import EVENTS, Comparison, Incident, IncidentReplay, SettingsReplay
 from .timeline import span
 
@@ -27,7 +28,10 @@ class AlertReplay:
     """The oldest evaluation of the alert still recorded; None when none is."""
     timeline: list[str]
     notes: list[str]
-    """What limits the replay: pruned or cut history, no recorded version, settings taken from the file."""
+    """What limits the replay: pruned or cut history, no recorded version, settings taken from the file, statuses
+    re-judged by a baseline."""
+    baselines: Baselines = field(default_factory=Baselines)
+    """The baseline of each side, and the one the evaluations were recorded under."""
 
 
 def describe_settings(settings: StateSettings) -> str:
@@ -40,13 +44,13 @@ def describe_settings(settings: StateSettings) -> str:
 
 
 def as_json(replay: AlertReplay, incident_limit: int | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
-    """The replay as JSON values, with stable keys: ``alert``, ``period``, ``settings``, ``evaluations``,
-    ``current``, ``proposed``, ``difference``, ``missed``, ``timeline``, ``notes`` (``notes`` first, then the
-    replay's own).
+    """The replay as JSON values, with stable keys: ``alert``, ``period``, ``settings`` (each side's, with its
+    ``baseline`` as written in YAML or None), ``evaluations``, ``current``, ``proposed``, ``difference``,
+    ``missed``, ``timeline``, ``notes`` (``notes`` first, then the replay's own).
 
     ``incident_limit``: list at most that many incidents per setting (and missed incidents), and say in
     ``incidents_omitted`` / ``missed_omitted`` how many were left out."""
-    comparison = replay.comparison
+    comparison, baselines = replay.comparison, replay.baselines
     missed = comparison.missed
     shown_missed = missed if incident_limit is None else missed[:incident_limit]
     return {
@@ -57,8 +61,11 @@ def as_json(replay: AlertReplay, incident_limit: int | None = None, notes: Seque
             "history_starts": _iso(replay.history_starts),
         },
         "settings": {
-            "current": _settings_json(comparison.current.settings),
-            "proposed": _settings_json(comparison.proposed.settings),
+            "current": {**_settings_json(comparison.current.settings), "baseline": baseline_json(baselines.current)},
+            "proposed": {
+                **_settings_json(comparison.proposed.settings),
+                "baseline": baseline_json(baselines.proposed),
+            },
         },
         "evaluations": comparison.evaluations,
         "current": _side_json(comparison.current, incident_limit),
@@ -81,7 +88,9 @@ def text(replay: AlertReplay, incident_limit: int = 20) -> list[str]:
         f"{len(comparison.incidents)} incident{'s' if len(comparison.incidents) != 1 else ''}",
         *(f"  note: {note}" for note in replay.notes),
         f"  current:  {describe_settings(current.settings)}",
+        *_baseline_line(replay.baselines, "current"),
         f"  proposed: {describe_settings(proposed.settings)}",
+        *_baseline_line(replay.baselines, "proposed"),
         "",
         f"  {'notifications':<14}{'current':>9}{'proposed':>10}{'difference':>12}",
     ]
@@ -141,6 +150,9 @@ def _markdown_details(replay: AlertReplay) -> list[str]:
     comparison = replay.comparison
     current, proposed = comparison.current, comparison.proposed
     rows = [("settings", describe_settings(current.settings), describe_settings(proposed.settings), "")]
+    baselines = replay.baselines
+    if baselines.current is not None or baselines.proposed is not None:
+        rows.append(("baseline", describe_baseline(baselines.current), describe_baseline(baselines.proposed), ""))
     rows += [
         (e, str(current.notifications[e]), str(proposed.notifications[e]), _signed(d))
         for e, d in comparison.difference.items()
@@ -176,6 +188,13 @@ def _markdown_details(replay: AlertReplay) -> list[str]:
         *replay.timeline,
         "```",
     ]
+
+
+def _baseline_line(baselines: Baselines, side: Side) -> list[str]:
+    """``baseline {method: mad, ...}`` under a side's settings, when either side has a baseline."""
+    if baselines.current is None and baselines.proposed is None:
+        return []
+    return [f"            baseline {describe_baseline(baselines.rule(side))}"]
 
 
 def _settings_json(settings: StateSettings) -> dict[str, Any]:

@@ -12,14 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from ..baselines import MAX_SAMPLES
 from ..config import AlertConfig, LoadedConfig, load_config
 from ..config.models import parse_duration
 from ..cycle import settings_of
 from ..state import admin
 from ..state.configs import last_valid
+from ..state.history import MAX_EVALUATIONS_READ, evaluations_between, first_evaluated_at
 from ..state.model import StateSettings
 from ..state.silences import AlertLabels, Silence
 from ..state.store import StateStore
+from .baseline import Baselines, Judged, Rule, judge_sides
 from .core import Evaluation, compare
 from .report import AlertReplay
 from .timeline import timeline
@@ -134,20 +137,22 @@ def replay_alert(
     start: dt.datetime,
     end: dt.datetime,
     silences: Sequence[Silence],
+    baselines: Baselines | None = None,
 ) -> AlertReplay:
-    """Replay the evaluations of the alert ``labels`` names, recorded from ``start`` to ``end``."""
+    """Replay the evaluations of the alert ``labels`` names, recorded from ``start`` to ``end``; a side whose
+    baseline is not the recorded one re-judges their statuses (see :mod:`.baseline`)."""
     name = labels.name
-    rows, cut = admin.evaluations_between(store, name, start, end)
+    rows, cut = evaluations_between(store, name, start, end)
     evaluations = [
         Evaluation(row["evaluated_at"], row["status"], row["actual_value"], row["error"])
         for row in rows
         if row["status"] in ("ALERT", "OK", "ERROR")
     ]
-    history_starts = admin.first_evaluated_at(store, name)
+    history_starts = first_evaluated_at(store, name)
     notes = []
     if cut and evaluations:
         notes.append(
-            f"more than {admin.MAX_EVALUATIONS_READ:,} evaluations in the period: only the newest "
+            f"more than {MAX_EVALUATIONS_READ:,} evaluations in the period: only the newest "
             f"{len(evaluations):,}, from {evaluations[0].at.isoformat(timespec='seconds')}, are replayed"
         )
     if history_starts is None:
@@ -158,9 +163,18 @@ def replay_alert(
             "evaluations were pruned (AlertStateResource.history_retention_days, 30 by default) or never made, "
             "so the replay cannot go further back"
         )
-    comparison = compare(evaluations, labels=labels, silences=silences, current=current, proposed=proposed)
+    baselines = baselines or Baselines()
+    judged = _judged(store, name, evaluations, baselines)
+    comparison = compare(
+        evaluations,
+        labels=labels,
+        silences=silences,
+        current=current,
+        proposed=proposed,
+        judged=(judged.current, judged.proposed),
+    )
     lines = timeline(evaluations, comparison, start, end)
-    return AlertReplay(name, comparison, start, end, history_starts, lines, notes)
+    return AlertReplay(name, comparison, start, end, history_starts, lines, [*notes, *judged.notes], baselines)
 
 
 def replay_config(
@@ -180,22 +194,45 @@ def replay_config(
     if name is not None:
         alert = _alert(config, name)
         current = settings_of(alert)
+        deployed = (_recorded_alerts(store, config)[0] or {}).get(name, alert)  # what judged the recorded statuses
+        baselines = Baselines(Rule.of(deployed), Rule.of(alert), Rule.of(alert))
         replay = replay_alert(
-            store, labels_of(alert), current, changes.apply(current), start=start, end=end, silences=silences
+            store,
+            labels_of(alert),
+            current,
+            changes.apply(current),
+            start=start,
+            end=end,
+            silences=silences,
+            baselines=baselines,
         )
         unchanged = "no change proposed (for, recover_after, error_after or repeat_interval): both sides are the same"
-        return ReplayRun([replay], [] if changes.any else [unchanged])
-    recorded, notes = _recorded_settings(store, config)
+        rejudged = (
+            f"the baseline in {config.path} is not the one of its version recorded in the state database, which "
+            "judged the recorded statuses: both sides re-judge them"
+        )
+        return ReplayRun([replay], [*([] if changes.any else [unchanged]), *([rejudged] if baselines.any else [])])
+    recorded, notes = _recorded_alerts(store, config)
     replays = []
     for alert in config.alerts:
-        in_file = settings_of(alert)
-        before = in_file if recorded is None else recorded.get(alert.name)
+        before = alert if recorded is None else recorded.get(alert.name)
         alert_notes = (
             [] if before is not None else ["not in the recorded version: the file's settings are used for both"]
         )
-        current = before or in_file
-        proposed = changes.apply(in_file)
-        replay = replay_alert(store, labels_of(alert), current, proposed, start=start, end=end, silences=silences)
+        deployed = before or alert
+        current = settings_of(deployed)
+        proposed = changes.apply(settings_of(alert))
+        baselines = Baselines(Rule.of(deployed), Rule.of(deployed), Rule.of(alert))
+        replay = replay_alert(
+            store,
+            labels_of(alert),
+            current,
+            proposed,
+            start=start,
+            end=end,
+            silences=silences,
+            baselines=baselines,
+        )
         replays.append(replace(replay, notes=[*alert_notes, *replay.notes]))
     replays.sort(key=lambda r: (-abs(r.comparison.change), r.alert))
     return ReplayRun(replays, notes)
@@ -210,9 +247,24 @@ def _alert(config: LoadedConfig, name: str) -> AlertConfig:
         raise ValueError(f"no alert named '{name}' in {config.path}{hint}") from None
 
 
-def _recorded_settings(store: StateStore, config: LoadedConfig) -> tuple[dict[str, StateSettings] | None, list[str]]:
-    """The settings of each alert in the last valid version of the file recorded in ``store`` (None when no
-    version is recorded), and a note saying what is compared."""
+def _judged(store: StateStore, name: str, evaluations: list[Evaluation], baselines: Baselines) -> Judged:
+    """The evaluations each side decides: re-judged by a side's baseline when it is not the recorded one, learning
+    first from the evaluations recorded in the baseline's lookback before the first of them."""
+    before: list[Evaluation] = []
+    if baselines.any and evaluations:
+        first = evaluations[0].at
+        rows, _ = evaluations_between(store, name, first - baselines.lookback, first, limit=MAX_SAMPLES)
+        before = [
+            Evaluation(row["evaluated_at"], row["status"], row["actual_value"], row["error"])
+            for row in rows
+            if row["status"] in ("ALERT", "OK", "ERROR") and row["evaluated_at"] < first
+        ]
+    return judge_sides(evaluations, baselines, before)
+
+
+def _recorded_alerts(store: StateStore, config: LoadedConfig) -> tuple[dict[str, AlertConfig] | None, list[str]]:
+    """Each alert of the last valid version of the file recorded in ``store`` (None when no version is recorded),
+    and a note saying what is compared."""
     saved = last_valid(store, str(config.path))
     if saved is None:
         return None, [
@@ -225,4 +277,4 @@ def _recorded_settings(store: StateStore, config: LoadedConfig) -> tuple[dict[st
         f"current: the version of {config.path} recorded {saved.loaded_at:%Y-%m-%d %H:%M} UTC "
         f"(sha256 {saved.digest[:12]}); proposed: the file as it is now"
     )
-    return {alert.name: settings_of(alert) for alert in previous.alerts}, [note]
+    return {alert.name: alert for alert in previous.alerts}, [note]

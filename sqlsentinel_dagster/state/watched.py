@@ -1,0 +1,159 @@
+"""The state of watched asset checks (``watch:``), recorded by the :class:`.store.StateStore`.
+
+Each evaluation of a watched check, read from Dagster's event log, is decided and recorded as an alert's is,
+at most once: :class:`WatchedChecks` (inherited by the store) keeps the latest recorded evaluation's storage id
+in the same transaction as the decision, and finds the checks that still need work between evaluations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from .decision import Decision, decide
+from .model import AlertState, Outcome, StateSettings
+from .rows import dumps, state_from_json
+from .schema import alert_state, notifications, watched
+from .silences import AlertLabels, Silence
+
+__all__ = ["WatchedCheck", "WatchedChecks"]
+
+
+@dataclass(frozen=True)
+class WatchedCheck:
+    """A watched asset check (``watch:``) as last recorded: its state, and the evaluation it was decided on."""
+
+    name: str
+    rule: str
+    storage_id: int
+    """The Dagster event-log storage id of the latest evaluation recorded."""
+    state: AlertState
+    outcome: Outcome
+    labels: AlertLabels
+    payload: dict[str, Any]
+    undelivered: bool
+    """It has notifications pending or being sent."""
+
+
+class _Recorder(Protocol):
+    """What :class:`WatchedChecks` uses of the store that inherits it."""
+
+    engine: sa.Engine
+    clock: Callable[[], dt.datetime]
+
+    def _lock_state(self, conn: sa.Connection, alert: str, create: bool) -> AlertState | None: ...
+
+    def _silences(self, conn: sa.Connection) -> list[Silence]: ...
+
+    def _write_decision(
+        self,
+        conn: sa.Connection,
+        decision: Decision,
+        labels: AlertLabels,
+        outcome: Outcome,
+        channels: Mapping[str, Collection[str]],
+        payload: dict[str, Any],
+        run_id: str | None,
+        now: dt.datetime,
+    ) -> None: ...
+
+
+class WatchedChecks:
+    """The store's methods for watched asset checks (``watch:``)."""
+
+    def record_watched(
+        self: _Recorder,
+        labels: AlertLabels,
+        outcome: Outcome,
+        settings: StateSettings,
+        channels: Mapping[str, Collection[str]],
+        payload: dict[str, Any],
+        run_id: str | None,
+        *,
+        rule: str,
+        storage_id: int,
+    ) -> Decision | None:
+        """:meth:`.StateStore.record` for a watched asset check's evaluation, read from Dagster's event log with
+        ``storage_id``: each evaluation is recorded at most once, however many readers see it.
+
+        In the same transaction as the decision: an evaluation older than the latest recorded one is ignored
+        (None); the latest one again is a re-decision on the same evaluation, kept only when it notifies a
+        reminder or an owed firing (a check that stays failed is reminded without new evaluations); a newer one
+        is recorded as any evaluation is, and becomes the latest.
+        """
+        now = self.clock()
+        with self.engine.begin() as conn:
+            previous = self._lock_state(conn, labels.name, create=True)
+            query = sa.select(watched.c.storage_id).where(watched.c.alert == labels.name)
+            latest = conn.execute(query if conn.dialect.name == "sqlite" else query.with_for_update()).scalar()
+            if latest is not None and storage_id < latest:
+                conn.rollback()
+                return None
+            decision = decide(
+                previous, outcome, labels=labels, silences=self._silences(conn), settings=settings, now=now
+            )
+            again = latest is not None and storage_id == latest
+            reminding = previous is not None and previous.condition == "firing"
+            if again and not (reminding and decision.event in ("firing", "reminder")):
+                conn.rollback()
+                return None
+            self._write_decision(conn, decision, labels, outcome, channels, payload, run_id, now)
+            data = dumps({"outcome": asdict(outcome), "labels": asdict(labels), "payload": payload})
+            values = {"rule": rule, "storage_id": storage_id, "data": data, "updated_at": now}
+            if latest is None:
+                conn.execute(sa.insert(watched).values(alert=labels.name, **values))
+            else:
+                conn.execute(sa.update(watched).where(watched.c.alert == labels.name).values(**values))
+        return decision
+
+    def watched_needing_work(self: _Recorder, rules: Collection[str]) -> list[WatchedCheck]:
+        """The checks watched by ``rules`` that are firing (a reminder may be due, or a silence may have ended)
+        or have notifications not delivered yet."""
+        if not rules:
+            return []
+        undelivered = (
+            sa.select(notifications.c.id)
+            .where(notifications.c.alert == watched.c.alert, notifications.c.status.in_(("pending", "sending")))
+            .exists()
+        )
+        query = (
+            sa.select(watched, alert_state.c.data.label("state"), undelivered.label("undelivered"))
+            .join(alert_state, alert_state.c.alert == watched.c.alert)
+            .where(watched.c.rule.in_(list(rules)), sa.or_(alert_state.c.condition == "firing", undelivered))
+            .order_by(watched.c.alert)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_watched_from_row(row) for row in rows]
+
+
+def _watched_from_row(row: Any) -> WatchedCheck:
+    data = json.loads(row["data"])
+    outcome, labels = data.get("outcome") or {}, data.get("labels") or {}
+    return WatchedCheck(
+        name=row["alert"],
+        rule=row["rule"],
+        storage_id=int(row["storage_id"]),
+        state=state_from_json(row["alert"], row["state"]),
+        outcome=Outcome(
+            status=outcome.get("status", "OK"),
+            actual_value=outcome.get("actual_value"),
+            threshold=outcome.get("threshold"),
+            context=outcome.get("context") or {},
+            error=outcome.get("error"),
+            duration_ms=outcome.get("duration_ms") or 0.0,
+        ),
+        labels=AlertLabels(
+            name=labels.get("name", row["alert"]),
+            severity=labels.get("severity", ""),
+            owners=tuple(labels.get("owners") or ()),
+            tags=labels.get("tags") or {},
+        ),
+        payload=data.get("payload") or {},
+        undelivered=bool(row["undelivered"]),
+    )
