@@ -38,8 +38,9 @@ def validate(path: str) -> None:
     config = load_or_exit(path)
     for note in config.notes:
         click.echo(f"note: {note}")
-    count = len(config.alerts)
-    click.echo(f"{path}: valid, {count} alert{'s' if count != 1 else ''}")
+    count, rules = len(config.alerts), len(config.watch_rules)
+    watched = f", {rules} watch rule{'s' if rules != 1 else ''}" if rules else ""
+    click.echo(f"{path}: valid, {count} alert{'s' if count != 1 else ''}{watched}")
 
 
 @main.command()
