@@ -13,10 +13,11 @@ from .errors import (
     TemplateLimitError,
     TemplateRenderError,
 )
-from .evaluate import AlertResult, evaluate_query, parse_result
+from .evaluate import evaluate_query
 from .factory import build_definitions, build_job, build_schedule
 from .naming import job_name, schedule_name
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource
+from .results import AlertResult, parse_result
 
 __all__ = [
     "AlertConfig",

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from .config import AlertConfig, LoadedConfig
 from .config.targets import NotifyTarget
 from .errors import SentinelError, StateDatabaseError
-from .evaluate import AlertResult
 from .learned import baseline_payload, judged
 from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_grouped, deliver_pending, notifiers_for
 from .notifiers.probe import broadcast
 from .redact import redact_text
+from .results import AlertResult
 from .state.decision import Decision
 from .state.model import Outcome, StateSettings
 from .state.silences import AlertLabels

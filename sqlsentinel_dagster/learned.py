@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from .baselines import MAX_SAMPLES, BaselineError, Sample, describe, expected_range, judge, lookback
 from .config import AlertConfig
 from .errors import StateDatabaseError
-from .evaluate import AlertResult
 from .redact import redact_text
+from .results import AlertResult
 from .state.history import evaluations_between
 from .state.store import StateStore
 

@@ -17,9 +17,10 @@ from ._yaml import MAX_FILE_BYTES
 from .config import AlertConfig, LoadedConfig, load_config
 from .config.compiled import load_compiled, save_compiled
 from .errors import AlertQueryError, StateDatabaseError
-from .evaluate import AlertResult, create_warehouse_engine, driver_problem, evaluate_query, resolve_sqlite_path
+from .evaluate import create_warehouse_engine, driver_problem, evaluate_query, resolve_sqlite_path
 from .notifiers.registry import ChannelSettings, smtp_from_env
 from .notifiers.retry import RetryPolicy
+from .results import AlertResult
 from .state.store import StateStore
 
 __all__ = ["AlertStateResource", "NotificationsResource", "WarehouseResource", "cached_config", "use_config"]

@@ -23,9 +23,9 @@ from .config import LoadedConfig
 from .config.targets import NotifyTarget
 from .config.watch import WatchRule
 from .cycle import FALLBACK, CycleSettings, deliver_to, delivery_options, json_safe, ledger_channels, tell_fallback_lost
-from .evaluate import MAX_CONTEXT_COLUMNS, safe_value
 from .naming import OWN_CHECK_METADATA
 from .notifiers import DeliveryReport, channel_id, deliver_grouped, notifiers_for
+from .results import MAX_CONTEXT_COLUMNS, safe_value
 from .state.decision import Decision
 from .state.model import Outcome, StateSettings
 from .state.silences import AlertLabels

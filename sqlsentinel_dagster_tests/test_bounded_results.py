@@ -10,14 +10,9 @@ import dagster as dg
 import pytest
 
 from sqlsentinel_dagster import ResultContractError, build_definitions
-from sqlsentinel_dagster.evaluate import (
-    MAX_CELL_CHARS,
-    MAX_CONTEXT_COLUMNS,
-    create_warehouse_engine,
-    evaluate_query,
-    parse_result,
-)
+from sqlsentinel_dagster.evaluate import create_warehouse_engine, evaluate_query
 from sqlsentinel_dagster.resources import NotificationsResource
+from sqlsentinel_dagster.results import MAX_CELL_CHARS, MAX_CONTEXT_COLUMNS, parse_result
 from sqlsentinel_dagster.state.store import StateStore
 
 from .loopback import loopback_receiver

@@ -222,7 +222,7 @@ class TestSameAsJudge:
         baseline = rule(min_history=3, history="30d")
         assert marks(rejudge(history, baseline)) == _judge_each(history, baseline) == "." * 21
         monkeypatch.setattr("sqlsentinel_dagster.baselines.MAX_SAMPLES", 5)
-        monkeypatch.setattr("sqlsentinel_dagster.replay.baseline.MAX_SAMPLES", 5)
+        monkeypatch.setattr("sqlsentinel_dagster.replay.window.MAX_SAMPLES", 5)
         assert marks(rejudge(history, baseline)) == _judge_each(history, baseline) == "." * 20 + "A"
 
 

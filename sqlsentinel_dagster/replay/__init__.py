@@ -1,9 +1,10 @@
 """Replay: an alert's recorded evaluations through the real decision, under its current and proposed settings.
 
 No Dagster import: :mod:`.core` replays (pure), :mod:`.baseline` re-judges a baseline alert's statuses under
-another ``baseline:`` (pure), :mod:`.timeline` draws the period, :mod:`.report` shows the result as JSON, text
-or Markdown, and :mod:`.source` reads the state database and the alerts file. The ``sqlsentinel replay`` command
-and the ``sqlsentinel_replay`` job are thin layers over :func:`replay_config`.
+another ``baseline:`` (pure, over the incremental window of :mod:`.window`), :mod:`.timeline` draws the period,
+:mod:`.report` shows the result as JSON, text or Markdown, and :mod:`.source` reads the state database and the
+alerts file. The ``sqlsentinel replay`` command and the ``sqlsentinel_replay`` job are thin layers over
+:func:`replay_config`.
 """
 
 from .baseline import Baselines, Judged, Rule, baseline_json, describe_baseline, judge_sides, rejudge
