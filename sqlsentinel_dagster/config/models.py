@@ -24,6 +24,7 @@ __all__ = [
     "DatabaseConfig",
     "NotifyTarget",
     "Severity",
+    "format_duration",
     "parse_duration",
 ]
 
@@ -56,6 +57,17 @@ def _timezone(value: str) -> str:
             f"unknown timezone '{value}'; use an IANA name such as 'UTC' or 'Europe/Paris'{hint}"
         ) from None
     return value
+
+
+def format_duration(length: timedelta) -> str:
+    """``length`` in its two largest units: ``12h``, ``45d 3h``, ``2h 30m``, ``90s`` (negative reads as ``0s``)."""
+    seconds = max(0, round(length.total_seconds()))
+    parts: list[str] = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join(parts[:2])
 
 
 def parse_duration(value: Any) -> float:

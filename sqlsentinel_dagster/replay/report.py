@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config.models import format_duration
 from ..state.model import StateSettings
 from .baseline import Baselines, Side, baseline_json, describe_baseline
 from .core import EVENTS, Comparison, Incident, IncidentReplay, SettingsReplay
-from .timeline import span
 
 __all__ = ["AlertReplay", "as_json", "describe_settings", "markdown", "summary", "text"]
 
@@ -36,7 +36,7 @@ class AlertReplay:
 
 def describe_settings(settings: StateSettings) -> str:
     """``for 3, recover_after 1, error_after 1, repeat_interval 4h`` (``none`` when reminders are off)."""
-    interval = span(settings.repeat_interval) if settings.repeat_interval else "none"
+    interval = format_duration(settings.repeat_interval) if settings.repeat_interval else "none"
     return (
         f"for {settings.for_count}, recover_after {settings.recover_after}, "
         f"error_after {settings.error_after}, repeat_interval {interval}"
@@ -240,7 +240,7 @@ def _delays(side: SettingsReplay) -> str:
     if not delays:
         return "no incident fired"
     median = dt.timedelta(seconds=statistics.median(d.total_seconds() for d in delays))
-    return f"median {span(median)}, max {span(max(delays))}"
+    return f"median {format_duration(median)}, max {format_duration(max(delays))}"
 
 
 def _fate(replay: IncidentReplay) -> str:
@@ -249,7 +249,7 @@ def _fate(replay: IncidentReplay) -> str:
     delay = replay.delay or dt.timedelta()
     silenced = " (suppressed by a silence)" if replay.suppressed else ""
     resolved = _short(replay.resolved_at, replay.incident.started_at) if replay.resolved_at else "still firing"
-    return f"fired +{span(delay)}{silenced}, resolved {resolved}"
+    return f"fired +{format_duration(delay)}{silenced}, resolved {resolved}"
 
 
 def _period(incident: Incident) -> str:

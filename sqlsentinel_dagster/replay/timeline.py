@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from ..config.models import format_duration
 from .core import Comparison, Evaluation
 
-__all__ = ["HISTORY_LEGEND", "SETTINGS_LEGEND", "WIDTH", "span", "timeline"]
+__all__ = ["HISTORY_LEGEND", "SETTINGS_LEGEND", "WIDTH", "timeline"]
 
 WIDTH = 60
 """Columns of the timeline, whatever the length of the period."""
@@ -43,20 +44,9 @@ def timeline(
         f"{'history':<10}|{history}|",
         f"{'current':<10}|{current}|",
         f"{'proposed':<10}|{proposed}|",
-        f"one column: {span((end - start) / width)}; {HISTORY_LEGEND}",
+        f"one column: {format_duration((end - start) / width)}; {HISTORY_LEGEND}",
         SETTINGS_LEGEND,
     ]
-
-
-def span(length: dt.timedelta) -> str:
-    """``length`` in its two largest units: ``12h``, ``1d 4h``, ``5m``, ``30s``."""
-    seconds = max(0, round(length.total_seconds()))
-    parts: list[str] = []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
 
 
 def _column(at: dt.datetime, start: dt.datetime, end: dt.datetime, width: int) -> int:

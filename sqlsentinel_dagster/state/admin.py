@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..config.models import parse_duration
+from ..config.models import format_duration, parse_duration
 from .rows import silence_from_row, state_from_json
 from .schema import UTCDateTime, alert_state, history, notifications, silences
 from .silences import AlertLabels, Matcher, Silence, matcher_problems
@@ -86,7 +86,7 @@ def add_silence(
         _text_problem("reason", reason, MAX_REASON_LENGTH),
         f"the end ({ends_at.isoformat()}) must be after the start ({start.isoformat()})" if ends_at <= start else "",
         (
-            f"{_span(ends_at - start)} is longer than the longest silence allowed, {_span(limit)} "
+            f"{format_duration(ends_at - start)} is longer than the longest silence allowed, {format_duration(limit)} "
             f"(set {MAX_SILENCE_ENV}, e.g. {MAX_SILENCE_ENV}=90d, to change it)"
         )
         if ends_at - start > limit
@@ -124,17 +124,6 @@ def _text_problem(what: str, text: str, longest: int) -> str:
     except UnicodeEncodeError:
         return f"the {what} is not valid UTF-8 text (it came from bytes that are not UTF-8)"
     return ""
-
-
-def _span(length: dt.timedelta) -> str:
-    """``length`` in its two largest units: ``30d``, ``45d 3h``, ``2h 30m``, ``90s``."""
-    seconds = round(length.total_seconds())
-    parts: list[str] = []
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return " ".join(parts[:2])
 
 
 def end_silences(store: StateStore, target: str) -> list[Silence]:
