@@ -3,12 +3,9 @@ materialization made in another code location triggers the alert's check through
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,10 +14,11 @@ import dagster as dg
 import pytest
 
 from .loopback import Receiver, loopback_receiver
+from .processes import BIN, dagster_env, sensor_ticks, wait_for
 from .test_checks import evaluations, key
 
-BIN = Path(sys.executable).parent
 ALERTS = 12
+SENSOR = "sqlsentinel_on_materialization"
 QUERY = (
     "SELECT CASE WHEN error_pct > 5 THEN 'ALERT' ELSE 'OK' END AS status, error_pct AS actual_value FROM api_metrics"
 )
@@ -31,10 +29,6 @@ def receiver() -> Iterator[Receiver]:
     """A webhook receiver on loopback."""
     with loopback_receiver() as rec:
         yield rec
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1", **extra}
 
 
 def _warehouse(folder: Path, error_pct: float) -> None:
@@ -64,7 +58,7 @@ def test_overlapping_batched_runs_notify_each_alert_exactly_once(
 
     def execute(_: int) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            command, cwd=tmp_path, env=_env(postgres_home), capture_output=True, text=True, timeout=300
+            command, cwd=tmp_path, env=dagster_env(postgres_home), capture_output=True, text=True, timeout=300
         )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -90,15 +84,6 @@ def orders() -> None:
 
 defs = dg.Definitions(assets=[orders])
 """
-
-
-def _wait_for(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_materialization_in_another_code_location_evaluates_the_alert_once_per_burst(
@@ -137,26 +122,30 @@ def test_materialization_in_another_code_location_evaluates_the_alert_once_per_b
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
         cwd=tmp_path,
-        env=_env(dagster_home),
+        env=dagster_env(dagster_home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-            _wait_for(lambda: _sensor_ticks(instance) >= 1, 120, "the sensor's first tick")
+            wait_for(lambda: sensor_ticks(instance, SENSOR) >= 1, 120, "the sensor's first tick")
             for _ in range(3):  # a burst: three materializations before the next tick
                 materialize = subprocess.run(
                     [str(BIN / "dagster"), "asset", "materialize", "-f", "producer.py", "--select", "shop/orders"],
                     cwd=tmp_path,
-                    env=_env(dagster_home),
+                    env=dagster_env(dagster_home),
                     capture_output=True,
                     text=True,
                     timeout=120,
                 )
                 assert materialize.returncode == 0, materialize.stderr[-2000:]
-            _wait_for(lambda: len(evaluations(instance, check)) >= 1, 180, "the check evaluation")
-            ticks = _sensor_ticks(instance)
-            _wait_for(lambda: _sensor_ticks(instance) >= ticks + 2, 120, "two more sensor ticks")
+            wait_for(lambda: len(evaluations(instance, check)) >= 1, 180, "the check evaluation")
+            ticks = sensor_ticks(instance, SENSOR)
+            wait_for(
+                lambda: sensor_ticks(instance, SENSOR) >= ticks + 2,
+                120,
+                "two more sensor ticks",
+            )
             [evaluation] = evaluations(instance, check)  # one burst, one evaluation
             assert evaluation.passed is False
             assert evaluation.metadata["actual_value"].value == 7.5
@@ -166,10 +155,3 @@ def test_materialization_in_another_code_location_evaluates_the_alert_once_per_b
         daemon.terminate()
         daemon.wait(timeout=60)
     assert [r.body["event"] for r in receiver.delivered()] == ["firing"]
-
-
-def _sensor_ticks(instance: dg.DagsterInstance) -> int:
-    states = [s for s in instance.all_instigator_state() if s.name == "sqlsentinel_on_materialization"]
-    if not states:
-        return 0
-    return len(instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1000))

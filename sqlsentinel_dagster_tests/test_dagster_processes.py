@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -20,12 +19,9 @@ from dagster_graphql import DagsterGraphQLClient
 from sqlsentinel_dagster.naming import TAG_STATUS
 
 from .conftest import REPO, alerts_yaml
+from .processes import BIN, dagster_env
 
-DAGSTER = str(Path(sys.executable).parent / "dagster")
-
-
-def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
+DAGSTER = str(BIN / "dagster")
 
 
 @pytest.fixture
@@ -47,7 +43,7 @@ def code_location(tmp_path: Path, sqlite_warehouse: Path) -> Path:
 def _job_execute(defs: Path, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [DAGSTER, "job", "execute", "-f", str(defs), "-j", "sqlsentinel__error_rate"],
-        env=_env(home),
+        env=dagster_env(home),
         capture_output=True,
         text=True,
         timeout=300,
@@ -112,7 +108,7 @@ def dagster_dev(code_location: Path, dagster_home: Path) -> Iterator[int]:
     process = subprocess.Popen(
         [DAGSTER, "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"],
         cwd=code_location.parent,
-        env=_env(dagster_home),
+        env=dagster_env(dagster_home),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -4,12 +4,9 @@ delivery as alerts, by the ``sqlsentinel_watch`` sensor (in process and under th
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
-import sys
 import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ from sqlsentinel_dagster.watch import (
 )
 
 from .loopback import Receiver, loopback_receiver
+from .processes import BIN, dagster_env, sensor_ticks, wait_for
 
 WriteAlerts = Callable[..., Path]
 NAME = "dbt_tests:shop/orders:not_null_id"
@@ -698,7 +696,6 @@ class TestSensor:
 
 # -- the real daemon ---------------------------------------------------------------------------------------------
 
-BIN = Path(sys.executable).parent
 TEAM = """
 import pathlib
 import dagster as dg
@@ -714,26 +711,6 @@ def not_null_id() -> dg.AssetCheckResult:
 
 defs = dg.Definitions(assets=[orders], asset_checks=[not_null_id])
 """
-
-
-def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1"}
-
-
-def _ticks(instance: dg.DagsterInstance) -> int:
-    states = [s for s in instance.all_instigator_state() if s.name == "sqlsentinel_watch"]
-    if not states:
-        return 0
-    return len(instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1000))
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_a_team_check_in_another_code_location_is_notified_through_the_daemon(
@@ -760,7 +737,7 @@ def test_a_team_check_in_another_code_location_is_notified_through_the_daemon(
         done = subprocess.run(
             [str(BIN / "dagster"), "asset", "materialize", "-f", "team.py", "--select", "shop/orders"],
             cwd=tmp_path,
-            env=_env(dagster_home),
+            env=dagster_env(dagster_home),
             capture_output=True,
             text=True,
             timeout=120,
@@ -776,27 +753,27 @@ def test_a_team_check_in_another_code_location_is_notified_through_the_daemon(
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
         cwd=tmp_path,
-        env=_env(dagster_home),
+        env=dagster_env(dagster_home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-            _wait(lambda: _ticks(instance) >= 1, 120, "the sensor's first tick")
+            wait_for(lambda: sensor_ticks(instance, "sqlsentinel_watch") >= 1, 120, "the sensor's first tick")
             (tmp_path / "failing").touch()
             materialize()
-            _wait(lambda: len(receiver.delivered()) >= 1, 120, "the firing notification")
+            wait_for(lambda: len(receiver.delivered()) >= 1, 120, "the firing notification")
             assert state("silence", NAME, "--duration", "1h", "--reason", "on it").exit_code == 0
             materialize()  # still failing, while silenced
-            _wait(lambda: "suppressed reminder" in state("history", NAME).output, 120, "a reminder, suppressed")
+            wait_for(lambda: "suppressed reminder" in state("history", NAME).output, 120, "a reminder, suppressed")
             assert [e for _, e in events(receiver)] == ["firing"]
             assert state("unsilence", NAME).exit_code == 0
-            _wait(lambda: len(receiver.delivered()) >= 2, 120, "the reminder owed since the silence")
+            wait_for(lambda: len(receiver.delivered()) >= 2, 120, "the reminder owed since the silence")
             (tmp_path / "failing").unlink()
             materialize()
-            _wait(lambda: len(receiver.delivered()) >= 3, 120, "the resolved notification")
-            ticks = _ticks(instance)
-            _wait(lambda: _ticks(instance) >= ticks + 1, 120, "one more tick")
+            wait_for(lambda: len(receiver.delivered()) >= 3, 120, "the resolved notification")
+            ticks = sensor_ticks(instance, "sqlsentinel_watch")
+            wait_for(lambda: sensor_ticks(instance, "sqlsentinel_watch") >= ticks + 1, 120, "one more tick")
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
