@@ -1,25 +1,35 @@
-"""Run workers build only the job they run.
+"""Run workers build only the job they run; and what one definitions load is.
 
 Dagster's run worker re-imports the code location to run one job. With one job per alert, rebuilding every
 job (and every schedule) made the cost of one alert run grow with the size of the file. In a run worker we
 therefore give Dagster placeholder jobs, each built only when Dagster asks for it by name, and no schedules
 or sensors (a run worker never evaluates them).
 
-Dagster has no public API for either piece: knowing that definitions are loaded by a run worker
-(``DefinitionsLoadContext``, load type ``RECONSTRUCTION``) and a job that is built on demand (a subclass of
+Telling a run worker from a code server: Dagster's ``DefinitionsLoadContext`` says ``RECONSTRUCTION`` in a run
+worker, but not only there. A code server first loads the definitions under ``INITIALIZATION`` and then
+builds the repository it serves under ``RECONSTRUCTION`` in the same process
+(``dagster._core.definitions.reconstruct.reconstruct_repository_def_from_pointer``). For a module-level
+``Definitions`` the second load reuses the imported object, but a ``@dg.definitions`` function (and so every
+``dg`` project and the Component) is called again, and its schedules and sensors vanished. So a process is a
+run worker only when it loads under ``RECONSTRUCTION`` without having loaded under ``INITIALIZATION`` first:
+a run worker's first load is a reconstruction, a code server's never is.
+
+Dagster has no public API for any of this: the load context and a job that is built on demand (a subclass of
 ``UnresolvedAssetJobDefinition``, which Dagster resolves lazily, by name). Both private imports live here
 only. If a Dagster upgrade moves them, :func:`is_run_worker` answers False and everything is built eagerly,
-as in the code server: slower, never wrong. ``test_run_worker.py`` pins the behaviour.
+as in the code server: slower, never wrong. ``test_run_worker.py`` and ``test_definition_styles.py`` pin the
+behaviour.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import dagster as dg
 
-__all__ = ["is_run_worker", "lazy_job"]
+__all__ = ["current_load", "is_run_worker", "lazy_job"]
 
 try:
     from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
@@ -29,16 +39,35 @@ except ImportError:  # pragma: no cover - a Dagster without them: build eagerly
     UnresolvedAssetJobDefinition = object  # type: ignore[assignment,misc]
 
 _BUILDERS: dict[str, Callable[[], dg.JobDefinition]] = {}
+_initialized_in: int | None = None
+"""The process (pid: a forked child starts afresh) that has loaded definitions under ``INITIALIZATION``."""
 
 
 def is_run_worker() -> bool:
-    """Whether definitions are being loaded to run a job (not to serve the UI, schedules and sensors)."""
+    """Whether definitions are being loaded to run a job (not to serve the UI, schedules and sensors): a
+    reconstruction in a process that never initialized definitions."""
+    global _initialized_in
     if DefinitionsLoadContext is None:
         return False
     try:
-        return bool(DefinitionsLoadContext.get().load_type == DefinitionsLoadType.RECONSTRUCTION)
-    except Exception:  # no context: loaded outside Dagster's loaders, e.g. a test or a script
+        reconstruction = DefinitionsLoadContext.get().load_type == DefinitionsLoadType.RECONSTRUCTION
+    except Exception:  # no usable context: loaded outside Dagster's loaders, e.g. a test or a script
         return False
+    if not reconstruction:
+        _initialized_in = os.getpid()
+        return False
+    return _initialized_in != os.getpid()
+
+
+def current_load() -> object | None:
+    """The definitions load in progress (Dagster's load context), or None outside Dagster's loaders (a script,
+    a test). Alerts files built in the same load are in one code location."""
+    if DefinitionsLoadContext is None:
+        return None
+    try:
+        return DefinitionsLoadContext._instance if DefinitionsLoadContext.is_set() else None
+    except Exception:
+        return None
 
 
 class _LazyJob(UnresolvedAssetJobDefinition):

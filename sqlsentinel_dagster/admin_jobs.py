@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: Dagster inspects the ops' `config` annotations at runtime.
 
 import datetime as dt
+import functools
 
 import dagster as dg
 from pydantic import Field
@@ -98,19 +99,22 @@ def _job(name: str, op: dg.OpDefinition, description: str) -> dg.JobDefinition:
     )
 
 
-def admin_jobs() -> list[dg.JobDefinition]:
-    """``sqlsentinel_silence``, ``sqlsentinel_unsilence`` and ``sqlsentinel_prune``."""
-    return [
+@functools.cache
+def admin_jobs() -> tuple[dg.JobDefinition, dg.JobDefinition, dg.JobDefinition]:
+    """``sqlsentinel_silence``, ``sqlsentinel_unsilence`` and ``sqlsentinel_prune``: the same objects on every call,
+    so the definitions of several alerts files in one code location merge (Dagster accepts a job twice only if
+    it is the same object)."""
+    return (
         _job("sqlsentinel_silence", sqlsentinel_silence_op, "Silence alerts: fill in the config and launch."),
         _job("sqlsentinel_unsilence", sqlsentinel_unsilence_op, "End a silence by id or alert name."),
         _job("sqlsentinel_prune", sqlsentinel_prune_op, "Delete alert history older than the retention."),
-    ]
+    )
 
 
-def prune_schedule(job: dg.JobDefinition) -> dg.ScheduleDefinition:
-    """Prune daily at 03:17 UTC."""
+def prune_schedule(job: dg.JobDefinition, name: str = "sqlsentinel_prune__schedule") -> dg.ScheduleDefinition:
+    """Prune daily at 03:17 UTC (with several alerts files, each has one: the later ones find nothing to do)."""
     return dg.ScheduleDefinition(
-        name="sqlsentinel_prune__schedule",
+        name=name,
         cron_schedule="17 3 * * *",
         job=job,
         default_status=dg.DefaultScheduleStatus.RUNNING,

@@ -22,15 +22,15 @@ from .config import AlertConfig, LoadedConfig
 from .cycle import AlertCycle, deliver_groups, grouped_channels, run_cycle
 from .errors import ConfigError, ConfigProblem
 from .naming import (
-    CHECKS_JOB_NAME,
     NOTIFICATIONS_RESOURCE_KEY,
     OWN_CHECK_METADATA,
+    PLAIN_NAMES,
     STATE_RESOURCE_KEY,
     TAG_ALERT,
     TAG_DECISION,
     TAG_STATUS,
+    FileNames,
     check_name,
-    warehouse_resource_key,
 )
 from .redact import redact_text
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource
@@ -73,28 +73,31 @@ class ChecksConfig(dg.Config):
     )
 
 
-def warehouse_asset_key(database: str) -> dg.AssetKey:
-    """The asset that alerts without ``asset:`` are checks on: ``sqlsentinel/<database>``."""
-    return dg.AssetKey(["sqlsentinel", database])
+def warehouse_asset_key(database: str, names: FileNames = PLAIN_NAMES) -> dg.AssetKey:
+    """The asset that alerts without ``asset:`` are checks on: ``sqlsentinel/<database>`` (with the file's
+    namespace: ``sqlsentinel/<namespace>/<database>``)."""
+    return dg.AssetKey(names.warehouse_asset(database))
 
 
-def alert_asset_key(alert: AlertConfig, config: LoadedConfig) -> dg.AssetKey:
+def alert_asset_key(alert: AlertConfig, config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.AssetKey:
     """The asset ``alert`` is a check on: its ``asset:``, else its warehouse's asset."""
-    return dg.AssetKey(list(alert.asset)) if alert.asset else warehouse_asset_key(config.database_name(alert))
+    if alert.asset:
+        return dg.AssetKey(list(alert.asset))
+    return warehouse_asset_key(config.database_name(alert), names)
 
 
-def check_key(alert: AlertConfig, config: LoadedConfig) -> dg.AssetCheckKey:
+def check_key(alert: AlertConfig, config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.AssetCheckKey:
     """The asset check of ``alert``: its safe name, on its asset."""
-    return dg.AssetCheckKey(alert_asset_key(alert, config), check_name(alert.name))
+    return dg.AssetCheckKey(alert_asset_key(alert, config, names), check_name(alert.name))
 
 
-def warehouse_assets(config: LoadedConfig) -> list[dg.AssetSpec]:
+def warehouse_assets(config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> list[dg.AssetSpec]:
     """``sqlsentinel/<database>`` for each warehouse with alerts that name no asset: external, not materializable,
     in group ``sqlsentinel``, so each such alert's check has a page without adding to the lineage graph."""
     databases = sorted({config.database_name(a) for a in config.alerts if not a.asset})
     return [
         dg.AssetSpec(
-            warehouse_asset_key(name),
+            warehouse_asset_key(name, names),
             group_name="sqlsentinel",
             description=f"SQL alerts on warehouse '{name}' that watch no particular asset (their checks are here).",
             kinds={"sql"},
@@ -103,27 +106,27 @@ def warehouse_assets(config: LoadedConfig) -> list[dg.AssetSpec]:
     ]
 
 
-def build_checks(config: LoadedConfig) -> dg.AssetChecksDefinition:
+def build_checks(config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.AssetChecksDefinition:
     """One multi-asset check holding every alert, subsettable so a run evaluates exactly what it selected."""
-    by_key = {check_key(a, config): a for a in config.alerts}
+    by_key = {check_key(a, config, names): a for a in config.alerts}
     _refuse_output_collisions(by_key, config)
     specs = [_spec(alert, key, config) for key, alert in by_key.items()]
     databases = sorted(config.file.all_databases())
 
     @dg.multi_asset_check(
         specs=specs,
-        name="sqlsentinel_evaluate_checks",
+        name=names.checks_op,
         can_subset=True,
         required_resource_keys={
             STATE_RESOURCE_KEY,
             NOTIFICATIONS_RESOURCE_KEY,
-            *(warehouse_resource_key(d) for d in databases),
+            *(names.warehouse_resource(d) for d in databases),
         },
         description="Evaluate the selected SQL alerts: queries concurrently, each decided, recorded and notified.",
     )
     def evaluate_checks(context: dg.AssetCheckExecutionContext, config: ChecksConfig) -> Iterator[dg.AssetCheckResult]:
         alerts = [by_key[k] for k in sorted(context.selected_asset_check_keys, key=str) if k in by_key]
-        yield from _evaluate(context, alerts, loaded, config)
+        yield from _evaluate(context, alerts, loaded, config, names)
 
     loaded = config
     return evaluate_checks
@@ -152,10 +155,10 @@ def _refuse_output_collisions(by_key: dict[dg.AssetCheckKey, AlertConfig], confi
         raise ConfigError(str(config.path), problems)
 
 
-def build_checks_job(checks: dg.AssetChecksDefinition) -> "AssetJob":
+def build_checks_job(checks: dg.AssetChecksDefinition, names: FileNames = PLAIN_NAMES) -> "AssetJob":
     """``sqlsentinel_checks``: the one job that runs any subset of the alert checks."""
     return dg.define_asset_job(
-        CHECKS_JOB_NAME,
+        names.checks_job,
         selection=dg.AssetSelection.checks(checks),
         description="Evaluate SQL alerts as asset checks (schedules and sensors launch it with the alerts due).",
         executor_def=dg.in_process_executor,
@@ -179,7 +182,11 @@ def _spec(alert: AlertConfig, key: dg.AssetCheckKey, config: LoadedConfig) -> dg
 
 
 def _evaluate(
-    context: dg.AssetCheckExecutionContext, alerts: Sequence[AlertConfig], config: LoadedConfig, run: ChecksConfig
+    context: dg.AssetCheckExecutionContext,
+    alerts: Sequence[AlertConfig],
+    config: LoadedConfig,
+    run: ChecksConfig,
+    names: FileNames,
 ) -> Iterator[dg.AssetCheckResult]:
     op = context.op_execution_context
     resources = op.resources
@@ -187,7 +194,7 @@ def _evaluate(
     notifications: NotificationsResource = getattr(resources, NOTIFICATIONS_RESOURCE_KEY)
     settings = replace(cycle_settings(op, state, notifications, run.dry_run), group_later=True)
     warehouses = {
-        name: _Warehouse(getattr(resources, warehouse_resource_key(name))) for name in config.file.all_databases()
+        name: _Warehouse(getattr(resources, names.warehouse_resource(name))) for name in config.file.all_databases()
     }
     instance = context.instance
     failures: list[str] = []
@@ -218,10 +225,10 @@ def _evaluate(
             if grouped_channels(cycle.alert, config) and cycle.decision is not None and not run.dry_run:
                 held.append(cycle)
                 continue
-            yield _reported(cycle, config, op.log, statuses, failures)
+            yield _reported(cycle, config, names, op.log, statuses, failures)
     if held:
         for cycle in deliver_groups(held, config, state.get_store(instance), settings, op.log):
-            yield _reported(cycle, config, op.log, statuses, failures)
+            yield _reported(cycle, config, names, op.log, statuses, failures)
     status = "ERROR" if "ERROR" in statuses else "ALERT" if "ALERT" in statuses else "OK"
     instance.add_run_tags(
         op.run_id,
@@ -238,7 +245,7 @@ def _evaluate(
 
 
 def _reported(
-    cycle: AlertCycle, config: LoadedConfig, log: Any, statuses: list[str], failures: list[str]
+    cycle: AlertCycle, config: LoadedConfig, names: FileNames, log: Any, statuses: list[str], failures: list[str]
 ) -> dg.AssetCheckResult:
     """Log ``cycle`` (unless it is an OK alert that notified nobody: its check says it all), count it, and make
     its check result."""
@@ -247,12 +254,12 @@ def _reported(
     statuses.append(cycle.outcome.status)
     if cycle.failure:
         failures.append(cycle.failure)
-    return _check_result(cycle, config)
+    return _check_result(cycle, config, names)
 
 
-def _check_result(cycle: AlertCycle, config: LoadedConfig) -> dg.AssetCheckResult:
+def _check_result(cycle: AlertCycle, config: LoadedConfig, names: FileNames) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        asset_key=alert_asset_key(cycle.alert, config),
+        asset_key=alert_asset_key(cycle.alert, config, names),
         check_name=check_name(cycle.alert.name),
         passed=cycle.outcome.status == "OK",
         severity=_SEVERITY[cycle.alert.severity],

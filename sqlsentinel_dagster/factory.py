@@ -5,6 +5,7 @@
 import functools
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -15,18 +16,19 @@ from pydantic import Field
 from ._run_worker import is_run_worker, lazy_job
 from .admin_jobs import admin_jobs, prune_schedule
 from .checks import build_checks, build_checks_job, check_key, warehouse_assets
+from .code_location import claim_names
 from .config import AlertConfig, LoadedConfig
 from .errors import ConfigError, SecretResolutionError
 from .meta_alerting import build_config_sensor, build_failure_sensor, build_test_notify_job
 from .naming import (
     NOTIFICATIONS_RESOURCE_KEY,
+    PLAIN_NAMES,
     STATE_RESOURCE_KEY,
     TAG_ALERT,
     TAG_SEVERITY,
-    evaluate_op_name,
+    FileNames,
     job_name,
     schedule_name,
-    warehouse_resource_key,
 )
 from .replay_job import build_replay_job
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource, cached_config
@@ -49,6 +51,7 @@ def build_definitions(
     path: str | os.PathLike[str],
     *,
     mode: Mode = "jobs",
+    name: str | None = None,
     strict: bool | None = None,
     state: AlertStateResource | None = None,
     notifications: NotificationsResource | None = None,
@@ -70,26 +73,34 @@ def build_definitions(
     (``dg.Definitions.merge(theirs, build_definitions("alerts.yaml"))``); every name starts with
     ``sqlsentinel`` so nothing collides. ``state`` overrides where alert state is kept (default: the Dagster
     instance's own database); ``notifications`` sets the SMTP server, UI links and retries (default: from the
-    environment).
+    environment). A relative ``path`` is read from the working directory: write
+    ``Path(__file__).parent / "alerts.yaml"`` in a definitions file.
+
+    Several alerts files in one code location: give each a ``name`` (``team_a``), which ends the names of the
+    file's sensors, checks job and schedules (``sqlsentinel_config__team_a``); the alerts' own jobs, schedules
+    and checks keep their names, which must be unique across the files (see ``code_location``).
     """
     if mode not in ("jobs", "checks"):
         raise ValueError(f"mode must be 'jobs' or 'checks', got {mode!r}")
     worker = is_run_worker()  # a run worker runs one job: no schedules or sensors, jobs built on demand
     state = state or AlertStateResource()
+    names = FileNames(name)
     config = with_last_valid_version(cached_config(path, compiled=worker), state, record=not worker)
+    claim = claim_names(config, names)  # alert names taken by another file of this code location: left out
+    config = claim.config
     if strict is None:
         strict = os.environ.get("DAGSTER_IS_DEFS_VALIDATION_CLI") == "1"
     if config.problems and strict:
         raise ConfigError(str(config.path), config.problems)
     if config.problems and not worker:
         _log.error("%s", ConfigError(str(config.path), config.problems))  # and the sqlsentinel_config sensor fails
-    alerting = _checks_mode(config, worker) if mode == "checks" else _jobs_mode(config, worker)
+    alerting = _checks_mode(config, worker, names) if mode == "checks" else _jobs_mode(config, worker, names)
     silence, unsilence, prune = admin_jobs()
     if config.fallback_targets() and alerting.jobs and not worker:
-        alerting.sensors.append(build_failure_sensor(config, alerting.jobs))
+        alerting.sensors.append(build_failure_sensor(config, alerting.jobs, names))
     if not worker:
-        alerting.sensors.append(build_config_sensor(config))
-    watch = None if worker else build_watch_sensor(config)  # watch: rules notify about every asset check
+        alerting.sensors.append(build_config_sensor(config, names))
+    watch = None if worker else build_watch_sensor(config, names.watch_sensor)  # watch: rules on every asset check
     if watch is not None:
         alerting.sensors.append(watch)
     return dg.Definitions(
@@ -97,22 +108,23 @@ def build_definitions(
         asset_checks=alerting.checks,
         jobs=[
             *alerting.jobs,
-            silence,
-            unsilence,
-            prune,
-            build_test_notify_job(config),
-            build_replay_job(str(config.path)),
+            *((silence, unsilence, prune) if claim.location_wide else ()),
+            build_test_notify_job(config, names),
+            build_replay_job(str(config.path), names.replay_job),
         ],
-        schedules=[*alerting.schedules, *([] if worker else [prune_schedule(prune)])],
+        schedules=[
+            *alerting.schedules,
+            *([prune_schedule(prune, claim.prune_schedule)] if claim.prune_schedule and not worker else []),
+        ],
         sensors=alerting.sensors,
         resources={
             STATE_RESOURCE_KEY: bind_at_run_time(state),
             NOTIFICATIONS_RESOURCE_KEY: bind_at_run_time(notifications or NotificationsResource()),
             **{
-                warehouse_resource_key(name): bind_at_run_time(
-                    WarehouseResource(config_path=str(config.path), database=name), f"Warehouse '{name}'"
+                names.warehouse_resource(database): bind_at_run_time(
+                    WarehouseResource(config_path=str(config.path), database=database), f"Warehouse '{database}'"
                 )
-                for name in config.file.all_databases()
+                for database in config.file.all_databases()
             },
         },
     )
@@ -129,8 +141,8 @@ class _Alerting:
     checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
 
 
-def _jobs_mode(config: LoadedConfig, worker: bool) -> _Alerting:
-    ops = {name: build_evaluate_op(name, config) for name in config.file.all_databases()}
+def _jobs_mode(config: LoadedConfig, worker: bool, names: FileNames) -> _Alerting:
+    ops = {database: build_evaluate_op(database, config, names) for database in config.file.all_databases()}
     if worker:
 
         def build(name: str) -> dg.JobDefinition:
@@ -142,7 +154,7 @@ def _jobs_mode(config: LoadedConfig, worker: bool) -> _Alerting:
     jobs = [build_job(alert, config, ops[config.database_name(alert)]) for alert in config.alerts]
     by_alert = dict(zip((a.name for a in config.alerts), jobs, strict=True))
     watching = [by_alert[a.name] for a in config.alerts if a.on_materialization and a.enabled and a.asset]
-    sensor = build_materialization_sensor(config.alerts, None, watching)
+    sensor = build_materialization_sensor(config.alerts, None, watching, names)
     return _Alerting(
         jobs=jobs,
         schedules=[build_schedule(alert, by_alert[alert.name]) for alert in config.alerts if alert.schedule],
@@ -150,17 +162,20 @@ def _jobs_mode(config: LoadedConfig, worker: bool) -> _Alerting:
     )
 
 
-def _checks_mode(config: LoadedConfig, worker: bool) -> _Alerting:
+def _checks_mode(config: LoadedConfig, worker: bool, names: FileNames) -> _Alerting:
     if not config.alerts:
         return _Alerting(jobs=[], schedules=[], sensors=[])
-    checks = build_checks(config)
-    job = build_checks_job(checks)
-    sensor = None if worker else build_materialization_sensor(config.alerts, lambda a: check_key(a, config), [job])
+    checks = build_checks(config, names)
+    job = build_checks_job(checks, names)
+
+    def key(alert: AlertConfig) -> dg.AssetCheckKey:
+        return check_key(alert, config, names)
+
     return _Alerting(
         jobs=[job],
-        schedules=[] if worker else build_batch_schedules(config.alerts, lambda a: check_key(a, config), job),
-        sensors=[sensor] if sensor else [],
-        assets=warehouse_assets(config),
+        schedules=[] if worker else build_batch_schedules(config.alerts, key, job, names),
+        sensors=[] if worker else [s for s in [build_materialization_sensor(config.alerts, key, [job], names)] if s],
+        assets=warehouse_assets(config, names),
         checks=[checks],
     )
 
@@ -172,19 +187,34 @@ def bind_at_run_time(resource: dg.ConfigurableResource, label: str = "") -> dg.R
     Every top-level resource's config schema is copied into every job's snapshot; with thousands of alert jobs
     that doubled the snapshot the webserver loads. Settings are given in Python (``build_definitions(...,
     notifications=NotificationsResource(...))``), so nothing is lost but per-run overrides in the Launchpad.
+
+    Equal settings give the same object, so several alerts files' definitions merge in one code location
+    (Dagster's merge accepts a resource key twice only for the very same object).
     """
-    summary = (type(resource).__doc__ or "").strip().splitlines()[0]
-    return dg.ResourceDefinition(
-        resource_fn=lambda _context: _with_env_resolved(resource),
-        description=f"{label}: {summary}" if label else summary,
-    )
+    settings = tuple((name, type(value).__name__, repr(value)) for name, value in _fields(resource))  # EnvVar apart
+    key = (type(resource), settings, label)
+    with _BOUND_LOCK:
+        if key not in _BOUND:
+            summary = (type(resource).__doc__ or "").strip().splitlines()[0]
+            _BOUND[key] = dg.ResourceDefinition(
+                resource_fn=lambda _context: _with_env_resolved(resource),
+                description=f"{label}: {summary}" if label else summary,
+            )
+        return _BOUND[key]
+
+
+_BOUND: dict[tuple[Any, ...], dg.ResourceDefinition] = {}
+_BOUND_LOCK = threading.Lock()
+
+
+def _fields(resource: dg.ConfigurableResource) -> list[tuple[str, Any]]:  # type: ignore[type-arg]
+    return [(name, getattr(resource, name)) for name in type(resource).model_fields]
 
 
 def _with_env_resolved(resource: dg.ConfigurableResource) -> dg.ConfigurableResource:  # type: ignore[type-arg]
     """A copy of ``resource`` with every ``dg.EnvVar`` field replaced by the variable's value, read now."""
     values: dict[str, Any] = {}
-    for name in type(resource).model_fields:
-        value = getattr(resource, name)
+    for name, value in _fields(resource):
         if isinstance(value, dg.EnvVar):
             value = value.get_value()
             if value is None:
@@ -202,15 +232,15 @@ class EvaluateConfig(dg.Config):
     )
 
 
-def build_evaluate_op(database: str, loaded: LoadedConfig) -> dg.OpDefinition:
+def build_evaluate_op(database: str, loaded: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.OpDefinition:
     """The op that evaluates alerts on ``database``; it finds its alert from the job it runs in.
 
     One op per warehouse, shared by that warehouse's jobs, keeps thousands of jobs cheap to load.
     """
-    warehouse_key = warehouse_resource_key(database)
+    warehouse_key = names.warehouse_resource(database)
 
     @dg.op(
-        name=evaluate_op_name(database),
+        name=names.evaluate_op(database),
         description=f"Run the job's alert query on database '{database}', decide, record and notify.",
         required_resource_keys={warehouse_key, STATE_RESOURCE_KEY, NOTIFICATIONS_RESOURCE_KEY},
         out=dg.Out(dg.Nothing),

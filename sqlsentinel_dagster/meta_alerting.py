@@ -15,7 +15,7 @@ from pydantic import Field
 
 from .config import LoadedConfig
 from .cycle import FALLBACK
-from .naming import NOTIFICATIONS_RESOURCE_KEY, TAG_ALERT, TAG_DECISION
+from .naming import NOTIFICATIONS_RESOURCE_KEY, PLAIN_NAMES, TAG_ALERT, TAG_DECISION, FileNames
 from .notifiers.probe import broadcast, send_test_message
 from .resources import NotificationsResource
 
@@ -28,11 +28,11 @@ class TestNotifyConfig(dg.Config):
     alert: str = Field(description="Name of the alert whose notify channels get a test message.")
 
 
-def build_test_notify_job(config: LoadedConfig) -> dg.JobDefinition:
+def build_test_notify_job(config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.JobDefinition:
     """``sqlsentinel_test_notify``: send a test message through an alert's channels from the Launchpad."""
     loaded = config  # the op's own `config` parameter is its run config
 
-    @dg.op(name="sqlsentinel_test_notify_op", required_resource_keys={NOTIFICATIONS_RESOURCE_KEY})
+    @dg.op(name=f"{names.test_notify_job}_op", required_resource_keys={NOTIFICATIONS_RESOURCE_KEY})
     def test_notify(context: dg.OpExecutionContext, config: TestNotifyConfig) -> None:
         if config.alert not in loaded.alert_names:
             names = ", ".join(sorted(loaded.alert_names))
@@ -53,13 +53,15 @@ def build_test_notify_job(config: LoadedConfig) -> dg.JobDefinition:
             raise dg.Failure(description=f"test message not delivered on {len(failed)} channel(s): {lines}")
 
     return dg.JobDefinition(
-        graph_def=dg.GraphDefinition(name="sqlsentinel_test_notify", node_defs=[test_notify]),
+        graph_def=dg.GraphDefinition(name=names.test_notify_job, node_defs=[test_notify]),
         description="Send a test message through an alert's channels.",
         executor_def=dg.in_process_executor,
     )
 
 
-def build_failure_sensor(config: LoadedConfig, jobs: Sequence["dg.JobDefinition | AssetJob"]) -> dg.SensorDefinition:
+def build_failure_sensor(
+    config: LoadedConfig, jobs: Sequence["dg.JobDefinition | AssetJob"], names: FileNames = PLAIN_NAMES
+) -> dg.SensorDefinition:
     """``sqlsentinel_run_failure_sensor``: tell the fallback receivers when an alert job fails unexpectedly.
 
     Failures the alert already handled (query errors, undelivered notifications: the run has a decision tag)
@@ -68,7 +70,7 @@ def build_failure_sensor(config: LoadedConfig, jobs: Sequence["dg.JobDefinition 
     fallback = config.fallback_targets()
 
     @dg.run_failure_sensor(
-        name="sqlsentinel_run_failure_sensor",
+        name=names.failure_sensor,
         monitored_jobs=list(jobs),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Tell the fallback receivers when an alert job fails before it could record its outcome.",
@@ -98,7 +100,7 @@ def build_failure_sensor(config: LoadedConfig, jobs: Sequence["dg.JobDefinition 
     return tell_fallback
 
 
-def build_config_sensor(config: LoadedConfig) -> dg.SensorDefinition:
+def build_config_sensor(config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.SensorDefinition:
     """``sqlsentinel_config``: the alerts file's problems, where people look (RUNNING by default).
 
     While the file has problems, every tick fails listing them (file:line, alert, field), except the first tick
@@ -113,7 +115,7 @@ def build_config_sensor(config: LoadedConfig) -> dg.SensorDefinition:
     )
 
     @dg.sensor(
-        name="sqlsentinel_config",
+        name=names.config_sensor,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Problems of {config.path.name}; fails while there are any, and tells the fallback receivers.",
@@ -146,7 +148,8 @@ def _tell_fallback_about_config(context: dg.SensorEvaluationContext, config: Loa
         "error": summary,
         "severity": "error",
     }
-    key = f"sqlsentinel_config/{hashlib.sha256((summary or 'ok').encode()).hexdigest()[:16]}"
+    told = f"{config.path}\n{summary or 'ok'}"  # per file: two files' "fixed" notices are two notifications
+    key = f"sqlsentinel_config/{hashlib.sha256(told.encode()).hexdigest()[:16]}"
     settings = notifications.channel_settings()
     for result in broadcast("sqlsentinel_config", fallback, message, key, settings, context.log, FALLBACK):
         if not result.delivered:

@@ -47,11 +47,11 @@ class ReplayConfig(dg.Config):
     )
 
 
-def build_replay_job(config_path: str) -> dg.JobDefinition:
+def build_replay_job(config_path: str, name: str = REPLAY_JOB_NAME) -> dg.JobDefinition:
     """``sqlsentinel_replay``: replay recorded evaluations of the alerts in ``config_path`` under proposed
     settings; the comparison and timeline are in the op's output metadata (``replay``, ``replay_json``)."""
 
-    @dg.op(name="sqlsentinel_replay_op", required_resource_keys={STATE_RESOURCE_KEY})
+    @dg.op(name=f"{name}_op", required_resource_keys={STATE_RESOURCE_KEY})  # op names are unique per location
     def sqlsentinel_replay_op(context: dg.OpExecutionContext, config: ReplayConfig) -> None:
         """Replay, then show the comparison as a Markdown table and the same data as ``sqlsentinel replay --json``."""
         state: AlertStateResource = getattr(context.resources, STATE_RESOURCE_KEY)
@@ -76,7 +76,7 @@ def build_replay_job(config_path: str) -> dg.JobDefinition:
         context.log.info(f"replayed {len(run.replays)} alert(s): {current} notifications now, {proposed} proposed")
 
     return dg.JobDefinition(
-        graph_def=dg.GraphDefinition(name=REPLAY_JOB_NAME, node_defs=[sqlsentinel_replay_op]),
+        graph_def=dg.GraphDefinition(name=name, node_defs=[sqlsentinel_replay_op]),
         description="Replay alerts' recorded evaluations under other settings: fill in the config and launch.",
         executor_def=dg.in_process_executor,
     )

@@ -16,7 +16,7 @@ database:
 receivers:
   team: {{channel: log}}  # the run log; swap in slack, email, webhook, pagerduty or msteams
 alerts:
-  - name: example_always_ok
+  - name: {name}_always_ok
     description: "Replace with your own check, e.g. rows loaded in the last hour"
     query: |
       SELECT 'OK' AS status, 0 AS actual_value, 0 AS threshold
@@ -36,9 +36,10 @@ defs = build_definitions(Path(__file__).parent / "alerts.yaml", mode="{mode}")
 """
 
 
-def starter_alerts(database_url: str) -> str:
-    """A starter alerts.yaml on ``database_url``: one alert that is always OK, notifying the run log."""
-    return STARTER.format(url=database_url.replace("\\", "\\\\").replace('"', '\\"'))
+def starter_alerts(database_url: str, name: str = "example") -> str:
+    """A starter alerts.yaml on ``database_url``: one alert, ``<name>_always_ok``, that is always OK, notifying the
+    run log (alert names are unique in a code location: each scaffolded component names its own)."""
+    return STARTER.format(url=database_url.replace("\\", "\\\\").replace('"', '\\"'), name=name)
 
 
 def starter_definitions(mode: str) -> str:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .checks import AssetJob
 
 from .config import AlertConfig
-from .naming import MATERIALIZATION_SENSOR_NAME, TAG_ALERT, batch_schedule_name, job_name
+from .naming import PLAIN_NAMES, TAG_ALERT, FileNames, job_name
 
 __all__ = ["TAG_TRIGGER", "build_batch_schedules", "build_materialization_sensor"]
 
@@ -31,7 +31,7 @@ CheckKeyOf = Callable[[AlertConfig], dg.AssetCheckKey]
 
 
 def build_batch_schedules(
-    alerts: Sequence[AlertConfig], check_key: CheckKeyOf, job: "AssetJob"
+    alerts: Sequence[AlertConfig], check_key: CheckKeyOf, job: "AssetJob", names: FileNames = PLAIN_NAMES
 ) -> list[dg.ScheduleDefinition]:
     """One schedule per (cron, timezone, starting status), launching ``job`` with the checks of its alerts."""
     groups: dict[tuple[str, str, bool], list[AlertConfig]] = defaultdict(list)
@@ -39,12 +39,12 @@ def build_batch_schedules(
         if alert.schedule:
             groups[(alert.schedule, alert.timezone, alert.schedule_running)].append(alert)
     schedules: list[dg.ScheduleDefinition] = []
-    names: set[str] = set()
+    taken: set[str] = set()
     for (cron, timezone, running), members in groups.items():
-        name = batch_schedule_name(cron, timezone) + ("" if running else "__stopped")
-        while name in names:  # two crons that only differ in punctuation
+        name = names.batch_schedule(cron, timezone) + ("" if running else "__stopped")
+        while name in taken:  # two crons that only differ in punctuation
             name += "_"
-        names.add(name)
+        taken.add(name)
         schedules.append(_batch_schedule(name, cron, timezone, running, members, check_key, job))
     return schedules
 
@@ -80,6 +80,7 @@ def build_materialization_sensor(
     alerts: Sequence[AlertConfig],
     check_key: CheckKeyOf | None,
     jobs: Sequence["dg.JobDefinition | AssetJob"],
+    names: FileNames = PLAIN_NAMES,
 ) -> dg.SensorDefinition | None:
     """``sqlsentinel_on_materialization``, or None when no enabled alert asks for it.
 
@@ -127,7 +128,7 @@ def build_materialization_sensor(
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({**seen, **latest}))
 
     return dg.SensorDefinition(
-        name=MATERIALIZATION_SENSOR_NAME,
+        name=names.materialization_sensor,
         evaluation_fn=tick,
         jobs=list(jobs),
         minimum_interval_seconds=15,

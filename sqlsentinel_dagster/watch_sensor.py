@@ -51,7 +51,7 @@ latest evaluation of each check among this many of the newest evaluations."""
 _FETCH_CHUNK = 500
 
 
-def build_watch_sensor(config: LoadedConfig) -> dg.SensorDefinition | None:
+def build_watch_sensor(config: LoadedConfig, name: str = WATCH_SENSOR_NAME) -> dg.SensorDefinition | None:
     """``sqlsentinel_watch`` (RUNNING by default) for the ``watch:`` rules of ``config``, or None without any.
 
     It takes the loaded file (not its path) so that it watches with the same version of the file as the rest
@@ -63,7 +63,7 @@ def build_watch_sensor(config: LoadedConfig) -> dg.SensorDefinition | None:
     listed = ", ".join(f"{r.name} ({', '.join(str(p) for p in r.checks)})" for r in rules[:5])
 
     @dg.sensor(
-        name=WATCH_SENSOR_NAME,
+        name=name,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Notify about failed asset checks in every code location: {listed}"

@@ -85,8 +85,8 @@ def test_scaffolded_component_checks_lists_and_runs(project: Path) -> None:
     listed = _dg(project, "list", "defs", "--json")
     assert listed.returncode == 0, listed.stderr[-2000:]
     jobs = {job["name"] for job in json.loads(listed.stdout)["jobs"]}
-    assert "sqlsentinel__example_always_ok" in jobs
-    launch = _dg(project, "launch", "--job", "sqlsentinel__example_always_ok")
+    assert "sqlsentinel__my_alerts_always_ok" in jobs
+    launch = _dg(project, "launch", "--job", "sqlsentinel__my_alerts_always_ok")
     assert launch.returncode == 0, launch.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(project / "home")) as instance:
         [run] = instance.get_runs()
@@ -94,13 +94,45 @@ def test_scaffolded_component_checks_lists_and_runs(project: Path) -> None:
 
 
 def test_checks_mode_attribute_gives_asset_checks(project: Path) -> None:
-    """`mode: checks` in defs.yaml: the alerts are asset checks evaluated by sqlsentinel_checks."""
+    """`mode: checks` in defs.yaml: the alerts are asset checks evaluated by the component's checks job, named
+    after its folder."""
     assert _dg(project, "scaffold", "defs", COMPONENT, "checked", "--mode", "checks").returncode == 0
     listed = _dg(project, "list", "defs", "--json")
     assert listed.returncode == 0, listed.stderr[-2000:]
     data = json.loads(listed.stdout)
-    assert {job["name"] for job in data["jobs"]} >= {"sqlsentinel_checks"}
-    assert "example_always_ok" in json.dumps(data.get("asset_checks", data))
+    assert {job["name"] for job in data["jobs"]} >= {"sqlsentinel_checks__checked"}
+    assert "checked_always_ok" in json.dumps(data.get("asset_checks", data))
+
+
+def test_two_scaffolded_components_check_and_list_with_their_own_schedules_and_sensors(project: Path) -> None:
+    """One component per team, one in jobs mode and one in checks mode: `dg check defs` passes and `dg list defs`
+    shows both teams' alerts with their schedules, and each file's sensors under its folder's name."""
+    assert _dg(project, "scaffold", "defs", COMPONENT, "team_a").returncode == 0
+    assert _dg(project, "scaffold", "defs", COMPONENT, "team_b", "--mode", "checks").returncode == 0
+    check = _dg(project, "check", "defs")
+    assert check.returncode == 0, check.stdout[-2000:] + check.stderr[-2000:]
+    listed = _dg(project, "list", "defs", "--json")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    data = json.loads(listed.stdout)
+    assert {"sqlsentinel__team_a_always_ok", "sqlsentinel_checks__team_b"} <= {job["name"] for job in data["jobs"]}
+    schedules = {schedule["name"] for schedule in data["schedules"]}
+    assert {"sqlsentinel__team_a_always_ok__schedule", "sqlsentinel_checks__team_b___hourly__UTC"} <= schedules
+    assert {"sqlsentinel_config__team_a", "sqlsentinel_config__team_b"} <= {s["name"] for s in data["sensors"]}
+    assert "team_b_always_ok" in json.dumps(data["asset_checks"])
+
+
+def test_an_alert_name_used_by_two_components_is_refused_naming_both_files(project: Path) -> None:
+    """Alert names key the alert's state: the second file's copy is a problem at its file and line that names
+    the first file, and `dg check defs` fails with it."""
+    assert _dg(project, "scaffold", "defs", COMPONENT, "team_a").returncode == 0
+    assert _dg(project, "scaffold", "defs", COMPONENT, "team_b").returncode == 0
+    first = project / "alerts_project" / "defs" / "team_a" / "alerts.yaml"
+    second = project / "alerts_project" / "defs" / "team_b" / "alerts.yaml"
+    second.write_text(second.read_text().replace("team_b_always_ok", "team_a_always_ok"))
+    check = _dg(project, "check", "defs")
+    assert check.returncode != 0
+    output = check.stdout + check.stderr
+    assert f"{second}:9 alert 'team_a_always_ok': an alert of this name is already defined in {first}:9" in output
 
 
 def test_dg_check_defs_reports_our_problems_at_file_and_line(project: Path) -> None:

@@ -6,6 +6,7 @@ type: sqlsentinel_dagster.SqlAlertsComponent
 attributes:
   path: alerts.yaml            # relative to this defs.yaml
   mode: checks                 # or jobs (default)
+  name: my_alerts              # ends the file's sensor, job and schedule names; default: this folder's path
   state_database_url: "${STATE_DB_URL}"
   smtp_host: smtp.example.com
   smtp_password: "${SMTP_PASSWORD}"
@@ -19,6 +20,7 @@ into the definitions the UI shows.
 # No `from __future__ import annotations`: Dagster's Resolvable reads the field annotations at runtime.
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
 import dagster as dg
@@ -43,6 +45,12 @@ class SqlAlertsComponent(dg.Component, dg.Resolvable, dg.Model):
     mode: Literal["jobs", "checks"] = Field(
         default="jobs",
         description="jobs: one job and one schedule per alert; checks: alerts as asset checks, one batched job.",
+    )
+    name: str | None = Field(
+        default=None,
+        description="Ends the names of this file's sensors, checks job and schedules (sqlsentinel_config__<name>) "
+        "so several alerts components live in one project; default: this component's folder under defs/, e.g. "
+        "team_a. Alert names are not changed: they must be unique in the project.",
     )
     state_database_url: Secret = Field(
         default=None,
@@ -71,7 +79,22 @@ class SqlAlertsComponent(dg.Component, dg.Resolvable, dg.Model):
             smtp_password=_secret("smtp_password", self.smtp_password),
             smtp_from_address=self.smtp_from_address,
         )
-        return build_definitions(context.path / self.path, mode=self.mode, state=state, notifications=notifications)
+        return build_definitions(
+            context.path / self.path,
+            mode=self.mode,
+            name=self.name or _folder_name(context),
+            state=state,
+            notifications=notifications,
+        )
+
+
+def _folder_name(context: dg.ComponentLoadContext) -> str:
+    """The component's folder relative to the defs folder, as a name: ``defs/teams/a`` gives ``teams_a``."""
+    try:
+        folder = context.path.relative_to(context.defs_module_path)
+    except ValueError:  # a component loaded outside a defs folder (e.g. in a test)
+        folder = Path(context.path.name)
+    return "_".join(folder.parts) or context.path.name
 
 
 def _refuse_templates(field: str, value: str | None) -> None:

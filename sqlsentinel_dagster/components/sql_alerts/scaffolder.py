@@ -7,6 +7,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import BaseModel, Field
 
+from ...naming import safe_name
 from ...starter import starter_alerts
 
 __all__ = ["SqlAlertsScaffoldParams", "SqlAlertsScaffolder"]
@@ -34,4 +35,5 @@ class SqlAlertsScaffolder(dg.Scaffolder[SqlAlertsScaffoldParams]):
         """Write the two files into the new component's folder."""
         params = request.params or SqlAlertsScaffoldParams()
         dg.scaffold_component(request, {"path": "alerts.yaml", "mode": params.mode})
-        (request.target_path / "alerts.yaml").write_text(starter_alerts(params.database_url), encoding="utf-8")
+        starter = starter_alerts(params.database_url, name=safe_name(request.target_path.name))
+        (request.target_path / "alerts.yaml").write_text(starter, encoding="utf-8")
