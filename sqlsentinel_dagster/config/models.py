@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .._cron import is_valid_cron
+from ..cron_fields import describe_cron_problem
 from .baseline import BaselineSpec
 from .rows import RowsSpec
 from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget, Secret
@@ -38,10 +39,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 def _cron(value: str) -> str:
     if not is_valid_cron(value):
-        raise ValueError(
-            f"invalid cron expression '{value}'; use five fields 'minute hour day-of-month month day-of-week' "
-            "(e.g. '*/5 * * * *', '0 9 * * MON-FRI') or a macro such as '@hourly', '@daily'"
-        )
+        raise ValueError(f"invalid cron expression '{value}': {describe_cron_problem(value)}")
     return value
 
 
