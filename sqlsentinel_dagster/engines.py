@@ -8,6 +8,9 @@ driver call then fails, SQLAlchemy discards the connection, and :func:`cut_by_de
 
 Pooled connections are pinged under the same deadline before use (SQLAlchemy's ``pool_pre_ping`` pings
 before any event could arm it), so a restarted server is still no error and a silent one is no hang.
+
+A result streamed from MySQL/MariaDB and left half-read is ended by :func:`abandon_unbuffered` (the connection
+is dropped), never read to its end.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-__all__ = ["CONNECT_TIMEOUT", "bounded_engine", "checkout_deadline", "cut_by_deadline"]
+__all__ = ["CONNECT_TIMEOUT", "abandon_unbuffered", "bounded_engine", "checkout_deadline", "cut_by_deadline"]
 
 CONNECT_TIMEOUT = 10
 """Seconds to establish a connection (TCP, TLS and authentication), for drivers that take a connect timeout."""
@@ -104,6 +107,25 @@ def _cut(connection: Any) -> None:
                 dup.shutdown(socket.SHUT_RDWR)
     except Exception:  # already closed (each driver says so its own way): nothing is blocked on it
         pass
+
+
+def abandon_unbuffered(conn: sa.Connection, dbapi_cursor: Any) -> None:
+    """End a half-read unbuffered result on ``conn`` (MySQL/MariaDB ``stream_results``) without reading the rest:
+    the connection is invalidated (closed, not returned to the pool) and the server, whose next write of a row
+    then fails, ends the query.
+
+    The MySQL protocol cannot stop a result midway, so PyMySQL reads every remaining row first, whatever asks
+    it to move on: closing the cursor, the connection's next command (even the rollback that returns it to the
+    pool), or garbage collection of the cursor. For a query of millions of rows that is the whole result again,
+    paid in time instead of memory. Dropping the connection costs one reconnect instead.
+    """
+    conn.invalidate()
+    # Private to PyMySQL, and the only way to tell it not to drain: once its connection is closed a drain would
+    # fail at once anyway (no hang), but noisily ("Exception ignored in SSCursor.close") whenever the cursor is
+    # collected. The connection is already closed, so nothing can read the stream out of step.
+    pending = getattr(dbapi_cursor, "_result", None)
+    if pending is not None and getattr(pending, "unbuffered_active", False):
+        pending.unbuffered_active = False
 
 
 @contextmanager

@@ -1,10 +1,15 @@
 """Run an alert's query, read-only and with a timeout, and apply the result contract (:mod:`.results`) to what it
 returns. No Dagster here.
+
+Only the rows needed are read, and they are read as the database sends them (:func:`_streamed`): two for an
+alert (enough to tell "several rows"), ``limit + 1`` for a failed-rows alert, in batches sized to about
+:data:`_BATCH_BYTES`. Memory follows those rows, not the size of the query's result.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,16 +20,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .config.rows import RowsSpec
-from .engines import bounded_engine, checkout_deadline, cut_by_deadline
+from .engines import abandon_unbuffered, bounded_engine, checkout_deadline, cut_by_deadline
 from .errors import AlertQueryError
 from .redact import redact_text
-from .results import AlertResult, parse_result, parse_rows
+from .results import AlertResult, RowsTally, parse_result
 
 __all__ = ["create_warehouse_engine", "driver_problem", "evaluate_query", "resolve_sqlite_path"]
 
 GRACE = 5.0
 """Seconds past an alert's timeout before its connection is cut, for a server that does not end the query."""
 DEFAULT_DEADLINE = 300.0
+_BATCH_BYTES = 1_000_000
+"""Rows are fetched in batches of about this many bytes (judged by the largest row of the previous batch)."""
+_MAX_BATCH_ROWS = 1_000
+"""The most rows in one batch, however small they are (for PostgreSQL: one ``FETCH``)."""
 
 
 def resolve_sqlite_path(url: str, base_dir: Path) -> str:
@@ -79,25 +88,109 @@ def evaluate_query(
     status_required: bool = True,
 ) -> AlertResult:
     """Run ``query`` read-only with ``timeout`` seconds and return its result under the contract (or, with
-    ``rows``, as a failed-rows alert: up to ``rows.limit`` rows are fetched, within the same timeout).
+    ``rows``, as a failed-rows alert: up to ``rows.limit`` rows are fetched, within the same timeout). Rows are
+    read as they come, and no more than needed: see :func:`_streamed`.
 
     Raises :class:`AlertQueryError` naming the alert and the database error (secrets redacted), or
     :class:`ResultContractError` when the result breaks the contract.
     """
     started = time.perf_counter()
+    deadline = time.monotonic() + timeout
     try:
-        with checkout_deadline(timeout + GRACE), engine.connect() as conn, _guarded(conn, timeout):
-            cursor = conn.exec_driver_sql(_escape_percent(conn, query))
-            columns = list(cursor.keys())
-            wanted = 2 if rows is None else rows.limit + 1  # one more than used: to tell "more"
-            fetched = [tuple(r) for r in cursor.fetchmany(wanted)] if cursor.returns_rows else []
+        with (
+            checkout_deadline(timeout + GRACE),
+            engine.connect() as conn,
+            _guarded(conn, timeout),
+            _streamed(conn, query) as stream,
+        ):
+            if rows is None:
+                fetched = stream.take(2)  # one more than used: to tell "several rows"
+            else:
+                tally = RowsTally(stream.columns, rows)
+                while tally.wanted and not stream.exhausted:
+                    if time.monotonic() > deadline:  # PostgreSQL bounds each FETCH, not all of them together
+                        raise AlertQueryError(alert, database, f"timed out after {timeout:g}s reading the rows")
+                    for row in stream.batch(tally.wanted):
+                        tally.add(row)
     except sa.exc.SQLAlchemyError as exc:
         raise AlertQueryError(alert, database, _describe(exc, timeout, secrets)) from None
     if rows is not None:
-        result = parse_rows(alert, columns, fetched, rows)
+        result = tally.result()
     else:
-        result = parse_result(alert, columns, fetched, status_required=status_required)
+        result = parse_result(alert, stream.columns, fetched, status_required=status_required)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})
+
+
+class _RowStream:
+    """A query's rows, fetched on demand in batches of about :data:`_BATCH_BYTES`."""
+
+    def __init__(self, result: sa.CursorResult[Any]) -> None:
+        self._result = result
+        self.columns = list(result.keys())
+        self.exhausted = not result.returns_rows
+        """The last fetch found the end of the result (the driver has read all of it)."""
+        self._batch = 1  # the first row tells how big rows are
+
+    def batch(self, most: int) -> list[tuple[Any, ...]]:
+        """The next batch: up to ``most`` rows, fewer at the end of the result or to keep the batch's size."""
+        if self.exhausted:
+            return []
+        size = min(most, self._batch)
+        batch = [tuple(row) for row in self._result.fetchmany(size)]
+        self.exhausted = len(batch) < size
+        largest = max((_row_bytes(row) for row in batch), default=1)
+        self._batch = max(1, min(_MAX_BATCH_ROWS, _BATCH_BYTES // max(1, largest)))
+        return batch
+
+    def take(self, count: int) -> list[tuple[Any, ...]]:
+        """The next ``count`` rows, or all that are left if fewer."""
+        taken: list[tuple[Any, ...]] = []
+        while len(taken) < count and not self.exhausted:
+            taken += self.batch(count - len(taken))
+        return taken
+
+
+@contextmanager
+def _streamed(conn: Connection, query: str) -> Iterator[_RowStream]:
+    """Run ``query`` on ``conn`` and read its rows as the database sends them, where the driver can do so without
+    loading the whole result: a server-side cursor on PostgreSQL (``DECLARE``, then ``FETCH`` per batch), an
+    unbuffered cursor with PyMySQL, and SQLite's own stepping. Other drivers load the result as they always do.
+
+    Leaving early costs nothing on PostgreSQL (the cursor is closed) and SQLite; a MySQL/MariaDB result left
+    half-read drops the connection (:func:`.engines.abandon_unbuffered`) rather than read the rest.
+    """
+    streaming = _can_stream(conn, query)
+    result = conn.exec_driver_sql(_escape_percent(conn, query), execution_options={"stream_results": streaming})
+    stream = _RowStream(result)
+    try:
+        yield stream
+    finally:
+        if streaming and not stream.exhausted and conn.dialect.name in ("mysql", "mariadb"):
+            abandon_unbuffered(conn, result.cursor)
+        else:
+            result.close()
+
+
+_DECLARABLE = re.compile(
+    r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(?:SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE | re.DOTALL
+)
+"""A PostgreSQL statement a cursor can be declared for (past comments and parentheses): anything else, such as
+``SHOW``, runs as it is and its answer is read whole."""
+
+
+def _can_stream(conn: Connection, query: str) -> bool:
+    """Whether ``query`` can stream on ``conn``'s driver and be left half-read without reading the rest."""
+    dialect = conn.dialect
+    if not dialect.supports_server_side_cursors:
+        return False  # SQLite steps rows on demand anyway; other drivers buffer
+    if dialect.name == "postgresql":
+        return _DECLARABLE.match(query) is not None
+    return dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql"  # see abandon_unbuffered
+
+
+def _row_bytes(row: tuple[Any, ...]) -> int:
+    """About how much memory a fetched row takes (values; JSON and arrays shallowly)."""
+    return sum(value.nbytes if isinstance(value, memoryview) else sys.getsizeof(value) for value in row)
 
 
 def _escape_percent(conn: Connection, query: str) -> str:

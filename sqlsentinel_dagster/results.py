@@ -4,7 +4,8 @@ No Dagster here.
 The contract: the first row has a ``status`` column whose value is ``ALERT`` or ``OK`` (any case); optional
 ``actual_value`` and ``threshold`` columns; every other column becomes context. Values are made safe to store and
 send (:func:`safe_value`), and everything kept is bounded (:data:`MAX_CELL_CHARS`, :data:`MAX_CONTEXT_COLUMNS`,
-:data:`MAX_ROWS_BYTES`).
+:data:`MAX_ROWS_BYTES`). A failed-rows alert's rows are tallied one at a time as they stream in (:class:`RowsTally`),
+so these bounds hold while the rows are read, not only after.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "MAX_CONTEXT_COLUMNS",
     "MAX_ROWS_BYTES",
     "AlertResult",
+    "RowsTally",
     "parse_result",
     "parse_rows",
     "safe_value",
@@ -99,25 +101,66 @@ def parse_result(
 
 def parse_rows(alert: str, columns: Sequence[str], fetched: Sequence[Sequence[Any]], spec: RowsSpec) -> AlertResult:
     """A failed-rows alert's result: ALERT when there are more than ``spec.max`` rows. ``fetched`` holds at most
-    ``spec.limit + 1`` rows (one more tells that there are more)."""
-    names = _unique([str(c) for c in columns])
-    count = min(len(fetched), spec.limit)
-    kept: list[dict[str, Any]] = []
-    size = 0
-    for row in fetched[: count if spec.attach == "csv" else min(count, spec.sample)]:
-        values = {name: safe_value(value) for name, value in zip(names, row, strict=False)}
-        size += len(json.dumps(values, default=str))
-        if size > MAX_ROWS_BYTES:
-            break
-        kept.append(values)
-    return AlertResult(
-        status="ALERT" if count > spec.max else "OK",
-        actual_value=count,
-        threshold=spec.max,
-        more_rows=len(fetched) > spec.limit,
-        columns=tuple(names),
-        rows=tuple(kept),
-    )
+    ``spec.limit + 1`` rows (one more tells that there are more); any beyond are not looked at. Evaluation
+    tallies rows as they stream in instead (:class:`RowsTally`); this tallies a list."""
+    tally = RowsTally(columns, spec)
+    for row in fetched[: tally.wanted]:
+        tally.add(row)
+    return tally.result()
+
+
+class RowsTally:
+    """A failed-rows alert's result built one row at a time, as the rows stream in.
+
+    It counts up to ``spec.limit + 1`` rows (one more tells that there are more) and keeps, made safe at once
+    (:func:`safe_value`: 1,000 characters a cell), only the rows the messages show: the sample, or every row
+    with ``attach: csv``, within :data:`MAX_ROWS_BYTES`. It holds no raw row, so memory follows what is kept,
+    not what the query returns.
+    """
+
+    def __init__(self, columns: Sequence[str], spec: RowsSpec) -> None:
+        self.spec = spec
+        self.columns = tuple(_unique([str(c) for c in columns]))
+        self.count = 0
+        """Rows seen so far, at most ``spec.limit + 1``."""
+        self._keep = spec.limit if spec.attach == "csv" else min(spec.limit, spec.sample)
+        self._kept: list[dict[str, Any]] = []
+        self._size = 0
+        self._full = False
+
+    @property
+    def wanted(self) -> int:
+        """How many more rows are worth reading: 0 once there are more than ``spec.limit``."""
+        return self.spec.limit + 1 - self.count
+
+    def add(self, row: Sequence[Any]) -> None:
+        """Count ``row``, and keep it made safe if the messages show it and :data:`MAX_ROWS_BYTES` allows.
+
+        Raises ValueError when no more rows are wanted (the caller read past ``spec.limit + 1``).
+        """
+        if self.wanted <= 0:
+            raise ValueError(f"a failed-rows alert reads at most limit + 1 = {self.spec.limit + 1} rows")
+        self.count += 1
+        if self._full or len(self._kept) >= self._keep:
+            return
+        values = {name: safe_value(value) for name, value in zip(self.columns, row, strict=False)}
+        self._size += len(json.dumps(values, default=str))
+        if self._size > MAX_ROWS_BYTES:
+            self._full = True  # the rows kept stay a prefix of the result: none after the first that did not fit
+        else:
+            self._kept.append(values)
+
+    def result(self) -> AlertResult:
+        """ALERT when more than ``spec.max`` rows were counted; the count stops at ``spec.limit``."""
+        count = min(self.count, self.spec.limit)
+        return AlertResult(
+            status="ALERT" if count > self.spec.max else "OK",
+            actual_value=count,
+            threshold=self.spec.max,
+            more_rows=self.count > self.spec.limit,
+            columns=self.columns,
+            rows=tuple(self._kept),
+        )
 
 
 def _unique(names: list[str]) -> list[str]:
