@@ -1,14 +1,21 @@
-"""Helpers for tests that run real Dagster processes (`dagster`, `dagster-daemon`) against a DAGSTER_HOME."""
+"""Helpers for tests that run real Dagster processes (`dagster`, `dagster-daemon`, `dagster dev`, `dg dev`) against
+a DAGSTER_HOME, and ask the webserver's GraphQL API what it serves."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import requests
 
 BIN = Path(sys.executable).parent
 """The virtualenv's scripts: `dagster`, `dagster-daemon`, `sqlsentinel`."""
@@ -35,3 +42,56 @@ def sensor_ticks(instance: dg.DagsterInstance, name: str) -> int:
     if not states:
         return 0
     return len(instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1000))
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> Any:
+    """The ``data`` of a query to the webserver's GraphQL API on ``port``."""
+    reply = requests.post(
+        f"http://127.0.0.1:{port}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+    ).json()
+    assert "errors" not in reply, reply["errors"]
+    return reply["data"]
+
+
+LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+    __typename ... on PythonError { message }
+    ... on RepositoryLocation { repositories { name jobs { name }
+        schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } } } } }"""
+
+
+@contextmanager
+def webserver(command: list[str], cwd: Path, home: Path, locations: int, port: int) -> Iterator[dict[str, Any]]:
+    """Run ``command`` (`dagster dev` or `dg dev` serving on ``port``) until ``locations`` code locations have
+    loaded; yield each location's entry from the webserver's GraphQL API (by name), then stop it."""
+    log_path = home / "webserver.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=dagster_env(home), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            loaded: dict[str, Any] = {}
+
+            def all_loaded() -> bool:
+                assert process.poll() is None, log_path.read_text()[-5000:]
+                try:
+                    entries = graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"]
+                except (requests.RequestException, KeyError, TypeError, ValueError):
+                    return False
+                loaded.update({entry["name"]: entry["locationOrLoadError"] for entry in entries})
+                return len(entries) == locations and all(entry["locationOrLoadError"] for entry in entries)
+
+            wait_for(all_loaded, 300, f"{locations} code location(s) to load:\n{log_path}")
+            yield loaded
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

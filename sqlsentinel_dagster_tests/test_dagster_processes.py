@@ -4,7 +4,6 @@ Postgres instances, and a run launched through the webserver's GraphQL API as th
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import textwrap
 import time
@@ -19,7 +18,7 @@ from dagster_graphql import DagsterGraphQLClient
 from sqlsentinel_dagster.naming import TAG_STATUS
 
 from .conftest import REPO, alerts_yaml
-from .processes import BIN, dagster_env
+from .processes import BIN, dagster_env, free_port, webserver
 
 DAGSTER = str(BIN / "dagster")
 
@@ -91,58 +90,16 @@ def test_job_execute_on_postgres_storage(code_location: Path, postgres_home: Pat
     assert run.status == dg.DagsterRunStatus.SUCCESS and run.tags[TAG_STATUS] == "ALERT"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def dagster_dev(code_location: Path, dagster_home: Path) -> Iterator[int]:
     """`dagster dev` (webserver + daemon) serving the code location; yields its port."""
-    port = _free_port()
+    port = free_port()
     (code_location.parent / "workspace.yaml").write_text(
         f"load_from:\n  - python_file:\n      relative_path: {code_location.name}\n      location_name: alerts\n"
     )
-    log = (dagster_home / "dev.log").open("w")
-    process = subprocess.Popen(
-        [DAGSTER, "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"],
-        cwd=code_location.parent,
-        env=dagster_env(dagster_home),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        _wait_for_location(port, process, dagster_home / "dev.log")
+    command = [DAGSTER, "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"]
+    with webserver(command, code_location.parent, dagster_home, 1, port):
         yield port
-    finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-        log.close()
-
-
-def _wait_for_location(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError { __typename } } } } }"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            reply = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=5).json()
-            entries = reply["data"]["workspaceOrError"]["locationEntries"]
-            if (
-                entries
-                and entries[0]["locationOrLoadError"]
-                and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-            ):
-                return
-        except (requests.RequestException, KeyError, TypeError):
-            pass
-        time.sleep(1)
-    raise AssertionError(f"dagster dev did not load the code location in time:\n{log.read_text()[-3000:]}")
 
 
 def test_run_launched_through_the_webserver_graphql_api_succeeds(dagster_dev: int, dagster_home: Path) -> None:
@@ -154,7 +111,7 @@ def test_run_launched_through_the_webserver_graphql_api_succeeds(dagster_dev: in
     while status not in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) and time.monotonic() < deadline:
         time.sleep(1)
         status = client.get_run_status(run_id)
-    assert status == dg.DagsterRunStatus.SUCCESS, (dagster_home / "dev.log").read_text()[-3000:]
+    assert status == dg.DagsterRunStatus.SUCCESS, (dagster_home / "webserver.log").read_text()[-3000:]
     query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { tags { key value } } } }"
     payload = {"query": query, "variables": {"id": run_id}}
     tags = requests.post(f"http://127.0.0.1:{dagster_dev}/graphql", json=payload, timeout=10).json()
