@@ -172,8 +172,9 @@ def deliver_groups(
     cycles: Sequence[AlertCycle], config: LoadedConfig, store: StateStore, settings: CycleSettings, logger: Logger
 ) -> list[AlertCycle]:
     """Deliver the notifications of ``cycles`` bound for ``group: true`` targets: one message per target
-    listing every alert, each notification still claimed and recorded on its own. Returns the cycles with
-    those deliveries added to their reports (the fallback hears about any given up)."""
+    listing every alert (several, ``part 2 of 5``, when one would be over the channel's limits), each
+    notification still claimed and recorded on its own. Returns the cycles with those deliveries added to
+    their reports (the fallback hears about any given up)."""
     groups: dict[str, tuple[NotifyTarget, dict[str, list[str]]]] = {}
     for cycle in cycles:
         if cycle.decision is None or cycle.dry_run:

@@ -306,7 +306,7 @@ def _deliver(
     tick: WatchTick,
 ) -> list[DeliveryReport]:
     """Deliver the pending notifications of ``due``: each check alone on its targets, then one message per
-    ``group: true`` target listing every check of the tick."""
+    ``group: true`` target listing every check of the tick (in parts when over the channel's limits)."""
     fallback = config.fallback_targets()
     reports: list[DeliveryReport] = []
     groups: dict[str, tuple[NotifyTarget, dict[str, list[str]]]] = {}

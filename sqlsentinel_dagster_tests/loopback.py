@@ -1,10 +1,11 @@
-"""A real HTTP server on loopback that records what channels send, and can fail on purpose."""
+"""A real HTTP server on loopback that records what channels send, and can fail on purpose, or refuse what the
+real service refuses (:func:`slack_limits`, :func:`teams_limits`)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +38,11 @@ class Receiver:
     fail_body: bytes = b"fail"
     """What a refused request gets as its body."""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    fail_when: Callable[[Any], bool] | None = None
+    """Answer ``fail_with`` to every request whose parsed body this says yes to (``fail_times`` is then ignored)."""
+    limits: Callable[[bytes, Any], tuple[int, bytes] | None] | None = None
+    """The real service's limits: given the raw and parsed body, the status and body it refuses with, or None
+    (see :func:`slack_limits` and :func:`teams_limits`)."""
 
     def delivered(self) -> list[Received]:
         """Requests answered with a 2xx status."""
@@ -58,16 +64,23 @@ def loopback_receiver() -> Iterator[Receiver]:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             with receiver.lock:
-                failing = receiver.fail_with is not None and (
-                    receiver.fail_times == 0 or len(receiver.requests) < receiver.fail_times
-                )
+                refused = receiver.limits(raw, body) if receiver.limits is not None else None
+                if receiver.fail_when is not None:
+                    failing = receiver.fail_with is not None and receiver.fail_when(body)
+                else:
+                    failing = receiver.fail_with is not None and (
+                        receiver.fail_times == 0 or len(receiver.requests) < receiver.fail_times
+                    )
                 status = receiver.fail_with if failing and receiver.fail_with else 200
+                status = refused[0] if refused else status
                 receiver.requests.append(Received(self.command, self.path, dict(self.headers), body, status))
             self.send_response(status)
             for key, value in receiver.reply_headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            if status >= 300:
+            if refused:
+                self.wfile.write(refused[1])
+            elif status >= 300:
                 self.wfile.write(receiver.fail_body)
             else:
                 self.wfile.write(json.dumps(receiver.reply).encode() if receiver.reply is not None else b"ok")
@@ -86,3 +99,38 @@ def loopback_receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+SLACK_MAX_BLOCKS = 50
+SLACK_MAX_SECTION_CHARS = 3_000
+SLACK_MAX_FIELD_CHARS = 2_000
+SLACK_MAX_TEXT_CHARS = 40_000
+TEAMS_MAX_BYTES = 28_000
+
+
+def slack_limits(raw: bytes, body: Any) -> tuple[int, bytes] | None:
+    """Slack's answer to a message over its limits, as an incoming webhook gives it: 400 ``invalid_blocks`` for
+    more than 50 blocks, a section text over 3,000 characters or a field or context text over 2,000; 400
+    ``msg_too_long`` for a top-level text over 40,000 characters."""
+    if not isinstance(body, dict):
+        return None
+    blocks = [*body.get("blocks", []), *(b for a in body.get("attachments", []) for b in a.get("blocks", []))]
+    sections = [b["text"]["text"] for b in blocks if isinstance(b.get("text"), dict)]
+    small = [e["text"] for b in blocks for e in [*b.get("fields", []), *b.get("elements", [])]]
+    small = [t for t in small if isinstance(t, str)]
+    if (
+        len(blocks) > SLACK_MAX_BLOCKS
+        or any(len(t) > SLACK_MAX_SECTION_CHARS for t in sections)
+        or any(len(t) > SLACK_MAX_FIELD_CHARS for t in small)
+    ):
+        return 400, b"invalid_blocks"
+    if len(str(body.get("text", ""))) > SLACK_MAX_TEXT_CHARS:
+        return 400, b"msg_too_long"
+    return None
+
+
+def teams_limits(raw: bytes, body: Any) -> tuple[int, bytes] | None:
+    """Teams' answer to a message over about 28 KB: 413."""
+    if len(raw) > TEAMS_MAX_BYTES:
+        return 413, b"Request Entity Too Large"
+    return None

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..errors import SentinelError
+from .parts import Part
 
 __all__ = [
     "COLORS",
@@ -17,6 +18,7 @@ __all__ = [
     "group_row",
     "headline",
     "message_text",
+    "part_headline",
     "row_summary",
     "row_table",
     "text_table",
@@ -52,10 +54,17 @@ class Notifier(Protocol):
 
 
 class GroupNotifier(Notifier, Protocol):
-    """A channel that can also send many alerts' notifications as one message (``group: true``)."""
+    """A channel that can also send many alerts' notifications as one message (``group: true``), split into
+    parts that fit its limits (:func:`.parts.split_parts` with its ``group_limits`` and ``measure_group``)."""
 
-    def send_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> None:
-        """Deliver ``messages`` (one per alert) as one message whose idempotency key is ``key``."""
+    group_limits: Mapping[str, int]
+    """How big one grouped message may be, by name (e.g. ``{"bytes": 26_000}``)."""
+
+    def measure_group(self, part: Part) -> Mapping[str, int]:
+        """How big ``part`` is as this channel would send it, by the names of ``group_limits``."""
+
+    def send_group(self, part: Part, key: str) -> None:
+        """Deliver ``part`` (one message per alert) as one message whose idempotency key is ``key``."""
 
 
 GROUP_COLUMNS = ("alert", "event", "severity", "value", "threshold", "reason")
@@ -82,6 +91,11 @@ def group_headline(messages: Sequence[Mapping[str, Any]]) -> str:
         counts[str(message.get("event"))] = counts.get(str(message.get("event")), 0) + 1
     events = ", ".join(f"{n} {event}" for event, n in counts.items())
     return f"{len(messages)} alert{'s' if len(messages) != 1 else ''}: {events}"
+
+
+def part_headline(part: Part) -> str:
+    """``143 alerts: 140 firing, 3 resolved (part 2 of 14)``; without the part when there is one part."""
+    return group_headline(part.messages) + (f" ({part.label})" if part.label else "")
 
 
 def row_summary(message: Mapping[str, Any]) -> str | None:

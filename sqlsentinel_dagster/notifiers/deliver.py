@@ -17,6 +17,7 @@ from ..config.targets import NotifyTarget
 from ..errors import SentinelError
 from ..state.store import Intent, StateStore
 from .base import DeliveryError, Notifier
+from .parts import Part, split_parts
 from .registry import ChannelSettings, build_notifier
 from .retry import RetryPolicy, send_with_retries
 
@@ -40,11 +41,14 @@ class DeliveryReport:
     """The run that was killed while sending it, when this run took it over."""
     group_size: int = 0
     """Sent in one message with this many notifications (``group: true``); 0 when sent alone."""
+    part: str = ""
+    """``part 2 of 5`` when a group was sent in several parts to fit the channel's limits."""
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as data (metadata, JSON); ``interrupted_run`` and ``group_size`` only when they apply."""
+        """The report as data (metadata, JSON); ``interrupted_run``, ``group_size`` and ``part`` only when they
+        apply."""
         data = asdict(self)
-        for optional in ("interrupted_run", "group_size"):
+        for optional in ("interrupted_run", "group_size", "part"):
             if not data[optional]:
                 del data[optional]
         return data
@@ -54,6 +58,7 @@ class DeliveryReport:
         error = f" ({self.error})" if self.error else ""
         taken = f"; taken over from run {self.interrupted_run}, killed while sending it" if self.interrupted_run else ""
         grouped = f" in one message for {self.group_size} notifications" if self.group_size else ""
+        grouped += f" ({self.part})" if self.part else ""
         return f"{self.event} via {self.channel}: {self.outcome}{grouped} after {self.attempts} tries{error}{taken}"
 
     @property
@@ -124,50 +129,83 @@ def deliver_grouped(
     expire_after: dt.timedelta = dt.timedelta(hours=24),
     run_ended: Callable[[str], bool] | None = None,
 ) -> dict[str, list[DeliveryReport]]:
-    """Send the pending notifications of several alerts to one target as one message (``group: true``).
+    """Send the pending notifications of several alerts to one target as one message (``group: true``), or as
+    several parts (``part 2 of 5``) when one message would be over the channel's limits.
 
-    ``members`` maps each alert to its channel ids that are this target. Each notification is claimed on its
-    own, so the message holds exactly those not delivered yet (a retry never repeats an alert another message
-    delivered); the message is then delivered, or retried, as a whole. Reports are per alert.
+    ``members`` maps each alert to its channel ids that are this target. The parts are planned over the
+    notifications not delivered yet (:func:`.parts.split_parts`); each part's notifications are then claimed,
+    each on its own, just before the part is sent, and the part holds exactly those claimed (a retry never
+    repeats an alert another message delivered). Each part is delivered, or retried, as a whole, and recorded
+    for its own notifications only: one part refused leaves the others delivered. Reports are per alert.
     """
-    claimed: list[tuple[Intent, str | None]] = []
+    candidates: list[Intent] = []
     reports: dict[str, list[DeliveryReport]] = {}
     for alert, channels in members.items():
-        got, reports[alert] = _claim(store, alert, run_id, lease, expire_after, run_ended, set(channels).__contains__)
-        claimed += got
-    if not claimed:
-        return reports
+        found, reports[alert] = _candidates(store, alert, expire_after, set(channels).__contains__)
+        candidates += found
+    for part in _plan(notifier, [i.payload for i in candidates]):
+        claimed, busy = _claim_each(store, [candidates[p] for p in part.positions], run_id, lease, run_ended)
+        for intent, report in busy:
+            reports[intent.alert].append(report)
+        if claimed:
+            ids = {i.id for i, _ in claimed}
+            part = part.only([p for p in part.positions if candidates[p].id in ids])
+            for intent, report in _send_part(store, notifier, part, claimed, retry):
+                reports[intent.alert].append(report)
+    return reports
+
+
+def _plan(notifier: Notifier | SentinelError, messages: list[dict[str, Any]]) -> list[Part]:
+    """The parts ``notifier`` sends ``messages`` in: split by its limits, or all in one when it has none (or is
+    an error: the send reports it)."""
+    if not messages:
+        return []
+    limits, measure = getattr(notifier, "group_limits", None), getattr(notifier, "measure_group", None)
+    if limits is None or measure is None:
+        return [Part(tuple(messages), tuple(range(len(messages))))]
+    return split_parts(messages, measure, limits)
+
+
+def _send_part(
+    store: StateStore,
+    notifier: Notifier | SentinelError,
+    part: Part,
+    claimed: list[tuple[Intent, str | None]],
+    retry: RetryPolicy,
+) -> list[tuple[Intent, DeliveryReport]]:
+    """Send one part (with retries) and record the outcome for each of its ``claimed`` notifications."""
     key = "group/" + hashlib.sha256("\n".join(sorted(i.key for i, _ in claimed)).encode()).hexdigest()[:24]
-    size = len(claimed)
     try:
         if isinstance(notifier, SentinelError):
             raise notifier
-        _, attempts = send_with_retries(_Group(notifier, [i.payload for i, _ in claimed], key), {}, retry)
+        _, attempts = send_with_retries(_Group(notifier, part, key), {}, retry)
     except SentinelError as exc:
         retryable = exc.retryable if isinstance(exc, DeliveryError) else True
         attempts = exc.attempts if isinstance(exc, DeliveryError) else 1
         outcome, error = ("retry" if retryable else "failed"), str(exc)
     else:
         outcome, error = "delivered", ""
+    done = []
     for intent, holder in claimed:
-        delivered = outcome == "delivered"
-        store.finish(intent.id, delivered=delivered, error=error or None, permanent=outcome == "failed")
-        report = DeliveryReport(intent.channel, intent.event, outcome, attempts, error or None, holder, size)
-        reports[intent.alert].append(report)
-    return reports
+        store.finish(intent.id, delivered=outcome == "delivered", error=error or None, permanent=outcome == "failed")
+        report = DeliveryReport(
+            intent.channel, intent.event, outcome, attempts, error or None, holder, len(claimed), part.label
+        )
+        done.append((intent, report))
+    return done
 
 
 class _Group:
-    """A group of messages sent through a notifier's ``send_group``, retried as one message."""
+    """One part of a group of messages, sent through a notifier's ``send_group`` and retried as one message."""
 
-    def __init__(self, notifier: Notifier, messages: list[dict[str, Any]], key: str) -> None:
-        self.notifier, self.messages, self.key = notifier, messages, key
+    def __init__(self, notifier: Notifier, part: Part, key: str) -> None:
+        self.notifier, self.part, self.key = notifier, part, key
 
     def send(self, _message: Mapping[str, Any]) -> None:
         send_group = getattr(self.notifier, "send_group", None)
         if send_group is None:
             raise DeliveryError("group", "this channel cannot send grouped messages", retryable=False)
-        send_group(self.messages, self.key)
+        send_group(self.part, self.key)
 
 
 def _claim(
@@ -181,6 +219,16 @@ def _claim(
 ) -> tuple[list[tuple[Intent, str | None]], list[DeliveryReport]]:
     """Claim ``alert``'s pending notifications on the ``wanted`` channels: each with the run it was taken
     over from (None when it was simply pending), and reports for those expired or in flight elsewhere."""
+    intents, expired = _candidates(store, alert, expire_after, wanted)
+    claimed, busy = _claim_each(store, intents, run_id, lease, run_ended)
+    return claimed, [*expired, *(report for _, report in busy)]
+
+
+def _candidates(
+    store: StateStore, alert: str, expire_after: dt.timedelta, wanted: Callable[[str], bool]
+) -> tuple[list[Intent], list[DeliveryReport]]:
+    """``alert``'s undelivered notifications on the ``wanted`` channels (pending or being sent), after giving up
+    on those pending past ``expire_after`` (reported ``expired``)."""
     intents = [i for i in store.pending(alert) if wanted(i.channel)]  # one query in the common case
     reports: list[DeliveryReport] = []
     cutoff = store.clock() - expire_after
@@ -191,8 +239,21 @@ def _claim(
             if wanted(i.channel)
         ]
         intents = [i for i in store.pending(alert) if wanted(i.channel)]
+    return intents, reports
+
+
+def _claim_each(
+    store: StateStore,
+    intents: Sequence[Intent],
+    run_id: str | None,
+    lease: dt.timedelta,
+    run_ended: Callable[[str], bool] | None,
+) -> tuple[list[tuple[Intent, str | None]], list[tuple[Intent, DeliveryReport]]]:
+    """Claim each of ``intents``: those claimed, with the run each was taken over from (None when it was simply
+    pending), and those another live run is sending, each with its ``in_flight`` report."""
     now = store.clock()
     claimed: list[tuple[Intent, str | None]] = []
+    reports: list[tuple[Intent, DeliveryReport]] = []
     for intent in intents:
         holder = intent.run_id if intent.status == "sending" and intent.run_id != run_id else None
         leased = holder is not None and intent.lease_until is not None and intent.lease_until > now
@@ -201,7 +262,7 @@ def _claim(
             claimed.append((intent, holder if orphaned else None))
         elif leased:
             sender = f"being sent by run {holder}"
-            reports.append(DeliveryReport(intent.channel, intent.event, "in_flight", intent.attempts, sender))
+            reports.append((intent, DeliveryReport(intent.channel, intent.event, "in_flight", intent.attempts, sender)))
     return claimed, reports
 
 

@@ -1,10 +1,17 @@
-"""The ``email`` channel: SMTP with STARTTLS or implicit TLS, optional login, plain-text and HTML bodies."""
+"""The ``email`` channel: SMTP with STARTTLS or implicit TLS, optional login, plain-text and HTML bodies.
+
+A grouped email stays readable: at most :data:`MAX_GROUP_ROWS` alerts, and at most :data:`MAX_BODY_BYTES` in its
+HTML or its plain text (Gmail clips a message past 102 KB); more alerts are split into several emails
+(``part 2 of 5`` in the subject, :mod:`.parts`). Values from queries are escaped in the HTML part; cells of a
+CSV attachment are neutralised against formulas (:func:`.escaping.csv_cell`).
+"""
 
 from __future__ import annotations
 
 import csv
 import html
 import io
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -18,18 +25,27 @@ from ..templates import render
 from .base import (
     GROUP_COLUMNS,
     DeliveryError,
-    group_headline,
     group_row,
     headline,
     message_text,
+    part_headline,
     row_summary,
     row_table,
     text_table,
 )
+from .escaping import csv_cell
+from .parts import Part
 
-__all__ = ["EmailNotifier", "SmtpSettings"]
+__all__ = ["LIMITS", "MAX_BODY_BYTES", "MAX_GROUP_ROWS", "EmailNotifier", "SmtpSettings"]
 
 DEFAULT_SUBJECT = "[{{ event | upper }}] {{ alert_name }} ({{ severity }})"
+MAX_GROUP_ROWS = 200
+"""Alerts listed in one grouped email: a table anyone can still read through."""
+MAX_BODY_BYTES = 100_000
+"""Bytes of one grouped email's HTML, and of its plain text: under the 102 KB past which Gmail clips a message."""
+LIMITS = {"rows": MAX_GROUP_ROWS, "bytes": MAX_BODY_BYTES}
+"""Every limit of a grouped email, by the names :meth:`EmailNotifier.measure_group` measures."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,9 @@ class SmtpSettings:
 class EmailNotifier:
     """Send each notification as one email to ``recipients``."""
 
+    group_limits = LIMITS
+    """The limits of a grouped email (see the module's docstring)."""
+
     def __init__(
         self,
         settings: SmtpSettings,
@@ -82,7 +101,7 @@ class EmailNotifier:
         except TemplateRenderError as exc:
             raise DeliveryError("email", f"could not build or send the message: {exc}", retryable=False) from None
         email = EmailMessage()
-        email["Subject"] = subject.replace("\n", " ").strip()
+        email["Subject"] = _CONTROL.sub(" ", subject).strip()  # one line: data cannot add a header
         email["From"] = self.settings.from_address
         email["To"] = ", ".join(self.recipients)
         email["X-SQLSentinel-Idempotency-Key"] = str(message.get("idempotency_key", ""))
@@ -94,27 +113,30 @@ class EmailNotifier:
             email.add_attachment(_csv(message).encode("utf-8"), maintype="text", subtype="csv", filename=name)
         return email
 
-    def build_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> EmailMessage:
-        """One email listing every alert of a group: a text table and an HTML table."""
-        rows = [GROUP_COLUMNS, *(group_row(m) for m in messages)]
-        text = text_table([tuple(cell[:40] for cell in row) for row in rows])
+    def build_group(self, part: Part, key: str) -> EmailMessage:
+        """One email listing every alert of ``part``: a text table and an HTML table."""
+        subject, text, html_body = _group_bodies(part)
         email = EmailMessage()
-        email["Subject"] = f"[sqlsentinel] {group_headline(messages)}"
+        email["Subject"] = subject
         email["From"] = self.settings.from_address
         email["To"] = ", ".join(self.recipients)
         email["X-SQLSentinel-Idempotency-Key"] = key
-        email.set_content(f"{group_headline(messages)}\n\n{text}\n")
-        title = html.escape(group_headline(messages))
-        email.add_alternative(f"<html><body><h3>{title}</h3>{_html_table(rows)}</body></html>", subtype="html")
+        email.set_content(text)
+        email.add_alternative(html_body, subtype="html")
         return email
+
+    def measure_group(self, part: Part) -> Mapping[str, int]:
+        """How big ``part`` is as one email (see :data:`LIMITS`): its rows, and the larger of its two bodies."""
+        _, text, html_body = _group_bodies(part)
+        return {"rows": len(part.messages), "bytes": max(len(text.encode()), len(html_body.encode()))}
 
     def send(self, message: Mapping[str, Any]) -> None:
         """Send; SMTP 4xx and connection problems are retryable, 5xx (e.g. a refused address) are not."""
         self._deliver(self.build(message))
 
-    def send_group(self, messages: Sequence[Mapping[str, Any]], key: str) -> None:
-        """Send one email with a table of ``messages`` (``group: true``)."""
-        self._deliver(self.build_group(messages, key))
+    def send_group(self, part: Part, key: str) -> None:
+        """Send one email with a table of the alerts of ``part`` (``group: true``)."""
+        self._deliver(self.build_group(part, key))
 
     def _deliver(self, email: EmailMessage) -> None:
         settings = self.settings
@@ -171,14 +193,24 @@ def _default_body(message: Mapping[str, Any], with_rows: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _group_bodies(part: Part) -> tuple[str, str, str]:
+    """A grouped email's subject, plain text and HTML."""
+    title = part_headline(part)
+    rows = [GROUP_COLUMNS, *(group_row(m) for m in part.messages)]
+    text = text_table([tuple(cell[:40] for cell in row) for row in rows])
+    html_body = f"<html><body><h3>{html.escape(title)}</h3>{_html_table(rows)}</body></html>"
+    return f"[sqlsentinel] {title}", f"{title}\n\n{text}\n", html_body
+
+
 def _csv(message: Mapping[str, Any]) -> str:
-    """Every row the message holds, as CSV with a header (cells as the result gave them, made safe)."""
+    """Every row the message holds, as CSV with a header (cells as the result gave them, made safe to open in a
+    spreadsheet: :func:`.escaping.csv_cell`)."""
     out = io.StringIO()
     columns = [str(c) for c in message.get("columns") or []]
     writer = csv.writer(out)
-    writer.writerow(columns)
+    writer.writerow([csv_cell(c) for c in columns])
     for row in message.get("rows") or []:
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        writer.writerow([csv_cell("" if row.get(c) is None else row.get(c)) for c in columns])
     return out.getvalue()
 
 

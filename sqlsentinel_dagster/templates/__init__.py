@@ -7,6 +7,10 @@ values), so a typo is a validation error, not a broken notification at 3am. The 
 ``${NAME}`` and ``${NAME:-default}`` in a template are replaced by the variable's value when the message is
 rendered, as data: the value is output as it is and never read as template code (:mod:`.variables`).
 
+A channel whose text has markup (Slack mrkdwn, a JSON webhook body) renders with its ``escape``: every
+``{{ value }}`` from the message is escaped its way, while the template's own text and ``${NAME}`` values,
+written by the team, stay live (see ``notifiers/escaping.py``).
+
 Rendering is bounded, at load (the trial render) and at send alike, by one environment (:mod:`.sandbox`): at
 most :data:`MAX_RENDER_SECONDS` of time, :data:`MAX_RENDER_CHARS` characters of output (and of any text, list
 or number the template makes), and :data:`MAX_CALL_DEPTH` nested macro calls. Time is checked at every loop
@@ -18,7 +22,7 @@ them (``*``, ``**``, ``%``, ``~``, widths such as ``center(n)``, ``join``, ``rep
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..envsubst import REFERENCE  # the one ${NAME} / ${NAME:-default} syntax
@@ -120,15 +124,23 @@ def template_problem(text: str) -> str | None:
     return None
 
 
-def render(text: str, message: Mapping[str, Any], variables: Mapping[str, str] | None = None) -> str:
+def render(
+    text: str,
+    message: Mapping[str, Any],
+    variables: Mapping[str, str] | None = None,
+    *,
+    escape: Callable[[str], str] | None = None,
+) -> str:
     """Render ``text`` with the notification's values (missing ones are empty); ``${NAME}`` takes its value from
-    ``variables`` (see :func:`template_variables`). Raises :class:`TemplateRenderError` when it fails."""
+    ``variables`` (see :func:`template_variables`). ``escape``: how the channel escapes data, applied to every
+    ``{{ value }}`` (the template's own text and ``${NAME}`` values are config, left as they are). Raises
+    :class:`TemplateRenderError` when it fails."""
     values = {name: message.get(name) for name in VARIABLES}
     values["run_url"] = values["run_url"] or ""
     values["silence"] = values["silence"] or ""
     variables = variables or {}
     try:
-        with within_limits(variables):
+        with within_limits(variables, escape):
             source = _modernize(text)
             check_source(source)
             return environment(False).from_string(source).render(values)

@@ -56,6 +56,9 @@ class Budget:
     variables: Mapping[str, str] | None
     """The ``${VAR}`` values at send time; None for the trial render at load."""
     depth: int = 0
+    escape: Callable[[str], str] | None = None
+    """How the channel escapes data: applied to every ``{{ value }}`` from the message (not to the template's
+    own text, nor to ``${VAR}`` values, nor to output of escaping filters such as ``tojson``)."""
 
     def tick(self) -> None:
         """Raise :class:`TemplateLimitError` once the deadline has passed."""
@@ -75,9 +78,10 @@ def current_budget() -> Budget:
 
 
 @contextmanager
-def within_limits(variables: Mapping[str, str] | None) -> Iterator[None]:
-    """Parse, compile and render within one budget; Python's own nesting limits become limit errors."""
-    token = _BUDGET.set(Budget(time.monotonic() + MAX_RENDER_SECONDS, variables))
+def within_limits(variables: Mapping[str, str] | None, escape: Callable[[str], str] | None = None) -> Iterator[None]:
+    """Parse, compile and render within one budget (``escape``: see :attr:`Budget.escape`); Python's own nesting
+    limits become limit errors."""
+    token = _BUDGET.set(Budget(time.monotonic() + MAX_RENDER_SECONDS, variables, escape=escape))
     try:
         yield
     except (RecursionError, SyntaxError):  # SyntaxError: Python refuses the compiled template's nesting

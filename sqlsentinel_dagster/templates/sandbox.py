@@ -25,7 +25,7 @@ from .limits import (
     measure,
     measured,
 )
-from .variables import VARIABLE_FILTER, variable_value, variables_extension_class
+from .variables import VARIABLE_FILTER, ConfigText, variable_value, variables_extension_class
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -50,10 +50,15 @@ def environment(strict: bool) -> SandboxedEnvironment:
 
 
 def _finalize(value: Any) -> Any:
-    """Every ``{{ value }}`` before it becomes text: a list or mapping may stand for far more text than it holds."""
+    """Every ``{{ value }}`` before it becomes text: a list or mapping may stand for far more text than it holds;
+    data is escaped the channel's way when the render has an ``escape`` (not ``${VAR}`` values, which are
+    config, nor output already escaped by a filter such as ``tojson``, which has ``__html__``)."""
     if not isinstance(value, str):
         check_size(measure(value))
-    return value
+    escape = current_budget().escape
+    if escape is None or isinstance(value, ConfigText) or hasattr(value, "__html__"):
+        return value
+    return escape(value if isinstance(value, str) else str(value))
 
 
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,22 +16,30 @@ from ..envsubst import REFERENCE  # the one ${NAME} / ${NAME:-default} syntax
 from ..errors import SecretResolutionError
 from .limits import current_budget
 
-__all__ = ["VARIABLE_FILTER", "variable_value", "variables_extension_class"]
+__all__ = ["VARIABLE_FILTER", "ConfigText", "variable_value", "variables_extension_class"]
 
 VARIABLE_FILTER = "$variable"
 """The name of the filter :func:`variable_value` is registered under: no template can write it, only
 ``${NAME}`` reaches it."""
 
 
+class ConfigText(str):
+    """A ``${NAME}`` value: text an operator set, so a channel's escaping of data leaves it alone when it is output
+    as it is (any operation on it gives plain text, escaped like data)."""
+
+    __slots__ = ()
+
+
 def variable_value(name: str, default: str | None = None) -> str:
-    """The ``${NAME}`` filter: the variable's value as data; a placeholder in the trial render at load."""
+    """The ``${NAME}`` filter: the variable's value as data (never template code), as :class:`ConfigText`; a
+    placeholder in the trial render at load."""
     variables = current_budget().variables
     if variables is None:
-        return default if default is not None else f"<{name}>"
+        return ConfigText(default if default is not None else f"<{name}>")
     if name in variables:
-        return variables[name]
+        return ConfigText(variables[name])
     if default is not None:
-        return default
+        return ConfigText(default)
     raise SecretResolutionError("a message template", name)
 
 
