@@ -31,6 +31,17 @@ def _reachable_or_skip(url: str, what: str) -> None:
         pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def _each_test_is_its_own_definitions_load() -> Iterator[None]:
+    """Dagster's loaders leave their load context set for the rest of the process; alerts files built in one
+    load are one code location (``code_location``), so a test must not inherit another test's load."""
+    from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext  # test-only
+
+    DefinitionsLoadContext._instance = None
+    yield
+    DefinitionsLoadContext._instance = None
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """URL of the local Postgres ``test`` database (skips locally, fails under CI, when unreachable)."""
