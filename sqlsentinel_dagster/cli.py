@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .naming import job_name, schedule_name
 from .notifiers.probe import send_test_message
 from .notifiers.registry import ChannelSettings, smtp_from_env
+from .notifiers.retry import tries
 from .starter import starter_alerts, starter_definitions
 
 __all__ = ["load_or_exit", "main"]
@@ -140,10 +141,10 @@ def test_notify(path: str, name: str) -> None:
     settings = ChannelSettings(smtp=smtp_from_env(os.environ))
     results = send_test_message(alert, targets, settings, logging.getLogger("sqlsentinel"))
     for result in results:
-        tries = f"{result.attempts} tr{'y' if result.attempts == 1 else 'ies'}"
+        attempts = tries(result.attempts)
         click.echo(
             f"{result.channel}: "
-            + (f"delivered ({tries})" if result.delivered else f"FAILED ({tries}): {result.error}")
+            + (f"delivered ({attempts})" if result.delivered else f"FAILED ({attempts}): {result.error}")
         )
     if not all(r.delivered for r in results):
         raise SystemExit(1)

@@ -102,6 +102,7 @@ def _row(cycle: AlertCycle) -> dict[str, Any]:
         "threshold": values["threshold"],
         "context": values["context"],
         "error": cycle.outcome.error,
+        "several_rows": cycle.several_rows is not None,
         "decision": cycle.decision.code if cycle.decision else None,
         "reason": cycle.decision.reason if cycle.decision else cycle.state_error,
         "notifications": [r.as_dict() for r in cycle.reports],
@@ -112,10 +113,12 @@ def _row(cycle: AlertCycle) -> dict[str, Any]:
 def _print(cycle: AlertCycle) -> None:
     """Lines for a person: query values, errors and silence reasons come from outside, so they are escaped."""
     row = _row(cycle)
-    shown = f"value {row['actual_value']!r}, threshold {row['threshold']!r}"
-    lines = [f"{row['alert']}: {row['status']} ({shown}); decision: {row['reason']}"]
+    shown = f" ({cycle.values_text()})" if cycle.values_text() else ""
+    lines = [f"{row['alert']}: {row['status']}{shown}; decision: {row['reason']}"]
     if row["error"]:
         lines.append(f"  error: {row['error']}")
+    if cycle.several_rows:
+        lines.append(f"  note: {cycle.several_rows}")
     lines += [f"  {report.describe()}" for report in cycle.reports]
     for line in lines:
         click.echo(printable(line))

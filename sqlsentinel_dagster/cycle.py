@@ -22,6 +22,7 @@ from .errors import SentinelError, StateDatabaseError
 from .learned import baseline_payload, judged
 from .notifiers import ChannelSettings, DeliveryReport, channel_id, deliver_grouped, deliver_pending, notifiers_for
 from .notifiers.probe import broadcast
+from .notifiers.retry import tries
 from .redact import redact_text
 from .results import AlertResult
 from .state.decision import Decision
@@ -108,13 +109,28 @@ class AlertCycle:
         )
         return values
 
+    def values_text(self) -> str:
+        """``value 7.5, threshold 5``: only what the query returned (empty for neither)."""
+        values = self.shown_values()
+        shown = (f"{word} {values[key]!r}" for key, word in _SHOWN if values[key] is not None)
+        return ", ".join(shown)
+
+    @property
+    def several_rows(self) -> str | None:
+        """Why only the first row counted, when a query (not a failed-rows alert) returned more than one."""
+        if self.result is None or not self.result.more_rows or self.alert.rows is not None:
+            return None
+        return "the query returned more than one row; the first was used (return one row, e.g. with LIMIT 1)"
+
     def summary(self) -> str:
         """One line: the alert, its status and values, and the decision."""
-        values = self.shown_values()
         prefix = "dry run: " if self.dry_run else ""
-        shown = f"value {values['actual_value']!r}, threshold {values['threshold']!r}"
+        shown = f" ({self.values_text()})" if self.values_text() else ""
         reason = self.decision.reason if self.decision else "not recorded"
-        return f"{prefix}alert '{self.alert.name}' is {self.outcome.status} ({shown}); decision: {reason}"
+        return f"{prefix}alert '{self.alert.name}' is {self.outcome.status}{shown}; decision: {reason}"
+
+
+_SHOWN = (("actual_value", "value"), ("threshold", "threshold"))
 
 
 def run_cycle(
@@ -305,10 +321,10 @@ def tell_fallback_lost(
 
 
 def _what_next(report: DeliveryReport) -> str:
-    tries = f"{report.attempts} tr{'y' if report.attempts == 1 else 'ies'}"
+    attempts = tries(report.attempts)
     return {
-        "retry": f"{tries}; will retry at the next evaluation",
-        "failed": f"{tries}; not retryable, given up",
+        "retry": f"{attempts}; will retry at the next evaluation",
+        "failed": f"{attempts}; not retryable, given up",
         "expired": "undelivered past the expiry, given up",
     }[report.outcome]
 

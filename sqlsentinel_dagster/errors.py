@@ -79,14 +79,15 @@ class ResultContractError(SentinelError):
 
 
 class SecretResolutionError(SentinelError):
-    """Raised at run time when a ``${VAR}`` reference in the alerts file names an unset variable."""
+    """Raised at run time when a ``${VAR}`` reference in the alerts file names an unset variable, or (``empty``)
+    a variable that is set but empty where a value is required (a URL, a routing key)."""
 
-    def __init__(self, where: str, variable: str) -> None:
+    def __init__(self, where: str, variable: str, *, empty: bool = False) -> None:
         self.where = where
         self.variable = variable
-        super().__init__(
-            f"{where}: environment variable '{variable}' is not set (write ${{{variable}:-default}} to give a default)"
-        )
+        default = f"write ${{{variable}:-default}} to give a default"
+        state = "is set but empty" if empty else f"is not set ({default})"
+        super().__init__(f"{where}: environment variable '{variable}' {state}")
 
 
 class TemplateRenderError(SentinelError):

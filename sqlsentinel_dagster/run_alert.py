@@ -115,8 +115,8 @@ def _show(context: dg.OpExecutionContext, cycle: AlertCycle) -> None:
 
 def log_cycle(log: Any, cycle: AlertCycle) -> None:
     """Write the cycle's summary and each notification's fate to ``log`` (a run's log)."""
-    if cycle.result is not None and cycle.result.more_rows:
-        log.warning(f"alert '{cycle.alert.name}': the query returned more than one row; the first was used")
+    if cycle.several_rows:
+        log.warning(f"alert '{cycle.alert.name}': {cycle.several_rows}")
     (log.warning if cycle.outcome.status != "OK" else log.info)(cycle.summary())
     for report in cycle.reports:
         log.info(f"notification {report.describe()}")

@@ -134,6 +134,9 @@ def headline(message: Mapping[str, Any]) -> str:
     return f"[{str(message.get('event', '')).upper()}] {message.get('alert_name')} ({message.get('severity')})"
 
 
+_VALUES = (("actual_value", "value"), ("threshold", "threshold"))
+
+
 def message_text(message: Mapping[str, Any]) -> str:
     """A plain-text rendering of a notification: headline, values, reason, error, link."""
     parts = [headline(message)]
@@ -142,8 +145,9 @@ def message_text(message: Mapping[str, Any]) -> str:
         parts.append(f"{rows}, more than {message.get('threshold')} allowed")
     elif message.get("expected"):
         parts.append(str(message["expected"]))
-    elif message.get("actual_value") is not None or message.get("threshold") is not None:
-        parts.append(f"value {message.get('actual_value')}, threshold {message.get('threshold')}")
+    else:
+        values = [f"{word} {message[key]}" for key, word in _VALUES if message.get(key) is not None]
+        parts += [", ".join(values)] if values else []
     if message.get("error"):
         parts.append(f"error: {message['error']}")
     if message.get("reason"):

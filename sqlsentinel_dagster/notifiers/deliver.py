@@ -19,7 +19,7 @@ from ..state.store import Intent, StateStore
 from .base import DeliveryError, Notifier
 from .parts import Part, split_parts
 from .registry import ChannelSettings, build_notifier
-from .retry import RetryPolicy, send_with_retries
+from .retry import RetryPolicy, send_with_retries, tries
 
 __all__ = ["DeliveryReport", "channel_id", "deliver_grouped", "deliver_pending", "notifiers_for"]
 
@@ -54,12 +54,12 @@ class DeliveryReport:
         return data
 
     def describe(self) -> str:
-        """One line: ``firing via 0:slack: delivered after 1 tries (...)``."""
+        """One line: ``firing via 0:slack: delivered after 1 try (...)``."""
         error = f" ({self.error})" if self.error else ""
         taken = f"; taken over from run {self.interrupted_run}, killed while sending it" if self.interrupted_run else ""
         grouped = f" in one message for {self.group_size} notifications" if self.group_size else ""
         grouped += f" ({self.part})" if self.part else ""
-        return f"{self.event} via {self.channel}: {self.outcome}{grouped} after {self.attempts} tries{error}{taken}"
+        return f"{self.event} via {self.channel}: {self.outcome}{grouped} after {tries(self.attempts)}{error}{taken}"
 
     @property
     def given_up(self) -> bool:

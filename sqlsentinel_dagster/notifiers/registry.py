@@ -84,16 +84,26 @@ def build_notifier(
             return env.get(default_env) if default_env else None
         return envsubst.resolve(value, f"{where} {what}", env)
 
+    def required(value: str | None, what: str, default_env: str | None = None) -> str:
+        """A value that must not be empty: an empty one names the variable it came from."""
+        resolved = secret(value, what, default_env)
+        if resolved:
+            return resolved
+        if value is None and default_env:
+            given = f"{where} {what} (no '{what}' given)"
+            raise SecretResolutionError(given, default_env, empty=default_env in env)
+        written = envsubst.references(value or "")
+        if not written:
+            raise DeliveryError(target.channel, f"{where} {what} is empty", retryable=False)
+        raise SecretResolutionError(f"{where} {what}", written[0], empty=True)
+
     if isinstance(target, WebhookTarget):
         user, password = target.username, secret(target.password, "password")
         headers = {k: str(secret(v, f"header {k}")) for k, v in target.headers.items()}
         if target.url is None and env.get("WEBHOOK_AUTH_HEADER") and "Authorization" not in headers:
             headers["Authorization"] = env["WEBHOOK_AUTH_HEADER"]  # SQL Sentinel's default endpoint and auth
-        url = secret(target.url, "url", "WEBHOOK_URL")
-        if not url:
-            raise SecretResolutionError(f"{where} url (no 'url' given)", "WEBHOOK_URL")
         return WebhookNotifier(
-            url,
+            required(target.url, "url", "WEBHOOK_URL"),
             method=target.method,
             headers=headers,
             timeout=target.timeout,
@@ -128,10 +138,10 @@ def build_notifier(
             settings.smtp, recipients, subject_template=target.subject, body_template=target.body, variables=variables
         )
     if isinstance(target, PagerDutyTarget):
-        routing_key = secret(target.routing_key, "routing_key", "PAGERDUTY_ROUTING_KEY")
+        routing_key = required(target.routing_key, "routing_key", "PAGERDUTY_ROUTING_KEY")
         return PagerDutyNotifier(routing_key, events_url=settings.pagerduty_events_url, timeout=settings.timeout)
     if isinstance(target, MSTeamsTarget):
-        return MSTeamsNotifier(str(secret(target.webhook_url, "webhook_url")), timeout=settings.timeout)
+        return MSTeamsNotifier(required(target.webhook_url, "webhook_url"), timeout=settings.timeout)
     return LogNotifier(logger)
 
 

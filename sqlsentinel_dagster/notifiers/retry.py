@@ -10,7 +10,7 @@ from typing import Any
 
 from .base import DeliveryError, Notifier
 
-__all__ = ["RetryPolicy", "send_with_retries"]
+__all__ = ["RetryPolicy", "send_with_retries", "tries"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,8 @@ def send_with_retries(
             backoff = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1)) * jitter()
             sleep(min(policy.max_delay, exc.retry_after) if exc.retry_after is not None else backoff)
             attempt += 1
+
+
+def tries(count: int) -> str:
+    """``1 try``, ``3 tries``."""
+    return f"{count} tr{'y' if count == 1 else 'ies'}"

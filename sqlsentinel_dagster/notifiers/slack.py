@@ -90,7 +90,8 @@ def slack_payload(
         fields.append({"type": "mrkdwn", "text": f"*Threshold*\n{safe.get('threshold')}"})
     for field in fields:
         field["text"] = cut_text(field["text"], MAX_FIELD_CHARS)
-    top = f"*{mrkdwn(headline(message))}*\n"
+    described = cut_text(str(safe["description"]), MAX_FIELD_CHARS) + "\n" if message.get("description") else ""
+    top = f"*{mrkdwn(headline(message))}*\n{described}"
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": top + cut_text(text, MAX_SECTION_CHARS - len(top))}},
         {"type": "section", "fields": fields},
