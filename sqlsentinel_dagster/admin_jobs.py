@@ -27,8 +27,8 @@ class SilenceConfig(dg.Config):
     )
     duration: str = Field(
         default="2h",
-        description="How long, e.g. 30m, 2h, 1d; at most 30d, or SQLSENTINEL_MAX_SILENCE in the code location's "
-        "environment.",
+        description='How long: hours as a bare number ("2", as `sqlsentinel silence --duration 2`), or 30m, 2h, '
+        "1d; at most 30d, or SQLSENTINEL_MAX_SILENCE in the code location's environment.",
     )
     author: str = Field(description="Who is silencing (shown on every suppressed run); at most 255 characters.")
     reason: str = Field(description="Why (shown on every suppressed run); at most 1,000 characters.")
@@ -56,7 +56,7 @@ def sqlsentinel_silence_op(context: dg.OpExecutionContext, config: SilenceConfig
         matchers = ([parse_matcher(f"alert={config.alert}")] if config.alert else []) + [
             parse_matcher(m) for m in config.matchers
         ]
-        ends_at = store.clock() + dt.timedelta(seconds=parse_duration(config.duration))
+        ends_at = store.clock() + admin.parse_silence_duration(config.duration)
         silence = admin.add_silence(store, matchers, ends_at=ends_at, author=config.author, reason=config.reason)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from None

@@ -1,7 +1,8 @@
 """``sqlsentinel silence | unsilence | silences``: silence alerts, end silences, list them.
 
 ``silence`` creates the state tables if needed; the others refuse a database without them. A name no known alert
-has is refused unless ``--force``; stored text is printed escaped.
+has is refused unless ``--force``; stored text is printed escaped. As in SQL Sentinel, ``--duration`` without a
+unit is hours (:func:`.state.admin.parse_silence_duration`) and ``--reason`` may be left out (:data:`.state.admin.NO_REASON`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import click
 
 from .cli_common import alert_and_file, database_errors, database_option, echo, echo_json, open_store, printable, when
 from .config import LoadedConfig
-from .config.models import parse_duration
 from .state import admin
 from .state.history import known_alerts
 from .state.silences import Silence, parse_matcher
@@ -59,9 +59,13 @@ def _silence_row(silence: Silence, now: dt.datetime) -> dict[str, Any]:
 @click.option("--alert", "alert_option", help="The alert, in SQL Sentinel's form: silence alerts.yaml --alert NAME.")
 @click.option("--force", is_flag=True, help="Silence NAME even though no known alert has that name.")
 @click.option("--match", "matches", multiple=True, help="key=value, key=~regex (RE2) or key~glob; repeatable.")
-@click.option("--duration", help="How long, e.g. 30m, 2h, 1d; at most SQLSENTINEL_MAX_SILENCE (default 30d).")
+@click.option(
+    "--duration",
+    help="How long: hours as a bare number (2, as in SQL Sentinel), or 30m, 2h, 1d; at most SQLSENTINEL_MAX_SILENCE "
+    "(default 30d).",
+)
 @click.option("--until", help="When it ends, an ISO time.")
-@click.option("--reason", required=True, help="Why; shown on every suppressed run.")
+@click.option("--reason", help=f"Why; shown on every suppressed run. Default: {admin.NO_REASON}.")
 @click.option("--author", help="Who; default: your user name.")
 @database_option
 @database_errors
@@ -72,12 +76,13 @@ def silence(
     matches: tuple[str, ...],
     duration: str | None,
     until: str | None,
-    reason: str,
+    reason: str | None,
     author: str | None,
     database_url: str | None,
 ) -> None:
     """Silence the alert NAME (or every alert matching --match) for --duration or until --until.
 
+    SQL Sentinel's form works too: silence alerts.yaml --alert NAME --duration HOURS (a bare number is hours).
     A NAME no known alert has (in the file given, or in the state database) is refused unless --force.
     A silence lasts at most 30 days, or what the environment variable SQLSENTINEL_MAX_SILENCE says (e.g. 90d)."""
     name, config = alert_and_file(name, alert_option)
@@ -86,7 +91,7 @@ def silence(
         matchers += [parse_matcher(m) for m in matches]
         if (duration is None) == (until is None):
             raise ValueError("give exactly one of --duration (e.g. 2h) or --until (e.g. 2026-12-01T09:00+01:00)")
-        length = dt.timedelta(seconds=parse_duration(duration)) if duration is not None else None
+        length = admin.parse_silence_duration(duration) if duration is not None else None
         end = _until(until) if until is not None else None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -95,7 +100,13 @@ def silence(
         _refuse_unknown(name, store, config)
     try:
         ends_at = end if end is not None else store.clock() + (length or dt.timedelta())
-        created = admin.add_silence(store, matchers, ends_at=ends_at, author=author or getpass.getuser(), reason=reason)
+        created = admin.add_silence(
+            store,
+            matchers,
+            ends_at=ends_at,
+            author=author or getpass.getuser(),
+            reason=(reason or "").strip() or admin.NO_REASON,
+        )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     echo(f"silence {created.id}: {', '.join(map(str, created.matchers))} {created.describe()}")

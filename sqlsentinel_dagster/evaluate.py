@@ -25,7 +25,14 @@ from .errors import AlertQueryError
 from .redact import redact_text
 from .results import AlertResult, RowsTally, parse_result
 
-__all__ = ["create_warehouse_engine", "driver_problem", "evaluate_query", "resolve_sqlite_path"]
+__all__ = [
+    "create_warehouse_engine",
+    "driver_problem",
+    "evaluate_query",
+    "missing_sqlite_file",
+    "resolve_sqlite_path",
+    "sqlite_file",
+]
 
 GRACE = 5.0
 """Seconds past an alert's timeout before its connection is cut, for a server that does not end the query."""
@@ -45,6 +52,38 @@ def resolve_sqlite_path(url: str, base_dir: Path) -> str:
     if database.startswith("file:") or Path(database).is_absolute():
         return url
     return parsed.set(database=str((base_dir / database).resolve())).render_as_string(hide_password=False)
+
+
+def missing_sqlite_file(url: str, base_dir: Path) -> str | None:
+    """Why the SQLite file ``url`` names is not there, or None (it is, or ``url`` names no file).
+
+    ``<url>: no such file <absolute path tried>; relative SQLite paths are read from the alerts file's folder
+    <base_dir>`` (the last part for a relative path only), or ``... is a folder, not a database file``. None for
+    other databases, in-memory ones, SQLite URIs (``file:...?uri=true``, read from the working directory), and
+    URLs that do not parse (:func:`driver_problem` says why). The URL is shown with its password hidden.
+    """
+    try:
+        parsed = make_url(url)
+        path = sqlite_file(url, base_dir)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    if path is None or path.is_file():
+        return None
+    shown = parsed.render_as_string(hide_password=True)
+    if path.is_dir():
+        return f"{shown}: {path} is a folder, not a database file"
+    hint = f"; relative SQLite paths are read from the alerts file's folder {base_dir}"
+    return f"{shown}: no such file {path}{'' if Path(str(parsed.database)).is_absolute() else hint}"
+
+
+def sqlite_file(url: str, base_dir: Path) -> Path | None:
+    """The absolute path of the file a SQLite ``url`` opens (a relative one read from ``base_dir``), or None for
+    other databases, in-memory ones and SQLite URIs (``file:...``). Raises what ``make_url`` raises."""
+    parsed = make_url(resolve_sqlite_path(url, base_dir))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
 
 
 def driver_problem(url: str) -> str | None:

@@ -17,7 +17,14 @@ from ._yaml import MAX_FILE_BYTES
 from .config import AlertConfig, LoadedConfig, load_config
 from .config.compiled import load_compiled, save_compiled
 from .errors import AlertQueryError, StateDatabaseError
-from .evaluate import create_warehouse_engine, driver_problem, evaluate_query, resolve_sqlite_path
+from .evaluate import (
+    create_warehouse_engine,
+    driver_problem,
+    evaluate_query,
+    missing_sqlite_file,
+    resolve_sqlite_path,
+    sqlite_file,
+)
 from .notifiers.registry import ChannelSettings, smtp_from_env
 from .notifiers.retry import RetryPolicy
 from .results import AlertResult
@@ -48,23 +55,32 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def evaluate(self, alert: AlertConfig) -> AlertResult:
         """Run ``alert``'s query on this warehouse, read-only and bounded by the alert's timeout."""
         url = envsubst.resolve_url(self._url_template(), f"alert '{alert.name}': database '{self.database}' url")
+        folder = cached_config(self.config_path).path.parent
+        missing = missing_sqlite_file(url, folder)  # before connecting: SQLite may create it
         try:
-            url = resolve_sqlite_path(url, cached_config(self.config_path).path.parent)
+            url = resolve_sqlite_path(url, folder)
             password = make_url(url).password
             engine = _engine(url, self.pool_size())
         except (sa.exc.ArgumentError, ValueError, ImportError) as exc:  # the message may hold the URL: not shown
             cause = driver_problem(url) or f"the URL is not usable ({type(exc).__name__}); check its port and parts"
             raise AlertQueryError(alert.name, self.database, cause) from None
-        return evaluate_query(
-            engine,
-            alert=alert.name,
-            database=self.database,
-            query=alert.query,
-            timeout=alert.timeout,
-            secrets=[str(password)] if password else [],
-            rows=alert.rows,
-            status_required=alert.baseline is None,
-        )
+        try:
+            return evaluate_query(
+                engine,
+                alert=alert.name,
+                database=self.database,
+                query=alert.query,
+                timeout=alert.timeout,
+                secrets=[str(password)] if password else [],
+                rows=alert.rows,
+                status_required=alert.baseline is None,
+            )
+        except AlertQueryError as exc:
+            if missing is None:
+                raise
+            file = sqlite_file(url, folder)
+            created = "; SQLite created it, empty, at this run" if file is not None and file.is_file() else ""
+            raise AlertQueryError(alert.name, self.database, f"{exc.cause} ({missing}{created})") from None
 
     def _url_template(self) -> str:
         return cached_config(self.config_path).file.all_databases()[self.database].url

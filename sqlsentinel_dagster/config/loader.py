@@ -316,10 +316,19 @@ class _Checker(ReferenceChecks):
 
 
 def _in_config_block(path: tuple[Any, ...], lines: Mapping[tuple[Any, ...], int]) -> tuple[Any, ...] | None:
-    """The path of a notify setting written in the old nested ``config:`` form, if it was written that way."""
-    if "notify" in path and path not in lines:
+    """Where a notify target's setting is written when the model's path to it is not in the file: under SQL
+    Sentinel's nested ``config:``, and/or in a receiver written as one mapping instead of a list
+    (``receivers: {team: {channel: log}}``, which the model reads as ``team[0]``)."""
+    if path in lines:
+        return None
+    if path[:1] in (("fallback",), ("receivers",)):
+        at = 3 if path[0] == "receivers" else 2  # past the entry's index
+    elif "notify" in path:
         at = path.index("notify") + 2
-        nested = (*path[:at], "config", *path[at:])
-        if nested in lines:
-            return nested
-    return None
+    else:
+        return None
+    head, tail = path[:at], path[at:]
+    candidates = [(*head, "config", *tail)]
+    if path[0] == "receivers" and head[-1] == 0:
+        candidates += [(*head[:-1], "config", *tail), (*head[:-1], *tail)]
+    return next((candidate for candidate in candidates if candidate in lines), None)

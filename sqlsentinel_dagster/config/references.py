@@ -1,17 +1,20 @@
 """The checks across an alerts file's parts, which its model cannot make alone.
 
-Receiver names exist; warehouse drivers are installed; alert and watch rule names are unique and fit Dagster;
-each alert has a trigger and a database it can name, and its query only reads. :class:`ReferenceChecks` is
-inherited by the loader's checker, which supplies ``_add`` and what it read of the file.
+Receiver names exist; warehouse drivers are installed (SQLite files that cannot be opened are noted); alert and
+watch rule names are unique and fit Dagster; each alert has a trigger and a database it can name, and its query
+only reads. :class:`ReferenceChecks` is inherited by the loader's checker, which supplies ``_add`` and what it
+read of the file.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from .._yaml import Located
-from ..evaluate import driver_problem
+from ..evaluate import driver_problem, missing_sqlite_file, sqlite_file
 from ..naming import safe_name
 from ..readonly import dialect_for_url, read_only_problem
 
@@ -22,6 +25,8 @@ class ReferenceChecks:
     """The cross-reference, name, database, trigger and watch rule checks of one file; each adds to the problems
     through ``_add`` instead of raising."""
 
+    file: str
+    """The alerts file, as given: relative SQLite paths are read from its folder."""
     located: Located
     inherited: dict[int, set[str]]
     """The keys each alert took from ``routes:``, ``defaults:`` or its database (``timeout``), by alert index."""
@@ -117,14 +122,31 @@ class ReferenceChecks:
 
     def _check_drivers(self, data: dict[str, Any]) -> None:
         """Every warehouse URL parses and its driver is installed (else every run of its alerts would fail)."""
-        located: list[tuple[tuple[Any, ...], Any]] = [(("database", "url"), (data.get("database") or {}))]
-        named = data.get("databases")
-        located += [(("databases", name, "url"), db) for name, db in (named.items() if isinstance(named, dict) else [])]
-        for path, db in located:
-            url = db.get("url") if isinstance(db, dict) else None
-            problem = driver_problem(url) if isinstance(url, str) else None
+        for path, url in _database_urls(data):
+            problem = driver_problem(url)
             if problem:
                 self._add(path, problem)
+            else:
+                self._check_sqlite_file(path, url)
+
+    def _check_sqlite_file(self, path: tuple[Any, ...], url: str) -> None:
+        """A SQLite file that cannot be opened, because neither it nor its folder exists (SQLite would create the
+        file in an existing folder), or because it is a folder, is a note: the alerts are kept. A deployment may
+        create it later (the demo creates its warehouse when its definitions load), and whether a file exists
+        now is no property of the alerts file; their runs fail until it exists, naming the path tried.
+        """
+        if "${" in url:
+            return  # resolved inside the run
+        folder = Path(self.file).resolve().parent
+        problem = missing_sqlite_file(url, folder)
+        file = sqlite_file(url, folder) if problem else None  # the URL parses: missing_sqlite_file parsed it
+        if file is None:
+            return
+        if file.is_dir():
+            self._add(path, f"{problem}; runs of its alerts fail until it is a file", note=True)
+        elif not file.parent.is_dir():
+            because = "its folder does not exist either, so SQLite cannot create it"
+            self._add(path, f"{problem}; runs of its alerts fail until it exists ({because})", note=True)
 
     def _check_triggers(self, index: int, alert: dict[str, Any]) -> None:
         """An alert needs a schedule, unless it runs after its asset's materializations."""
@@ -199,3 +221,15 @@ class ReferenceChecks:
             return None
         dialect = target.get("dialect") or dialect_for_url(str(target.get("url", "")))
         return dialect or ""
+
+
+def _database_urls(data: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Each warehouse URL written in ``data`` (``database:`` and ``databases:``) with the path to it."""
+    single = data.get("database")
+    named = data.get("databases")
+    written: list[tuple[tuple[Any, ...], Any]] = [(("database", "url"), single)]
+    written += [(("databases", name, "url"), db) for name, db in (named.items() if isinstance(named, dict) else [])]
+    for path, db in written:
+        url = db.get("url") if isinstance(db, dict) else None
+        if isinstance(url, str):
+            yield path, url

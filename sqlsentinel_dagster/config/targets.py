@@ -5,7 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 from ..envsubst import find_syntax_error
 from ..templates import template_problem
@@ -59,8 +69,27 @@ MessageTemplate = Annotated[str, AfterValidator(_env_syntax), AfterValidator(_me
 EmailAddress = Annotated[str, AfterValidator(_email)]
 
 
+def _flattened(data: Any) -> Any:
+    """A target in SQL Sentinel's nested form (``channel: webhook`` + ``config: {webhook_url: ...}``) as the flat
+    one; ``config:`` left empty means no settings. A key given both ways, or a ``config:`` that is no mapping,
+    is refused."""
+    if not isinstance(data, dict) or "config" not in data:
+        return data
+    nested = {} if data["config"] is None else data["config"]
+    if not isinstance(nested, dict):
+        raise ValueError(
+            f"'config:' must be a mapping of the channel's settings (or write them flat), got {type(nested).__name__}"
+        )
+    clash = sorted(set(nested) & (set(data) - {"config"}))
+    if clash:
+        raise ValueError(f"{', '.join(map(str, clash))} given both flat and under 'config:'; keep one")
+    return {**{k: v for k, v in data.items() if k != "config"}, **nested}
+
+
 class _Target(BaseModel):
-    """Common behaviour of notification targets: the old ``config:`` nesting is accepted as well as flat keys."""
+    """Common behaviour of notification targets: SQL Sentinel's nested ``config:`` form is accepted as well as
+    flat keys, for every setting (:func:`_flattened`), and so are its names for settings named otherwise here
+    (a field's ``AliasChoices``, e.g. ``webhook_url`` for a webhook's ``url``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -82,13 +111,16 @@ class _Target(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _flatten_config(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
-            nested = data["config"]
-            clash = sorted(set(nested) & (set(data) - {"config"}))
-            if clash:
-                raise ValueError(f"{', '.join(clash)} given both flat and under 'config:'; keep one")
-            return {**{k: v for k, v in data.items() if k != "config"}, **nested}
+    def _sql_sentinel_form(cls, data: Any) -> Any:
+        """Flatten ``config:`` (one validator for every channel: a subclass's own ones run before this one), and
+        refuse a setting given under two of its names."""
+        data = _flattened(data)
+        if isinstance(data, dict):
+            for info in cls.model_fields.values():
+                names = info.validation_alias.choices if isinstance(info.validation_alias, AliasChoices) else []
+                given = [name for name in names if isinstance(name, str) and name in data]
+                if len(given) > 1:
+                    raise ValueError(f"give '{given[0]}' or '{given[1]}' (its SQL Sentinel name), not both")
         return data
 
 
@@ -126,7 +158,11 @@ class WebhookTarget(_Target):
     """
 
     channel: Literal["webhook"]
-    url: Secret | None = Field(default=None, description="Endpoint; default WEBHOOK_URL")
+    url: Secret | None = Field(
+        default=None,
+        validation_alias=AliasChoices("url", "webhook_url"),
+        description="Endpoint; default WEBHOOK_URL ('webhook_url', SQL Sentinel's name, is accepted too)",
+    )
     method: Annotated[Literal["GET", "POST", "PUT", "PATCH"], BeforeValidator(lambda v: str(v).upper())] = "POST"
     headers: dict[str, Secret] = Field(default_factory=dict)
     timeout: Annotated[float, Field(gt=0, le=300)] = Field(default=10.0, description="Seconds per request")
@@ -135,15 +171,6 @@ class WebhookTarget(_Target):
     password: Secret | None = Field(default=None, description="Basic auth password")
     bearer_token: Secret | None = Field(default=None, description="Sent as 'Authorization: Bearer <token>'")
     body: MessageTemplate | None = Field(default=None, description="Body template (default: the JSON message)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _webhook_url(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "webhook_url" in data:
-            if "url" in data:
-                raise ValueError("give 'url' or 'webhook_url' (its SQL Sentinel name), not both")
-            return {("url" if k == "webhook_url" else k): v for k, v in data.items()}
-        return data
 
 
 class PagerDutyTarget(_Target):

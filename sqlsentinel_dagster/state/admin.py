@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,12 +31,14 @@ __all__ = [
     "MAX_AUTHOR_LENGTH",
     "MAX_REASON_LENGTH",
     "MAX_SILENCE_ENV",
+    "NO_REASON",
     "AlertStatus",
     "add_silence",
     "alert_statuses",
     "end_silences",
     "list_silences",
     "max_silence",
+    "parse_silence_duration",
     "prune_history",
 ]
 
@@ -48,6 +51,20 @@ MAX_REASON_LENGTH = 1_000
 """The longest reason a silence may have, in characters (it is shown on every suppressed run)."""
 MAX_AUTHOR_LENGTH = 255
 """The longest author a silence may have, in characters (the size of its column)."""
+
+
+NO_REASON = "(none given)"
+"""The reason recorded for a silence made without ``--reason`` (SQL Sentinel's ``silence`` takes none)."""
+
+_BARE_NUMBER = re.compile(r"^\s*\d+(\.\d+)?\s*$")
+
+
+def parse_silence_duration(text: str) -> dt.timedelta:
+    """How long a silence lasts: a bare number is hours (``2`` is 2h, SQL Sentinel's ``--duration HOURS``), else
+    a duration with its unit (``30m``, ``2h``, ``1d``). Only silences read a bare number so: in alerts.yaml
+    (``repeat_interval``, ``timeout``...) it stays seconds. Raises ValueError saying what is allowed."""
+    written = f"{text.strip()}h" if _BARE_NUMBER.match(text) else text
+    return dt.timedelta(seconds=parse_duration(written))
 
 
 def max_silence(environ: Mapping[str, str] | None = None) -> dt.timedelta:
