@@ -15,6 +15,10 @@ Rules, each chosen to keep one odd history from making a blind or a noisy alert:
 - ``change`` compares with the latest usable value in the window, or with the usable value recorded closest to
   ``now - vs``, at most 10% of ``vs`` away (16.8h for 7d; the earlier on a tie); with none, the verdict is OK
   and says so.
+- A band is finite or not drawn: when values near the largest float (±1.8e308) make the centre, the spread or a
+  bound overflow, the verdict is OK, ``not_finite``, naming which (never a band of infinities, which no value could
+  leave, nor one in metadata). A median or mean that is finite is found even when the arithmetic on the way
+  overflows (two middle values are halved before they are added; a sum is taken exactly).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -52,7 +57,9 @@ MAX_SAMPLES = 100_000
 """The most recorded values one verdict learns from (the newest); the caller need not read more."""
 VS_TOLERANCE = 0.1
 """With ``vs``, how far from ``now - vs`` the compared value may be recorded, as a fraction of ``vs``."""
-VerdictCode = Literal["learning", "no_reference", "within_band", "within_min_change", "above_band", "below_band"]
+VerdictCode = Literal[
+    "learning", "no_reference", "not_finite", "within_band", "within_min_change", "above_band", "below_band"
+]
 
 _MAD_TO_SD = 1 / statistics.NormalDist().inv_cdf(0.75)  # 1.4826
 _MEAN_AD_TO_SD = math.sqrt(math.pi / 2)  # 1.2533
@@ -100,8 +107,14 @@ class Band:
     """Method change with ``vs``: how long before ``now`` the compared value was meant to be; else None."""
 
     def as_metadata(self) -> dict[str, float | None]:
-        """``baseline``, ``threshold_low`` and ``threshold_high``, for run metadata and JSON payloads."""
-        return {"baseline": self.center, "threshold_low": self.low, "threshold_high": self.high}
+        """``baseline``, ``threshold_low`` and ``threshold_high``, for run metadata and JSON payloads; None for a
+        side not checked, and for a number that is not finite (:func:`judge` never draws one, but an infinity
+        must never reach metadata or JSON, whoever built the band)."""
+        return {
+            "baseline": _finite(self.center),
+            "threshold_low": _finite(self.low),
+            "threshold_high": _finite(self.high),
+        }
 
 
 @dataclass(frozen=True)
@@ -109,15 +122,16 @@ class Verdict:
     """What the baseline says of one value: ALERT or OK, a named reason, and the band used (if any)."""
 
     status: Literal["ALERT", "OK"]
-    """ALERT when the value is outside the band (and past ``min_change``); OK otherwise, also while learning."""
+    """ALERT when the value is outside the band (and past ``min_change``); OK otherwise, also while learning and
+    when the band is not finite."""
     code: VerdictCode
-    """A stable name for the reason, e.g. ``learning``, ``above_band``."""
+    """A stable name for the reason, e.g. ``learning``, ``not_finite``, ``above_band``."""
     reason: str
     """The reason in words, e.g. ``above expected 140-210 (+35% vs median 172)`` (an en dash in the range)."""
     value: float
     """The value judged."""
     band: Band | None
-    """The band, or None while learning or with nothing to compare with."""
+    """The band, or None while learning, with nothing to compare with, or when it is not finite."""
 
     @property
     def learning(self) -> bool:
@@ -174,18 +188,14 @@ def judge(value: Any, history: Sequence[Sample], spec: BaselineSpec, now: dt.dat
     values = [v for _, v in usable]
     if len(values) < spec.min_history:
         return Verdict("OK", "learning", f"learning ({len(values)} of {spec.min_history})", number, None)
-    if spec.method == "zscore":
-        center = statistics.fmean(values)
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    else:
-        center = statistics.median(values)
-        deviations = [abs(v - center) for v in values]
-        mad = statistics.median(deviations)
-        spread = _MAD_TO_SD * mad if mad > 0 else _MEAN_AD_TO_SD * statistics.fmean(deviations)
+    center, spread = _center_spread(values, spec.method)
     half = spec.sensitivity * spread
     low = center - half if spec.direction != "up" else None
     high = center + half if spec.direction != "down" else None
     band = Band(low, high, center, spec.method, len(values), spec.history, season)
+    unfinished = _not_finite(band, spread, spec)
+    if unfinished is not None:
+        return Verdict("OK", "not_finite", f"cannot judge: {unfinished} is not a finite number", number, None)
     return _against(number, band, spec)
 
 
@@ -229,7 +239,73 @@ def _judge_change(
     low = ref + spec.below.amount(ref) if spec.below is not None else None
     high = ref + spec.above.amount(ref) if spec.above is not None else None
     window = spec.vs if spec.vs is not None else spec.history
-    return _against(number, Band(low, high, ref, "change", 1, window, None, spec.vs), spec)
+    band = Band(low, high, ref, "change", 1, window, None, spec.vs)
+    unfinished = _not_finite(band, 0.0, spec)
+    if unfinished is not None:
+        return Verdict("OK", "not_finite", f"cannot judge: {unfinished} is not a finite number", number, None)
+    return _against(number, band, spec)
+
+
+def _center_spread(values: list[float], method: Method) -> tuple[float, float]:
+    """The centre and spread of a band learnt from ``values``; either is infinite when it overflows a float."""
+    if method == "zscore":
+        center = _mean(values)
+        try:
+            return center, statistics.stdev(values) if len(values) > 1 else 0.0
+        except OverflowError:  # the exact standard deviation is past the largest float
+            return center, math.inf
+    center = _median(values)
+    deviations = [abs(v - center) for v in values]  # infinite past the largest float (1e308 - -1e308)
+    mad = _median(deviations)
+    if mad > 0:
+        return center, _MAD_TO_SD * mad
+    try:
+        return center, _MEAN_AD_TO_SD * statistics.fmean(deviations)
+    except OverflowError:
+        return center, math.inf
+
+
+def _median(values: list[float]) -> float:
+    """``statistics.median``, but the two middle values near the largest float are halved before they are added
+    (as the replay's window does), so the median of 1e308s is 1e308, not infinity."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    low, high = ordered[middle - 1], ordered[middle]
+    half_sum = (low + high) / 2
+    return half_sum if math.isfinite(half_sum) else low / 2 + high / 2
+
+
+def _mean(values: list[float]) -> float:
+    """``statistics.fmean``; when its sum overflows on the way, the exact sum rounded once, then divided (as the
+    replay's window takes the mean), so a mean of values near the largest float is still that value."""
+    try:
+        return statistics.fmean(values)
+    except OverflowError:
+        exact = sum(map(Fraction, values), Fraction(0))
+        try:
+            return float(exact) / len(values)
+        except OverflowError:
+            return float(exact / len(values))
+
+
+def _not_finite(band: Band, spread: float, spec: BaselineSpec) -> str | None:
+    """What of ``band`` is not a finite number, in words (``the spread of the 24 values learnt from``); None when
+    every number is finite."""
+    if band.method == "change":
+        if all(b is None or math.isfinite(b) for b in (band.low, band.high)):
+            return None
+        changes = [f"{name} {change}" for name, change in (("above", spec.above), ("below", spec.below)) if change]
+        return f"the band {' and '.join(changes)} around {_center_words(band)}"
+    learnt = f"the {band.count:,} value{'s' if band.count != 1 else ''} learnt from"
+    if not math.isfinite(band.center):
+        return f"the {'mean' if band.method == 'zscore' else 'median'} of {learnt}"
+    if not math.isfinite(spread):
+        return f"the spread of {learnt}"
+    if all(b is None or math.isfinite(b) for b in (band.low, band.high)):
+        return None
+    return f"the band {_center_words(band)} ± {spec.sensitivity:g} x {_fmt(spread, _decimals(spread))}"
 
 
 def _against(number: float, band: Band, spec: BaselineSpec) -> Verdict:
@@ -298,12 +374,16 @@ def _expected(number: float, band: Band, words: bool) -> tuple[str, str]:
 
 
 def _delta(number: float, center: float) -> str:
-    diff = number - center
-    sign = "+" if diff >= 0 else "-"
-    percent = abs(diff) / abs(center) * 100 if center != 0 else math.inf
-    if not math.isfinite(percent):  # no percent of 0 (or of a value so small the percent overflows)
-        return f"{sign}{_fmt(abs(diff), _decimals(diff))}"
-    return f"{sign}{_fmt(percent, _decimals(percent))}%"
+    sign = "+" if number >= center else "-"
+    size = abs(number - center)
+    if center != 0:
+        if math.isfinite(size):
+            percent = size / abs(center) * 100
+        else:  # past the largest float (1e308 - -1e308): from the exact difference (the centre is huge too)
+            percent = float(abs(Decimal(number) - Decimal(center)) / abs(Decimal(center)) * 100)
+        if math.isfinite(percent):
+            return f"{sign}{_fmt(percent, _decimals(percent))}%"
+    return f"{sign}{_fmt(size, _decimals(size))}"  # no percent of 0 (or of a value so small the percent overflows)
 
 
 def _decimals(x: float) -> int:
@@ -325,6 +405,10 @@ def _fmt(x: float, decimals: int) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _parse(text: str) -> float:

@@ -2,7 +2,8 @@
 
 ``silence`` creates the state tables if needed; the others refuse a database without them. A name no known alert
 has is refused unless ``--force``; stored text is printed escaped. As in SQL Sentinel, ``--duration`` without a
-unit is hours (:func:`.state.admin.parse_silence_duration`) and ``--reason`` may be left out (:data:`.state.admin.NO_REASON`).
+unit is hours (:func:`.state.admin.parse_silence_duration`) and ``--reason`` may be left out
+(:data:`.state.admin.NO_REASON`).
 """
 
 from __future__ import annotations

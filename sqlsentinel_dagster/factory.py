@@ -34,7 +34,7 @@ from .replay_job import build_replay_job
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource, cached_config
 from .run_alert import AlertResources, run_alert
 from .triggers import build_batch_schedules, build_materialization_sensor
-from .versions import with_last_valid_version
+from .versions import load_version
 from .watch_sensor import build_watch_sensor
 
 __all__ = ["EvaluateConfig", "Mode", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
@@ -85,7 +85,8 @@ def build_definitions(
     worker = is_run_worker()  # a run worker runs one job: no schedules or sensors, jobs built on demand
     state = state or AlertStateResource()
     names = FileNames(name)
-    config = with_last_valid_version(cached_config(path, compiled=worker), state, record=not worker)
+    version = load_version(cached_config(path, compiled=worker), state, record=not worker)
+    config = version.config
     claim = claim_names(config, names)  # alert names taken by another file of this code location: left out
     config = claim.config
     if strict is None:
@@ -99,7 +100,7 @@ def build_definitions(
     if config.fallback_targets() and alerting.jobs and not worker:
         alerting.sensors.append(build_failure_sensor(config, alerting.jobs, names))
     if not worker:
-        alerting.sensors.append(build_config_sensor(config, names))
+        alerting.sensors.append(build_config_sensor(config, names, removed=version.removed))
     watch = None if worker else build_watch_sensor(config, names.watch_sensor)  # watch: rules on every asset check
     if watch is not None:
         alerting.sensors.append(watch)

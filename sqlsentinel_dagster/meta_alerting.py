@@ -5,7 +5,7 @@
 import hashlib
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -17,7 +17,9 @@ from .config import LoadedConfig
 from .cycle import FALLBACK
 from .naming import NOTIFICATIONS_RESOURCE_KEY, PLAIN_NAMES, TAG_ALERT, TAG_DECISION, FileNames
 from .notifiers.probe import broadcast, send_test_message
+from .notifiers.retry import tries
 from .resources import NotificationsResource
+from .versions import NAMES_SHOWN, RemovedAlerts
 
 __all__ = ["TestNotifyConfig", "build_config_sensor", "build_failure_sensor", "build_test_notify_job"]
 
@@ -45,7 +47,7 @@ def build_test_notify_job(config: LoadedConfig, names: FileNames = PLAIN_NAMES) 
         failed = [r for r in results if not r.delivered]
         for result in results:
             state = "delivered" if result.delivered else f"FAILED: {result.error}"
-            context.log.info(f"test message via {result.channel}: {state} ({result.attempts} tries)")
+            context.log.info(f"test message via {result.channel}: {state} ({tries(result.attempts)})")
         if not results:
             raise dg.Failure(description=f"alert '{alert.name}' has no notify channels")
         if failed:
@@ -100,12 +102,20 @@ def build_failure_sensor(
     return tell_fallback
 
 
-def build_config_sensor(config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.SensorDefinition:
+def build_config_sensor(
+    config: LoadedConfig, names: FileNames = PLAIN_NAMES, removed: RemovedAlerts | None = None
+) -> dg.SensorDefinition:
     """``sqlsentinel_config``: the alerts file's problems, where people look (RUNNING by default).
 
     While the file has problems, every tick fails listing them (file:line, alert, field), except the first tick
     after the set of problems changes: that one tells the fallback receivers, once, and records it in the
     cursor. When the problems are gone, the fallback receivers are told once that the file is fixed.
+
+    ``removed`` (from :func:`..versions.load_version`): this valid version removed every alert of the version it
+    replaced, or more than half. Every tick says so (a skip, not a failure: the file is valid and runs); the first
+    tells the fallback receivers (the replaced version's when this one has none), once: the cursor keeps the
+    removal's key after the problems' digest (``<digest>|<key>``), so neither ticks nor code-server restarts tell
+    it again.
     """
     problems = [str(problem) for problem in config.problems]
     digest = hashlib.sha256("\n".join(problems).encode()).hexdigest()[:16] if problems else "ok"
@@ -113,6 +123,7 @@ def build_config_sensor(config: LoadedConfig, names: FileNames = PLAIN_NAMES) ->
         f"{config.path}: {len(problems)} problem(s); {len(config.alerts)} alert(s) loaded, the others left out:\n"
         + "\n".join(problems)
     )
+    retired = f"{config.path}: {removed.summary()}; the file is valid and runs" if removed is not None else ""
 
     @dg.sensor(
         name=names.config_sensor,
@@ -122,34 +133,72 @@ def build_config_sensor(config: LoadedConfig, names: FileNames = PLAIN_NAMES) ->
         required_resource_keys={NOTIFICATIONS_RESOURCE_KEY},
     )
     def config_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        told = context.cursor or "ok"
+        told, _, told_removed = (context.cursor or "ok").partition("|")
+        shown = []
         if digest != told:
             _tell_fallback_about_config(context, config, summary if problems else None)
-            context.update_cursor(digest)
-            return dg.SkipReason(summary if problems else f"{config.path}: problems fixed; fallback receivers told")
-        if problems:
+            told = digest
+            shown.append(summary if problems else f"{config.path}: problems fixed; fallback receivers told")
+        elif problems:
             raise dg.Failure(description=summary)
-        return dg.SkipReason(f"{config.path}: {len(config.alerts)} alert(s) loaded, no problems")
+        if removed is not None:
+            if removed.key != told_removed:
+                _tell_fallback_about_config(context, config, None, removed)
+                told_removed = removed.key
+                shown.append(f"{retired}; fallback receivers told")
+            else:
+                shown.append(f"{retired} (fallback receivers were told)")
+        cursor = f"{told}|{told_removed}" if removed is not None else told
+        if cursor != (context.cursor or "ok"):
+            context.update_cursor(cursor)
+        return dg.SkipReason("\n".join(shown) or f"{config.path}: {len(config.alerts)} alert(s) loaded, no problems")
 
     return config_sensor
 
 
-def _tell_fallback_about_config(context: dg.SensorEvaluationContext, config: LoadedConfig, summary: str | None) -> None:
-    fallback = config.fallback_targets()
+def _tell_fallback_about_config(
+    context: dg.SensorEvaluationContext,
+    config: LoadedConfig,
+    summary: str | None,
+    removed: RemovedAlerts | None = None,
+) -> None:
+    """Tell the fallback receivers about the file: its problems (``summary``), that it is fixed (None), or what
+    its new version ``removed``. The idempotency key is derived from what is told, so a receiver can drop a
+    repeat."""
+    fallback = config.fallback_targets() or (list(removed.fallback) if removed is not None else [])
     if not fallback:
-        context.log.warning("the alerts file changed state but there is no fallback receiver to tell")
+        what = f"{config.path}: {removed.summary()}" if removed is not None else "the alerts file changed state"
+        context.log.warning(f"{what} but there is no fallback receiver to tell")
         return
     notifications: NotificationsResource = getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY)
-    message = {
-        "alert_name": f"alerts file {config.path.name}",
-        "status": "ERROR" if summary else "OK",
-        "event": "error" if summary else "resolved",
-        "reason": "the alerts file has problems: alerts left out" if summary else "the alerts file is fixed",
-        "error": summary,
-        "severity": "error",
-    }
-    told = f"{config.path}\n{summary or 'ok'}"  # per file: two files' "fixed" notices are two notifications
-    key = f"sqlsentinel_config/{hashlib.sha256(told.encode()).hexdigest()[:16]}"
+    message: dict[str, Any]
+    if removed is not None:
+        message = {
+            "alert_name": f"alerts file {config.path.name}",
+            "status": "ALERT",
+            "event": "firing",
+            "reason": f"{removed.summary()} in {config.path}; the file is valid and runs",
+            "error": None,
+            "severity": "warning",
+            "context": {
+                "file": str(config.path),
+                "alerts_before": removed.before,
+                "alerts_after": removed.after,
+                "removed": list(removed.names[:NAMES_SHOWN]),
+            },
+        }
+        key = f"sqlsentinel_config/removed/{removed.key}"
+    else:
+        message = {
+            "alert_name": f"alerts file {config.path.name}",
+            "status": "ERROR" if summary else "OK",
+            "event": "error" if summary else "resolved",
+            "reason": "the alerts file has problems: alerts left out" if summary else "the alerts file is fixed",
+            "error": summary,
+            "severity": "error",
+        }
+        told = f"{config.path}\n{summary or 'ok'}"  # per file: two files' "fixed" notices are two notifications
+        key = f"sqlsentinel_config/{hashlib.sha256(told.encode()).hexdigest()[:16]}"
     settings = notifications.channel_settings()
     for result in broadcast("sqlsentinel_config", fallback, message, key, settings, context.log, FALLBACK):
         if not result.delivered:

@@ -64,7 +64,7 @@ def build_replay_job(config_path: str, name: str = REPLAY_JOB_NAME) -> dg.JobDef
                 error_after=config.error_after,
                 repeat_interval=config.repeat_interval,
             )
-            start = parse_period(end, days=config.days)
+            start = parse_period(end, days=config.days, option="")  # named `days`, as in this config
             run = replay_config(
                 store, cached_config(config_path), changes, name=config.alert or None, start=start, end=end
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -32,6 +33,12 @@ __all__ = ["DEFAULT_DAYS", "Changes", "ReplayRun", "labels_of", "parse_period", 
 DEFAULT_DAYS = 30
 """The period replayed when none is given: as long as the default history retention."""
 _LONGEST_STREAK = 1000  # as alerts.yaml allows for `for`, `recover_after` and `error_after`
+_FAR = 10**15
+"""A number past :func:`parse_duration`'s bound in any unit (10^15 ms is 31,700 years): larger ones are cut to it,
+so that the bound it names is the reason given, not an overflow."""
+_AMOUNT = re.compile(r"^\s*(?P<sign>[+-]?)\s*(?P<number>\d+(\.\d+)?)(?P<rest>.*)$", re.DOTALL)
+"""A signed number and what follows it: how ``--since`` is told apart as a duration that ``parse_duration`` refuses
+(zero, negative, too long) from text that is no duration at all (its unit is checked by ``parse_duration``)."""
 
 
 @dataclass(frozen=True)
@@ -97,30 +104,67 @@ class ReplayRun:
     notes: list[str]
 
 
-def parse_period(now: dt.datetime, *, days: int | None = None, since: str | None = None) -> dt.datetime:
+def parse_period(
+    now: dt.datetime, *, days: int | None = None, since: str | None = None, option: str = "--"
+) -> dt.datetime:
     """The start of the period ending ``now``: ``days`` back (default :data:`DEFAULT_DAYS`), or ``since``, a
-    duration back (``7d``) or an ISO date or time (without a timezone, the local one); raise ValueError."""
+    duration back (``7d``) or an ISO date or time (without a timezone, the local one).
+
+    Raise ValueError naming the option as ``option`` + ``days`` (``--days`` for the CLI, ``days`` for the
+    Launchpad job's config) and what is wrong: zero or negative, longer than any duration can be (the bound of
+    :func:`..config.models.parse_duration`, 10 years), neither a duration nor a date, or not in the past."""
+    days_name, since_name = f"{option}days", f"{option}since"
     if days is not None and since is not None:
-        raise ValueError("give --days or --since, not both")
+        raise ValueError(f"give {days_name} or {since_name}, not both")
     if since is None:
         count = DEFAULT_DAYS if days is None else days
-        if not 1 <= count <= 3650:
-            raise ValueError(f"days must be from 1 to 3650, got {count}")
-        return now - dt.timedelta(days=count)
+        shown = str(count) if abs(count) < 10**40 else "(a number of over 40 digits)"
+        if count == 0:
+            raise ValueError(f"{days_name} 0: zero days replay nothing; give a positive number of days such as 7")
+        if count < 0:
+            raise ValueError(f"{days_name} {shown}: a negative number of days; give a positive one such as 7")
+        return now - _back(f"{days_name} {shown}", str(count) if count < _FAR else str(_FAR), "d")
     text = since.strip()
-    try:
-        return now - dt.timedelta(seconds=parse_duration(text))
-    except ValueError:
-        pass
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    amount = _AMOUNT.match(text)
+    if amount is not None and _is_duration_unit(amount.group("rest")):
+        name = f"{since_name} {shown}"
+        if float(amount.group("number")) == 0:
+            raise ValueError(f"{name}: a zero duration replays nothing; give a positive duration such as 7d")
+        if amount.group("sign") == "-":
+            raise ValueError(f"{name}: a negative duration; give how far back as a positive duration such as 7d")
+        number = amount.group("number")
+        return now - _back(name, number if float(number) < _FAR else str(_FAR), amount.group("rest"))
     try:
         start = dt.datetime.fromisoformat(text)
     except ValueError:
-        shown = repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
-        raise ValueError(f"since {shown} is neither a duration such as 7d nor an ISO date such as 2026-11-01") from None
+        raise ValueError(
+            f"{since_name} {shown!r} is neither a duration such as 7d nor an ISO date such as 2026-11-01"
+        ) from None
     start = start if start.tzinfo else start.astimezone()
     if start >= now:
-        raise ValueError(f"since {start.isoformat(timespec='seconds')} is not in the past")
+        raise ValueError(f"{since_name} {start.isoformat(timespec='seconds')} is not in the past")
     return start.astimezone(dt.UTC)
+
+
+def _is_duration_unit(rest: str) -> bool:
+    """Whether ``rest`` is what may follow a number in a duration (``d``, ``h``, ``30s``'s ``s``, nothing), as
+    :func:`parse_duration` reads it."""
+    try:
+        parse_duration("1" + rest)
+    except ValueError:
+        return False
+    return True
+
+
+def _back(name: str, number: str, unit: str) -> dt.timedelta:
+    """``number`` (positive, at most :data:`_FAR`) of ``unit`` as a timedelta; ValueError naming ``name`` when it
+    is longer than any duration may be."""
+    try:
+        return dt.timedelta(seconds=parse_duration(number + unit))
+    except ValueError as exc:  # the only refusal left for a positive amount with a unit: past parse_duration's bound
+        bound = str(exc).rpartition("; ")[2]  # "at most 3650d (10 years)": named by parse_duration, not repeated here
+        raise ValueError(f"{name}: longer than the history that can be kept; {bound}") from None
 
 
 def labels_of(alert: AlertConfig) -> AlertLabels:

@@ -3,7 +3,8 @@
 A run calls ``judge`` once; a replay would call it for each of thousands of evaluations, each time over its whole
 window. So the window here is incremental: the usable values of the lookback (at most ``MAX_SAMPLES``, grouped by
 season), with a sorted list per group for ``mad`` (the MAD from two sorted runs of deviations, in log time) and
-exact running sums for ``zscore``. The bands are the ones ``judge`` draws, to the last bit (a test compares both).
+exact running sums for ``zscore``. The bands are the ones ``judge`` draws, to the last bit (a test compares both),
+and a band that is not finite (values near the largest float) is not judged, as ``judge`` does not.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Window:
             self._pending.append((at, number))
 
     def judge(self, now: dt.datetime, number: float) -> tuple[Literal["ALERT", "OK"], bool]:
-        """The status of ``number`` at ``now``, and whether the window was too short to judge (learning)."""
+        """The status of ``number`` at ``now``, and whether the window could not judge it: too short (learning),
+        or a band that is not finite (``judge``'s ``not_finite``); the status is then OK."""
         spec = self._spec
         if spec.method == "change":
             reference = self._reference(now)
@@ -81,6 +83,8 @@ class Window:
                 return "OK", True
             low = reference + spec.below.amount(reference) if spec.below is not None else None
             high = reference + spec.above.amount(reference) if spec.above is not None else None
+            if not _finite(low, high):
+                return "OK", True
             return self._against(number, low, high, reference), False
         group = self._groups.get(self._key(now))
         if group is None or len(group) < spec.min_history:
@@ -89,6 +93,8 @@ class Window:
         half = spec.sensitivity * spread
         low = center - half if spec.direction != "up" else None
         high = center + half if spec.direction != "down" else None
+        if not _finite(center, spread, low, high):
+            return "OK", True
         return self._against(number, low, high, center), False
 
     def _against(self, number: float, low: float | None, high: float | None, center: float) -> Literal["ALERT", "OK"]:
@@ -146,7 +152,9 @@ class _Group(Protocol):
 
     def __len__(self) -> int: ...
 
-    def center_spread(self) -> tuple[float, float]: ...
+    def center_spread(self) -> tuple[float, float]:
+        """The centre and spread, as ``judge`` computes them; either is infinite when it overflows a float."""
+        ...
 
 
 class _Sorted:
@@ -173,7 +181,10 @@ class _Sorted:
             return center, _MAD_TO_SD * mad
         # Over half the values equal the centre: the mean absolute deviation, from the others only (exact: fsum).
         above = bisect_right(values, center)
-        total = math.fsum(chain((center - v for v in values[:split]), (v - center for v in values[above:])))
+        try:
+            total = math.fsum(chain((center - v for v in values[:split]), (v - center for v in values[above:])))
+        except OverflowError:  # as statistics.fmean overflows in judge
+            return center, math.inf
         return center, _MEAN_AD_TO_SD * (total / len(values))
 
 
@@ -203,16 +214,32 @@ class _Sums:
 
     def center_spread(self) -> tuple[float, float]:
         n = self._count
-        center = float(self._total) / n
+        try:
+            center = float(self._total) / n
+        except OverflowError:  # a sum past the largest float: rounded once after dividing, as judge does then
+            center = float(self._total / n)
         if n < 2:
             return center, 0.0
         variance = (n * self._squares - self._total * self._total) / n / (n - 1)
-        return center, _sqrt(variance)
+        try:
+            return center, _sqrt(variance)
+        except OverflowError:  # as statistics.stdev overflows in judge
+            return center, math.inf
+
+
+def _finite(*numbers: float | None) -> bool:
+    """Whether every number given (None: a side not checked) is finite."""
+    return all(x is None or math.isfinite(x) for x in numbers)
 
 
 def _median(n: int, kth: Callable[[int], float]) -> float:
-    """The median of ``n`` sorted values given by ``kth``, as ``statistics.median`` takes it."""
-    return kth(n // 2) if n % 2 else (kth(n // 2 - 1) + kth(n // 2)) / 2
+    """The median of ``n`` sorted values given by ``kth``, as ``judge`` takes it: ``statistics.median``'s, except
+    that two middle values whose sum overflows are halved first."""
+    if n % 2:
+        return kth(n // 2)
+    low, high = kth(n // 2 - 1), kth(n // 2)
+    half_sum = (low + high) / 2
+    return half_sum if math.isfinite(half_sum) else low / 2 + high / 2
 
 
 def _kth_deviation(values: list[float], center: float, split: int, k: int) -> float:
