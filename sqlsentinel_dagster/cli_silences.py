@@ -31,6 +31,7 @@ def _refuse_unknown(name: str, store: StateStore, config: LoadedConfig | None) -
     if config is not None and rule_of(config.watch_rules, name) is not None:
         return  # an asset check one of the file's watch rules watches, notified yet or not
     known = known_alerts(store)
+    known += sorted({n.partition("[")[0] for n in known if "[" in n and ":" in n})  # a partitioned check's name
     claimed = False  # the name starts with one of the file's watch rules, as the checks it watches do
     if config is not None:  # the file's alerts, and the checks its watch rules have recorded
         known = [*config.alert_names, *(n for n in known if rule_of(config.watch_rules, n) is not None)]

@@ -1,10 +1,12 @@
 """``watch:``: the deployment's asset checks as alerts, without Dagster.
 
 Each (watch rule, asset check) pair is one alert in the state: named ``<rule>:<asset key path>:<check>``, it
-goes through the same decision, silences, ledger and delivery as an alert. An evaluation of the check is its
-evaluation: failed with a severity the rule watches is ``ALERT``, anything else ``OK``. The Dagster layer
+goes through the same decision, silences, ledger and delivery as an alert; a partitioned check is one alert per
+partition, ``<rule>:<asset key path>:<check>[<partition>]``. An evaluation of the check is its evaluation:
+failed with a severity the rule watches is ``ALERT``, anything else ``OK``. The Dagster layer
 (:mod:`.watch_sensor`) reads the evaluations from the instance and hands them to :func:`watch_tick` as
-:class:`CheckEvaluation` values, in storage-id order.
+:class:`CheckEvaluation` values, in storage-id order, with a way to tell which checks no longer exist
+(:data:`GoneChecks`): a firing check that is gone resolves (``gone``) instead of reminding forever.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +33,13 @@ from .state.decision import Decision
 from .state.model import Outcome, StateSettings
 from .state.silences import AlertLabels
 from .state.store import StateStore
-from .state.watched import WatchedCheck
+from .state.watched import WatchedCheck, WatchedLabels
 
 __all__ = [
     "MAX_NAME",
     "CheckEvaluation",
+    "CheckKey",
+    "GoneChecks",
     "WatchTick",
     "check_url",
     "labels_of",
@@ -52,7 +57,16 @@ fit its 255-character column). Longer watched names are cut and end in ``~`` and
 _SEVERITY = {"ERROR": "error", "WARN": "warning"}
 """Dagster's check severity as an alert severity (for routes, silences' ``severity=`` and channels)."""
 
+_PARTITIONED = re.compile(r"^(?P<asset>.*?):(?P<check>[A-Za-z0-9_]+)\[(?P<partition>.*)\]$", re.DOTALL)
+"""``<asset>:<check>[<partition>]`` after the rule: check names are letters, digits and ``_`` (Dagster's rule), so the
+first ``[`` after one starts the partition, whatever the partition key holds (``:``, ``[``, ``]``...)."""
+
 Logger = logging.Logger | logging.LoggerAdapter[Any]
+CheckKey = tuple[tuple[str, ...], str]
+"""An asset check as (asset key path, check name)."""
+GoneChecks = Callable[[Collection[CheckKey]], Mapping[CheckKey, str]]
+"""Given checks with a firing state, those that no longer exist, each with why that is known (said in the
+``gone`` decision's reason). It must name only checks whose absence is definitive."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,7 @@ class WatchTick:
     duplicates: int = 0
     """(rule, check) evaluations already recorded (another tick, or before a restart), left alone."""
     decisions: Counter[str] = field(default_factory=Counter)
+    """Decisions by code (``first_notification``, ``resolved``, ``gone``...)."""
     reports: list[DeliveryReport] = field(default_factory=list)
     out_of_time: bool = False
     """The deadline passed: the rest waits for the next tick."""
@@ -102,23 +117,26 @@ class WatchTick:
         return f"{read}: {decided}; notifications: {delivery}{late}"
 
 
-def watched_name(rule: str, asset: Sequence[str], check: str) -> str:
-    """``<rule>:<asset key path>:<check>`` (``dbt_tests:shop/orders:not_null_id``), at most :data:`MAX_NAME`
-    characters: a longer one is cut and ends in ``~`` and 12 hex digits of the full name's sha256."""
-    name = f"{rule}:{'/'.join(asset)}:{check}"
+def watched_name(rule: str, asset: Sequence[str], check: str, partition: str | None = None) -> str:
+    """``<rule>:<asset key path>:<check>`` (``dbt_tests:shop/orders:not_null_id``), and for one partition of a
+    partitioned check ``<rule>:<asset key path>:<check>[<partition>]`` (``...:not_null_id[2024-01-31]``), at most
+    :data:`MAX_NAME` characters: a longer one is cut and ends in ``~`` and 12 hex digits of the full name's
+    sha256."""
+    name = f"{rule}:{'/'.join(asset)}:{check}" + (f"[{partition}]" if partition else "")
     if len(name) <= MAX_NAME:
         return name
     return f"{name[: MAX_NAME - 13]}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"
 
 
 def rule_of(rules: Sequence[WatchRule], name: str) -> WatchRule | None:
-    """The rule whose checks ``name`` names (``<rule>:<asset>:<check>`` of a check it watches, or a cut name
-    of it), or None."""
+    """The rule whose checks ``name`` names (``<rule>:<asset>:<check>`` of a check it watches, the name of one
+    of its partitions, ``<rule>:<asset>:<check>[<partition>]``, or a cut name of either), or None."""
     rule_name, _, rest = name.partition(":")
     rule = next((r for r in rules if r.name == rule_name), None)
     if rule is None or not rest:
         return None
-    asset, _, check = rest.rpartition(":")
+    partitioned = _PARTITIONED.match(rest)
+    asset, check = (partitioned["asset"], partitioned["check"]) if partitioned else rest.rpartition(":")[::2]
     if asset and check and rule.watches(tuple(asset.split("/")), check):
         return rule
     return rule if len(name) == MAX_NAME and "~" in name[-13:] else None
@@ -152,10 +170,16 @@ def outcome_of(rule: WatchRule, evaluation: CheckEvaluation) -> Outcome:
 
 def labels_of(rule: WatchRule, evaluation: CheckEvaluation) -> AlertLabels:
     """What silences match: the watched name, the severity (``error`` for ERROR, ``warning`` for WARN) and the
-    tags ``watch`` (the rule), ``asset`` and ``check``."""
+    tags ``watch`` (the rule), ``asset`` and ``check``; for a partition also the tag ``partition``, and the check's
+    name matches as well as the partition's (:class:`.state.watched.WatchedLabels`): silencing the check
+    silences all its partitions."""
     tags = {"watch": rule.name, "asset": "/".join(evaluation.asset), "check": evaluation.check}
-    name = watched_name(rule.name, evaluation.asset, evaluation.check)
-    return AlertLabels(name, _SEVERITY.get(evaluation.severity, "error"), (), tags)
+    severity = _SEVERITY.get(evaluation.severity, "error")
+    check_name = watched_name(rule.name, evaluation.asset, evaluation.check)
+    if not evaluation.partition:
+        return AlertLabels(check_name, severity, (), tags)
+    name = watched_name(rule.name, evaluation.asset, evaluation.check, evaluation.partition)
+    return WatchedLabels(name, severity, (), {**tags, "partition": evaluation.partition}, check_name=check_name)
 
 
 def check_url(base_url: str | None, asset: Sequence[str], check: str) -> str | None:
@@ -180,6 +204,7 @@ def _message(
 ) -> dict[str, Any]:
     verdict = "passed" if evaluation.passed else f"failed ({evaluation.severity})"
     detail = f": {safe_value(evaluation.description)}" if evaluation.description else ""
+    where = _where(evaluation.asset, evaluation.partition)
     stamp = dt.datetime.fromtimestamp(evaluation.timestamp, dt.UTC) if evaluation.timestamp else dt.datetime.now(dt.UTC)
     payload: dict[str, Any] = json_safe(
         {
@@ -189,7 +214,7 @@ def _message(
             "threshold": None,
             "context": outcome.context,
             "error": None,
-            "description": f"asset check {evaluation.check} on {'/'.join(evaluation.asset)} {verdict}{detail}",
+            "description": f"asset check {evaluation.check} on {where} {verdict}{detail}",
             "severity": labels.severity,
             "owners": [],
             "tags": dict(labels.tags or {}),
@@ -209,17 +234,22 @@ def watch_tick(
     logger: Logger,
     *,
     deadline: float | None = None,
+    gone: GoneChecks | None = None,
 ) -> WatchTick:
     """Record each evaluation for every rule that watches its check (each at most once, whoever else reads it),
-    then remind the checks still failed whose reminder is due (or whose silence ended), and deliver what is
-    pending for them: the same decide/record and deliver as alerts.
+    then go over the checks still failed: resolve those ``gone`` says no longer exist (reason ``gone``), remind
+    the others whose reminder is due (or whose silence ended); and deliver what is pending for them: the same
+    decide/record and deliver as alerts.
 
-    ``deadline`` (``time.monotonic()``): stop reading evaluations, and delivering, once it has passed; what is
-    left is done at the next tick (``last_storage_id`` says how far this one got).
+    ``deadline`` (``time.monotonic()``): stop reading evaluations, resolving gone checks and delivering once it
+    has passed; what is left is done at the next tick (``last_storage_id`` says how far this one got).
+    ``gone`` is not asked about a check recorded in this tick: the evaluation just read shows it exists (and
+    Dagster may still be writing the records that say so).
     """
     tick = WatchTick()
     rules = {rule.name: rule for rule in config.watch_rules}
     due: dict[str, tuple[WatchRule, dict[str, Any]]] = {}
+    recorded: set[str] = set()
     for evaluation in evaluations:
         if deadline is not None and time.monotonic() > deadline:
             tick.out_of_time = True
@@ -232,21 +262,33 @@ def watch_tick(
             if rule.watches(evaluation.asset, evaluation.check):
                 labels, outcome = labels_of(rule, evaluation), outcome_of(rule, evaluation)
                 payload = _message(labels, outcome, evaluation, settings.channels.webserver_base_url)
-                decision = _record(
-                    store, rule, config, labels, outcome, payload, evaluation.run_id, evaluation.storage_id
-                )
+                decision = _record(store, rule, config, labels, outcome, payload, evaluation)
                 _count(tick, decision, labels.name, logger)
+                recorded.add(labels.name)
                 if decision is not None and decision.notify:
                     due[labels.name] = (rule, payload)
         tick.last_storage_id = evaluation.storage_id
-    for watched in store.watched_needing_work(list(rules)):
-        owner = rules.get(watched.rule)
-        if owner is None or rule_of([owner], watched.name) is None:
-            continue  # the rule is gone, or no longer watches this check
-        if watched.state.condition == "firing" and _may_notify(watched, owner, store):
-            decision = _record(
-                store, owner, config, watched.labels, watched.outcome, watched.payload, None, watched.storage_id
-            )
+    needing = [
+        (watched, owner)
+        for watched in store.watched_needing_work(list(rules))
+        if (owner := rules.get(watched.rule)) is not None and rule_of([owner], watched.name) is not None
+    ]  # left out: the rule is gone, or no longer watches this check
+    firing = [w for w, _ in needing if w.state.condition == "firing" and w.asset and w.name not in recorded]
+    vanished = gone({(w.asset, w.check) for w in firing}) if gone is not None and firing else {}
+    for watched, owner in needing:
+        why = vanished.get((watched.asset, watched.check)) if watched.name not in recorded else None
+        if watched.state.condition == "firing" and why is not None:
+            if deadline is not None and time.monotonic() > deadline:
+                continue  # resolved at the next tick
+            payload = _gone_payload(watched, why, store.clock())
+            decision = store.resolve_gone_watched(watched, _channels(owner, config), payload, None, why=why)
+            if decision is not None:
+                tick.decisions[decision.code] += 1
+                logger.info(f"watched check '{watched.name}': {decision.reason}")
+                if decision.notify:
+                    due[watched.name] = (owner, payload)
+        elif watched.state.condition == "firing" and _may_notify(watched, owner, store):
+            decision = _re_decide(store, owner, config, watched)
             if decision is not None:
                 tick.decisions[decision.code] += 1
                 logger.info(f"watched check '{watched.name}': {decision.reason}")
@@ -258,6 +300,15 @@ def watch_tick(
     return tick
 
 
+def _where(asset: Sequence[str], partition: str | None) -> str:
+    """``shop/orders``, or ``shop/orders (partition 2024-01-31)``."""
+    return "/".join(asset) + (f" (partition {partition})" if partition else "")
+
+
+def _channels(rule: WatchRule, config: LoadedConfig) -> dict[str, set[str]]:
+    return ledger_channels(config.watch_targets(rule), config.fallback_targets(), send_resolved=rule.send_resolved)
+
+
 def _record(
     store: StateStore,
     rule: WatchRule,
@@ -265,13 +316,50 @@ def _record(
     labels: AlertLabels,
     outcome: Outcome,
     payload: dict[str, Any],
-    run_id: str | None,
-    storage_id: int,
+    evaluation: CheckEvaluation,
 ) -> Decision | None:
-    channels = ledger_channels(config.watch_targets(rule), config.fallback_targets(), send_resolved=rule.send_resolved)
     return store.record_watched(
-        labels, outcome, state_settings(rule), channels, payload, run_id, rule=rule.name, storage_id=storage_id
+        labels,
+        outcome,
+        state_settings(rule),
+        _channels(rule, config),
+        payload,
+        evaluation.run_id,
+        rule=rule.name,
+        storage_id=evaluation.storage_id,
+        asset=evaluation.asset,
+        check=evaluation.check,
+        partition=evaluation.partition,
     )
+
+
+def _re_decide(store: StateStore, rule: WatchRule, config: LoadedConfig, watched: WatchedCheck) -> Decision | None:
+    """Decide again on the check's last evaluation (a reminder, or the notification owed since a silence)."""
+    return store.record_watched(
+        watched.labels,
+        watched.outcome,
+        state_settings(rule),
+        _channels(rule, config),
+        watched.payload,
+        None,
+        rule=rule.name,
+        storage_id=watched.storage_id,
+        asset=watched.asset,
+        check=watched.check,
+        partition=watched.partition,
+    )
+
+
+def _gone_payload(watched: WatchedCheck, why: str, now: dt.datetime) -> dict[str, Any]:
+    """The resolved message of a check that is gone: its last message, saying why it ends."""
+    where = _where(watched.asset, watched.partition)
+    return {
+        **watched.payload,
+        "status": "OK",
+        "description": f"asset check {watched.check} on {where} is gone: {why}",
+        "timestamp": now.isoformat(timespec="seconds"),
+        "run_id": None,
+    }
 
 
 def _count(tick: WatchTick, decision: Decision | None, name: str, logger: Logger) -> None:

@@ -15,7 +15,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from .rows import silence_from_row, state_from_json
 from .schema import UTCDateTime, alert_state, history, notifications, silences
 from .silences import AlertLabels, Matcher, Silence, matcher_problems
 from .store import StateStore
+from .watched import WatchedLabels
 
 __all__ = [
     "DEFAULT_MAX_SILENCE",
@@ -268,6 +269,9 @@ def _utc(value: object) -> dt.datetime:
 
 def _labels_from_json(alert: str, raw: str) -> AlertLabels:
     data = json.loads(raw) if raw else {}
-    return AlertLabels(
+    labels = AlertLabels(
         name=alert, severity=data.get("severity", ""), owners=tuple(data.get("owners", ())), tags=data.get("tags")
     )
+    if data.get("check_name"):  # a partition of a watched check: silencing the check silences it too
+        return WatchedLabels(**{**asdict(labels), "check_name": data["check_name"]})
+    return labels

@@ -1,7 +1,8 @@
 """The dedupe / reminder / resolve / silence decision: a pure function of (state, outcome, silences, settings, now).
 
 It returns the next state, the event to notify (if any), whether it is delivered or suppressed, and a named
-reason that is logged and shown on the run.
+reason that is logged and shown on the run. :func:`decide_gone` is the same decision for what no evaluation can
+say: the watched thing no longer exists.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from .model import AlertState, Event, Outcome, StateSettings
 from .silences import AlertLabels, Silence
 
-__all__ = ["Decision", "decide"]
+__all__ = ["Decision", "decide", "decide_gone"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,31 @@ def decide(
     else:
         decision = _on_ok(state, settings, first=previous is None)
     return _apply_silence(decision, silence, now)
+
+
+def decide_gone(
+    previous: AlertState, *, labels: AlertLabels, silences: Sequence[Silence], now: dt.datetime, why: str
+) -> Decision:
+    """Decide what it means that the watched thing of ``previous`` no longer exists (``why`` says how that is
+    known): a notified firing episode resolves (``gone``, a ``resolved`` event, suppressed by an active silence as
+    any resolved notice is); one never notified ends quietly (``gone_unnotified``). Either way the state is
+    inactive with no streak counted, so it never reminds, and a later evaluation starts a new episode."""
+    silence = next((s for s in silences if s.state(now) == "active" and s.matches(labels)), None)
+    ended = previous.evolve(
+        condition="inactive",
+        firing_since=None,
+        episode_notified=False,
+        episode_suppressed=False,
+        consecutive_alerts=0,
+        consecutive_oks=0,
+        evaluation_count=previous.evaluation_count + 1,
+        last_evaluated_at=now,
+    )
+    if previous.condition != "firing":
+        return Decision(ended, "gone_unnotified", f"gone ({why}): it was not firing, nothing to resolve")
+    if not previous.episode_notified:
+        return Decision(ended, "gone_unnotified", f"gone ({why}): firing was never notified, nothing to resolve")
+    return _apply_silence(Decision(ended, "gone", f"resolved: gone ({why})", "resolved"), silence, now)
 
 
 def _record(state: AlertState, outcome: Outcome, now: dt.datetime) -> AlertState:

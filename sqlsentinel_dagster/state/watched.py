@@ -2,26 +2,43 @@
 
 Each evaluation of a watched check, read from Dagster's event log, is decided and recorded as an alert's is,
 at most once: :class:`WatchedChecks` (inherited by the store) keeps the latest recorded evaluation's storage id
-in the same transaction as the decision, and finds the checks that still need work between evaluations.
+in the same transaction as the decision, finds the checks that still need work between evaluations, and ends
+the episode of a check that no longer exists (:meth:`WatchedChecks.resolve_gone_watched`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from .decision import Decision, decide
+from .decision import Decision, decide, decide_gone
 from .model import AlertState, Outcome, StateSettings
 from .rows import dumps, state_from_json
 from .schema import alert_state, notifications, watched
 from .silences import AlertLabels, Silence
 
-__all__ = ["WatchedCheck", "WatchedChecks"]
+__all__ = ["WatchedCheck", "WatchedChecks", "WatchedLabels"]
+
+
+@dataclass(frozen=True)
+class WatchedLabels(AlertLabels):
+    """The labels of one partition of a watched check: an ``alert=`` (or ``name=``) matcher matches the
+    partition's own name and also :attr:`check_name`, so silencing the check silences every partition."""
+
+    check_name: str = ""
+    """The check's name without the partition (``<rule>:<asset>:<check>``)."""
+
+    def values(self, key: str) -> list[str]:
+        """As :meth:`AlertLabels.values`, with the check's name among the names."""
+        found = super().values(key)
+        if key in ("alert", "name") and self.check_name and self.check_name not in found:
+            found.append(self.check_name)
+        return found
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,11 @@ class WatchedCheck:
     payload: dict[str, Any]
     undelivered: bool
     """It has notifications pending or being sent."""
+    asset: tuple[str, ...] = ()
+    """The asset key path of the check."""
+    check: str = ""
+    partition: str | None = None
+    """The partition this state is of, or None for an unpartitioned check."""
 
 
 class _Recorder(Protocol):
@@ -77,9 +99,13 @@ class WatchedChecks:
         *,
         rule: str,
         storage_id: int,
+        asset: Sequence[str] = (),
+        check: str = "",
+        partition: str | None = None,
     ) -> Decision | None:
         """:meth:`.StateStore.record` for a watched asset check's evaluation, read from Dagster's event log with
-        ``storage_id``: each evaluation is recorded at most once, however many readers see it.
+        ``storage_id``: each evaluation is recorded at most once, however many readers see it. ``asset``,
+        ``check`` and ``partition`` say which check (and partition) it is, kept to tell later whether it is gone.
 
         In the same transaction as the decision: an evaluation older than the latest recorded one is ignored
         (None); the latest one again is a re-decision on the same evaluation, kept only when it notifies a
@@ -103,12 +129,44 @@ class WatchedChecks:
                 conn.rollback()
                 return None
             self._write_decision(conn, decision, labels, outcome, channels, payload, run_id, now)
-            data = dumps({"outcome": asdict(outcome), "labels": asdict(labels), "payload": payload})
+            source = {"asset": list(asset), "check": check, "partition": partition}
+            data = dumps({"outcome": asdict(outcome), "labels": asdict(labels), "payload": payload, "check": source})
             values = {"rule": rule, "storage_id": storage_id, "data": data, "updated_at": now}
             if latest is None:
                 conn.execute(sa.insert(watched).values(alert=labels.name, **values))
             else:
                 conn.execute(sa.update(watched).where(watched.c.alert == labels.name).values(**values))
+        return decision
+
+    def resolve_gone_watched(
+        self: _Recorder,
+        watched_check: WatchedCheck,
+        channels: Mapping[str, Collection[str]],
+        payload: dict[str, Any],
+        run_id: str | None,
+        *,
+        why: str,
+    ) -> Decision | None:
+        """End the firing episode of ``watched_check``, whose check no longer exists (``why`` says how that is
+        known), with :func:`.decision.decide_gone`: a ``resolved`` notice (``payload``) on ``channels`` when the
+        episode was notified, and no reminders after.
+
+        In one transaction: None, and nothing written, when the state moved on since ``watched_check`` was read
+        (a newer evaluation was recorded, or it is no longer firing), as then the check is evidently not gone.
+        """
+        now = self.clock()
+        name = watched_check.name
+        with self.engine.begin() as conn:
+            previous = self._lock_state(conn, name, create=False)
+            query = sa.select(watched.c.storage_id).where(watched.c.alert == name)
+            latest = conn.execute(query if conn.dialect.name == "sqlite" else query.with_for_update()).scalar()
+            if previous is None or previous.condition != "firing" or latest != watched_check.storage_id:
+                conn.rollback()
+                return None
+            labels = watched_check.labels
+            decision = decide_gone(previous, labels=labels, silences=self._silences(conn), now=now, why=why)
+            self._write_decision(conn, decision, labels, watched_check.outcome, channels, payload, run_id, now)
+            conn.execute(sa.update(watched).where(watched.c.alert == name).values(updated_at=now))
         return decision
 
     def watched_needing_work(self: _Recorder, rules: Collection[str]) -> list[WatchedCheck]:
@@ -134,7 +192,9 @@ class WatchedChecks:
 
 def _watched_from_row(row: Any) -> WatchedCheck:
     data = json.loads(row["data"])
-    outcome, labels = data.get("outcome") or {}, data.get("labels") or {}
+    outcome, labels, source = data.get("outcome") or {}, data.get("labels") or {}, data.get("check") or {}
+    label_type = WatchedLabels if labels.get("check_name") else AlertLabels
+    tags = labels.get("tags") or {}  # which check: from its tags for a state recorded before "check" was kept
     return WatchedCheck(
         name=row["alert"],
         rule=row["rule"],
@@ -148,12 +208,16 @@ def _watched_from_row(row: Any) -> WatchedCheck:
             error=outcome.get("error"),
             duration_ms=outcome.get("duration_ms") or 0.0,
         ),
-        labels=AlertLabels(
+        labels=label_type(
             name=labels.get("name", row["alert"]),
             severity=labels.get("severity", ""),
             owners=tuple(labels.get("owners") or ()),
             tags=labels.get("tags") or {},
+            **({"check_name": labels["check_name"]} if labels.get("check_name") else {}),
         ),
         payload=data.get("payload") or {},
         undelivered=bool(row["undelivered"]),
+        asset=tuple(source["asset"]) if source.get("asset") else tuple(filter(None, tags.get("asset", "").split("/"))),
+        check=source.get("check") or tags.get("check", ""),
+        partition=source.get("partition") or tags.get("partition"),
     )
