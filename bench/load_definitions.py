@@ -94,7 +94,7 @@ def in_process(code: str) -> tuple[Callable[[], object], Callable[[], int]]:
     from dagster._core.remote_representation.external_data import RepositorySnap  # bench-only
     from dagster_shared.serdes import serialize_value
 
-    from sqlsentinel_dagster import resources
+    from sqlsentinel_dagster.definitions import resources
 
     def build() -> object:
         resources._CONFIGS.clear()  # measure a cold load of the file, as a fresh code server would

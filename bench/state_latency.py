@@ -22,7 +22,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from sqlsentinel_dagster.evaluate import create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import create_warehouse_engine, evaluate_query
 from sqlsentinel_dagster.notifiers import LogNotifier, deliver_pending
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels

@@ -35,8 +35,8 @@ import dagster as dg
 import sqlalchemy as sa
 
 from sqlsentinel_dagster import build_definitions
-from sqlsentinel_dagster.resources import AlertStateResource, NotificationsResource
-from sqlsentinel_dagster.watch_sensor import MAX_EVALUATIONS_PER_TICK, check_evaluations_after
+from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
+from sqlsentinel_dagster.definitions.watch_sensor import MAX_EVALUATIONS_PER_TICK, check_evaluations_after
 
 STEADY_PER_TICK = 84
 """10,000 evaluations an hour, ticked every 30 s."""
@@ -79,7 +79,7 @@ def run_phase(
 ) -> tuple[list[float], list[float], list[float], list[float], int]:
     """Tick from the first evaluation until the cursor reaches ``newest``, ``per_tick`` evaluations a tick;
     the bare read of each tick's page (baseline) and the tick itself, CPU and wall, in ms."""
-    import sqlsentinel_dagster.watch_sensor as watch_sensor
+    import sqlsentinel_dagster.definitions.watch_sensor as watch_sensor
 
     watch_sensor.MAX_EVALUATIONS_PER_TICK = per_tick
     sensor = build_definitions(path).resolve_sensor_def("sqlsentinel_watch")

@@ -1,7 +1,11 @@
 """sqlsentinel-dagster: SQL alerts from alerts.yaml as Dagster jobs and schedules."""
 
-from .components import SqlAlertsComponent
 from .config import AlertConfig, AlertsFile, DatabaseConfig, LoadedConfig, load_config
+from .cycle.evaluate import evaluate_query
+from .cycle.results import AlertResult, parse_result
+from .definitions.components import SqlAlertsComponent
+from .definitions.factory import build_definitions, build_job, build_schedule
+from .definitions.resources import AlertStateResource, NotificationsResource, WarehouseResource
 from .errors import (
     AlertQueryError,
     ConfigError,
@@ -13,11 +17,7 @@ from .errors import (
     TemplateLimitError,
     TemplateRenderError,
 )
-from .evaluate import evaluate_query
-from .factory import build_definitions, build_job, build_schedule
 from .naming import job_name, schedule_name
-from .resources import AlertStateResource, NotificationsResource, WarehouseResource
-from .results import AlertResult, parse_result
 
 __all__ = [
     "AlertConfig",

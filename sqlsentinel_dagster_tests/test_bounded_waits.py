@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlsentinel_dagster import AlertQueryError, build_definitions
-from sqlsentinel_dagster.evaluate import GRACE, create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import GRACE, create_warehouse_engine, evaluate_query
 from sqlsentinel_dagster.notifiers.base import DeliveryError
 from sqlsentinel_dagster.notifiers.webhook import WebhookNotifier
 from sqlsentinel_dagster.state.model import Outcome, StateSettings

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 
 from .conftest import FIRING_QUERY, FIXTURES, REPO
 from .loopback import Receiver, loopback_receiver

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels
 from sqlsentinel_dagster.state.store import StateStore

@@ -28,7 +28,7 @@ import pytest
 
 from sqlsentinel_dagster.config import compiled, load_config
 from sqlsentinel_dagster.config.compiled import CompiledConfig, load_compiled, save_compiled
-from sqlsentinel_dagster.resources import cached_config
+from sqlsentinel_dagster.definitions.resources import cached_config
 
 NOBODY = 65534
 ALERTS = (
@@ -393,7 +393,7 @@ class TestValidity:
 WORKER = """
 import json, sys
 import dagster as dg
-import sqlsentinel_dagster.resources as resources
+import sqlsentinel_dagster.definitions.resources as resources
 from dagster._core.definitions.reconstruct import ReconstructableRepository  # as Dagster's run worker does
 from dagster._core.execution.api import execute_run
 

@@ -157,7 +157,7 @@ def test_secrets_are_passed_as_variables_read_in_the_run(
     from dagster.components.testing.utils import component_defs
     from dagster_shared.serdes import serialize_value
 
-    import sqlsentinel_dagster.components.sql_alerts.component as module
+    import sqlsentinel_dagster.definitions.components.sql_alerts.component as module
     from sqlsentinel_dagster import SqlAlertsComponent
 
     monkeypatch.setenv("SX_SMTP_PASSWORD", "hunter2-secret")

@@ -197,7 +197,7 @@ def test_two_components_under_dg_dev_are_served_and_the_daemon_runs_a_scheduled_
 WORKER = """
 import json, sys
 import dagster as dg
-import sqlsentinel_dagster.factory as factory
+import sqlsentinel_dagster.definitions.factory as factory
 from dagster._core.definitions.reconstruct import ReconstructableRepository  # as Dagster's run worker does
 from dagster._core.execution.api import execute_run
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import dagster as dg
 from pytest import MonkeyPatch
 
-from sqlsentinel_dagster._instance_db import instance_state_url
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
+from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
 from sqlsentinel_dagster.naming import TAG_STATUS
-from sqlsentinel_dagster.resources import AlertStateResource, NotificationsResource
 from sqlsentinel_dagster.state.admin import alert_statuses
 from sqlsentinel_dagster.state.store import StateStore
 

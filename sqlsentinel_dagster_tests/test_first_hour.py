@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 
 from .loopback import Receiver, loopback_receiver
 

@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from sqlsentinel_dagster import ConfigError, build_definitions, load_config
-from sqlsentinel_dagster._instance_db import instance_state_url
-from sqlsentinel_dagster.resources import NotificationsResource
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
+from sqlsentinel_dagster.definitions.resources import NotificationsResource
 from sqlsentinel_dagster.state.store import StateStore
 
 from .loopback import Receiver, loopback_receiver

@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 
 from sqlsentinel_dagster import build_definitions
+from sqlsentinel_dagster.definitions.resources import NotificationsResource
 from sqlsentinel_dagster.notifiers import (
     EmailNotifier,
     LogNotifier,
@@ -28,7 +29,6 @@ from sqlsentinel_dagster.notifiers import (
 )
 from sqlsentinel_dagster.notifiers.escaping import csv_cell, mrkdwn, teams_markdown
 from sqlsentinel_dagster.notifiers.parts import Part
-from sqlsentinel_dagster.resources import NotificationsResource
 
 from .loopback import Received, Receiver, loopback_receiver, slack_limits, teams_limits
 from .smtp_server import Mailbox, smtp_server

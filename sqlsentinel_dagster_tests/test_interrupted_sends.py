@@ -21,8 +21,8 @@ import dagster as dg
 from click.testing import CliRunner
 
 from sqlsentinel_dagster import build_definitions
-from sqlsentinel_dagster._instance_db import instance_state_url
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.notifiers.deliver import deliver_pending
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from sqlsentinel_dagster import AlertStateResource, NotificationsResource, build_definitions
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 
 from .conftest import alerts_yaml
 from .loopback import Receiver, loopback_receiver

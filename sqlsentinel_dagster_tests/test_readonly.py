@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sqlsentinel_dagster.readonly import dialect_for_url, read_only_problem
+from sqlsentinel_dagster.sql.readonly import dialect_for_url, read_only_problem
 
 READ_ONLY = {
     "table_named_updates": "SELECT * FROM updates",

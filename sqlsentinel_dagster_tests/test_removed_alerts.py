@@ -14,9 +14,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sqlsentinel_dagster import AlertStateResource, NotificationsResource, build_definitions, factory, load_config
-from sqlsentinel_dagster.meta_alerting import build_config_sensor
-from sqlsentinel_dagster.versions import LoadedVersion, RemovedAlerts, load_version, removed_names
+from sqlsentinel_dagster import AlertStateResource, NotificationsResource, build_definitions, load_config
+from sqlsentinel_dagster.definitions import factory
+from sqlsentinel_dagster.definitions.meta_alerting import build_config_sensor
+from sqlsentinel_dagster.definitions.versions import LoadedVersion, RemovedAlerts, load_version, removed_names
 
 from .loopback import Receiver, loopback_receiver
 

@@ -14,9 +14,10 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
-from sqlsentinel_dagster import build_definitions, replay_job
-from sqlsentinel_dagster._instance_db import instance_state_url
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster import build_definitions
+from sqlsentinel_dagster.cli.main import main
+from sqlsentinel_dagster.definitions import replay_job
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.replay import (
     AlertReplay,
     Changes,

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from sqlsentinel_dagster import build_definitions
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.replay import parse_period
 from sqlsentinel_dagster.state.store import StateStore
 

@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from sqlsentinel_dagster import AlertQueryError
 from sqlsentinel_dagster.config.rows import RowsSpec
-from sqlsentinel_dagster.evaluate import GRACE, create_warehouse_engine, evaluate_query
-from sqlsentinel_dagster.results import MAX_CELL_CHARS, MAX_ROWS_BYTES
+from sqlsentinel_dagster.cycle.evaluate import GRACE, create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.results import MAX_CELL_CHARS, MAX_ROWS_BYTES
 
 from .half_dead import stalling_proxy
 
@@ -52,7 +52,7 @@ SQLITE_ENDLESS = (  # no end at all: only a reader that stops can finish it
 CHILD = """
 import json, resource, sys
 from sqlsentinel_dagster.config.rows import RowsSpec
-from sqlsentinel_dagster.evaluate import create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import create_warehouse_engine, evaluate_query
 
 url, query, rows = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 engine = create_warehouse_engine(url)

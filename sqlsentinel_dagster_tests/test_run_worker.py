@@ -19,8 +19,8 @@ BIN = Path(sys.executable).parent
 WORKER = """
 import json, sys
 import dagster as dg
-import sqlsentinel_dagster.factory as factory
-import sqlsentinel_dagster.resources as resources
+import sqlsentinel_dagster.definitions.factory as factory
+import sqlsentinel_dagster.definitions.resources as resources
 from dagster._core.definitions.reconstruct import ReconstructableRepository  # as Dagster's run worker does
 from dagster._core.execution.api import execute_run
 

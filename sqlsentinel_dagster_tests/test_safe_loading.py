@@ -220,7 +220,7 @@ class TestLastValidVersion:
         build_definitions(path)
         build_definitions(path)  # the same version: recorded once
         with dg.DagsterInstance.get() as instance:
-            from sqlsentinel_dagster._instance_db import instance_state_url
+            from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 
             engine = sa.create_engine(instance_state_url(instance))
         with engine.connect() as conn:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlsentinel_dagster import build_definitions
-from sqlsentinel_dagster._instance_db import instance_state_url
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.notifiers import DeliveryError, WebhookNotifier
 from sqlsentinel_dagster.state.store import StateStore
 

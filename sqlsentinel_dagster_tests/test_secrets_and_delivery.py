@@ -18,7 +18,7 @@ from dagster._core.remote_representation.external_data import RepositorySnap  # 
 from dagster_shared.serdes import serialize_value
 
 from sqlsentinel_dagster import NotificationsResource, build_definitions
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 
 from .conftest import alerts_yaml
 from .loopback import Receiver, loopback_receiver

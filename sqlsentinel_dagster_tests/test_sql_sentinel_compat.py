@@ -19,8 +19,7 @@ from click.testing import CliRunner, Result
 from pydantic import AliasChoices
 
 from sqlsentinel_dagster import load_config
-from sqlsentinel_dagster.admin_jobs import SilenceConfig
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config.targets import (
     EmailTarget,
     LogTarget,
@@ -29,6 +28,7 @@ from sqlsentinel_dagster.config.targets import (
     SlackTarget,
     WebhookTarget,
 )
+from sqlsentinel_dagster.definitions.admin_jobs import SilenceConfig
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.store import StateStore
 

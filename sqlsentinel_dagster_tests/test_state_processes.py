@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from sqlsentinel_dagster._instance_db import instance_state_url
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.naming import TAG_DECISION
 from sqlsentinel_dagster.state.rows import dumps, state_from_json
 from sqlsentinel_dagster.state.schema import alert_state

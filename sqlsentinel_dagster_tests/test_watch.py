@@ -16,17 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from sqlsentinel_dagster import build_definitions
-from sqlsentinel_dagster import watch_sensor as watch_sensor_module
-from sqlsentinel_dagster._instance_db import instance_state_url
-from sqlsentinel_dagster.cli import main
+from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config import load_config
 from sqlsentinel_dagster.config.watch import WatchRule, parse_pattern
-from sqlsentinel_dagster.errors import ConfigError
-from sqlsentinel_dagster.resources import AlertStateResource, NotificationsResource
-from sqlsentinel_dagster.state.model import Outcome, StateSettings
-from sqlsentinel_dagster.state.silences import AlertLabels
-from sqlsentinel_dagster.state.store import StateStore
-from sqlsentinel_dagster.watch import (
+from sqlsentinel_dagster.cycle.watch import (
     MAX_NAME,
     CheckEvaluation,
     check_url,
@@ -36,6 +29,13 @@ from sqlsentinel_dagster.watch import (
     rule_of,
     watched_name,
 )
+from sqlsentinel_dagster.definitions import watch_sensor as watch_sensor_module
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
+from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
+from sqlsentinel_dagster.errors import ConfigError
+from sqlsentinel_dagster.state.model import Outcome, StateSettings
+from sqlsentinel_dagster.state.silences import AlertLabels
+from sqlsentinel_dagster.state.store import StateStore
 
 from .loopback import Receiver, loopback_receiver
 from .processes import BIN, dagster_env, sensor_ticks, wait_for

@@ -12,17 +12,17 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from sqlsentinel_dagster import watch_sensor as watch_sensor_module
-from sqlsentinel_dagster._instance_db import instance_state_url
 from sqlsentinel_dagster.config import load_config
-from sqlsentinel_dagster.cycle import CycleSettings
-from sqlsentinel_dagster.resources import AlertStateResource, NotificationsResource
+from sqlsentinel_dagster.cycle.alert import CycleSettings
+from sqlsentinel_dagster.cycle.watch import MAX_NAME, CheckKey, labels_of, payload_of, rule_of, watch_tick, watched_name
+from sqlsentinel_dagster.definitions import watch_sensor as watch_sensor_module
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
+from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
 from sqlsentinel_dagster.state.decision import decide, decide_gone
 from sqlsentinel_dagster.state.model import AlertState, Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels, Silence, parse_matcher
 from sqlsentinel_dagster.state.store import StateStore
 from sqlsentinel_dagster.state.watched import WatchedLabels
-from sqlsentinel_dagster.watch import MAX_NAME, CheckKey, labels_of, payload_of, rule_of, watch_tick, watched_name
 
 from .loopback import Receiver, loopback_receiver
 from .test_watch import FAIL, NAME, PASS, FakeClock, Sensor, WriteAlerts, cli, evaluation, events, rule, run_checks

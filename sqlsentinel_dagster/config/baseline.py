@@ -2,7 +2,7 @@
 
 Two families of methods. ``mad`` (the default) and ``zscore`` learn a band from the values recorded over
 ``history``; ``change`` compares the value with one earlier value, the previous one or the one ``vs`` ago.
-The computation lives in :mod:`sqlsentinel_dagster.baselines`; this module only says what may be written.
+The computation lives in :mod:`sqlsentinel_dagster.baselines.judge`; this module only says what may be written.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .._yaml import Located
-from ..evaluate import driver_problem, missing_sqlite_file, sqlite_file
+from ..cycle.evaluate import driver_problem, missing_sqlite_file, sqlite_file
 from ..naming import safe_name
-from ..readonly import dialect_for_url, read_only_problem
+from ..sql.readonly import dialect_for_url, read_only_problem
 
 __all__ = ["ReferenceChecks"]
 

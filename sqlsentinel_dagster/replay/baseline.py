@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any, Literal
 
-from ..baselines import lookback, numeric
+from ..baselines.judge import lookback, numeric
 from ..config import AlertConfig
 from ..config.baseline import BaselineSpec, short_span
 from .core import Evaluation

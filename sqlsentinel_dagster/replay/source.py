@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..baselines import MAX_SAMPLES
+from ..baselines.judge import MAX_SAMPLES
 from ..config import AlertConfig, LoadedConfig, load_config
 from ..config.models import parse_duration
-from ..cycle import settings_of
+from ..cycle.alert import settings_of
 from ..state import admin
 from ..state.configs import last_valid
 from ..state.history import MAX_EVALUATIONS_READ, evaluations_between, first_evaluated_at

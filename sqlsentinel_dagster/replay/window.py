@@ -20,7 +20,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from ..baselines import MAX_SAMPLES, VS_TOLERANCE, lookback
+from ..baselines.judge import MAX_SAMPLES, VS_TOLERANCE, lookback
 
 if TYPE_CHECKING:
     from .baseline import Rule

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from ..engines import bounded_engine
+from ..sql.engines import bounded_engine
 from .decision import Decision, decide
 from .model import AlertState, Outcome, StateSettings
 from .rows import Intent, dumps, intent_from_row, silence_from_row, state_from_json, text_or_none

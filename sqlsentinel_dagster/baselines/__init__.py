@@ -1,0 +1,1 @@
+"""Thresholds learned from an alert's own recorded values (``baseline:``): the band, the verdict, the words."""

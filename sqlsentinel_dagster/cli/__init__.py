@@ -1,0 +1,1 @@
+"""The ``sqlsentinel`` command. ``main`` wires the commands; no command imports it."""

@@ -1,0 +1,124 @@
+"""``sqlsentinel run``: evaluate alerts now, in this process, through the same cycle as Dagster runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import logging
+import os
+from typing import Any
+
+import click
+
+from ..config import AlertConfig, LoadedConfig
+from ..cycle.alert import AlertCycle, CycleSettings, run_cycle
+from ..state.store import StateStore
+from .common import NO_TABLES, database_option, open_store, printable
+
+__all__ = ["run"]
+
+
+@click.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--alert", "names", multiple=True, help="Evaluate this alert (repeatable); default: every enabled alert.")
+@click.option("--dry-run", is_flag=True, help="Show each decision; notify nobody and change no state.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@database_option
+def run(path: str, names: tuple[str, ...], dry_run: bool, as_json: bool, database_url: str | None) -> None:
+    """Evaluate the alerts in PATH now: status, value, decision and what was notified, per alert.
+
+    Uses the same state as Dagster runs (DAGSTER_HOME or --database-url), so a notification sent here is not
+    sent again by the next scheduled run. With --dry-run and no state database, decisions are those of a first
+    evaluation. Exit 1 if any alert errored or left a notification undelivered.
+    """
+    from ..definitions.resources import AlertStateResource, NotificationsResource, WarehouseResource
+    from .main import load_or_exit
+
+    config = load_or_exit(path)
+    alerts = _selected(config, names)
+    store = _state(database_url, dry_run)
+    defaults = AlertStateResource()
+    settings = CycleSettings(
+        channels=NotificationsResource().channel_settings(),
+        lease=dt.timedelta(seconds=defaults.delivery_lease_seconds),
+        expire_after=dt.timedelta(hours=defaults.notification_expiry_hours),
+        run_id=None,
+        dry_run=dry_run,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the `log` channel writes here
+    logger = logging.getLogger("sqlsentinel.run")
+    warehouses = {
+        name: WarehouseResource(config_path=str(config.path), database=name) for name in config.file.all_databases()
+    }
+    cycles = [
+        run_cycle(alert, config, warehouses[config.database_name(alert)].evaluate, lambda: store, settings, logger)
+        for alert in alerts
+    ]
+    if as_json:
+        click.echo(json.dumps([_row(c) for c in cycles], indent=2, default=str))
+    else:
+        for cycle in cycles:
+            _print(cycle)
+    if any(c.failure for c in cycles):
+        raise SystemExit(1)
+
+
+def _selected(config: LoadedConfig, names: tuple[str, ...]) -> list[AlertConfig]:
+    if not names:
+        return [a for a in config.alerts if a.enabled]
+    known = config.alert_names
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise click.ClickException(f"no alert named '{name}' in {config.path}{hint}")
+    return [config.alert(name) for name in names]
+
+
+def _state(database_url: str | None, dry_run: bool) -> StateStore:
+    """The state store; a dry run creates no tables (without any, decisions are those of a first evaluation)."""
+    first = "decisions as for a first evaluation"
+    if dry_run and not database_url and not os.environ.get("DAGSTER_HOME"):
+        click.echo(f"no state database (DAGSTER_HOME or --database-url): {first}", err=True)
+        return StateStore.from_url("sqlite://")
+    if not dry_run:
+        return open_store(database_url)
+    try:
+        return open_store(database_url, create_tables=False)
+    except click.ClickException as exc:
+        if not exc.message.startswith(NO_TABLES):
+            raise
+        click.echo(f"{printable(exc.message)}: {first}", err=True)
+        return StateStore.from_url("sqlite://")
+
+
+def _row(cycle: AlertCycle) -> dict[str, Any]:
+    values = cycle.shown_values()
+    return {
+        "alert": cycle.alert.name,
+        "status": cycle.outcome.status,
+        "actual_value": values["actual_value"],
+        "threshold": values["threshold"],
+        "context": values["context"],
+        "error": cycle.outcome.error,
+        "several_rows": cycle.several_rows is not None,
+        "decision": cycle.decision.code if cycle.decision else None,
+        "reason": cycle.decision.reason if cycle.decision else cycle.state_error,
+        "notifications": [r.as_dict() for r in cycle.reports],
+        "dry_run": cycle.dry_run,
+    }
+
+
+def _print(cycle: AlertCycle) -> None:
+    """Lines for a person: query values, errors and silence reasons come from outside, so they are escaped."""
+    row = _row(cycle)
+    shown = f" ({cycle.values_text()})" if cycle.values_text() else ""
+    lines = [f"{row['alert']}: {row['status']}{shown}; decision: {row['reason']}"]
+    if row["error"]:
+        lines.append(f"  error: {row['error']}")
+    if cycle.several_rows:
+        lines.append(f"  note: {cycle.several_rows}")
+    lines += [f"  {report.describe()}" for report in cycle.reports]
+    for line in lines:
+        click.echo(printable(line))
