@@ -22,8 +22,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from sqlsentinel_dagster.cycle.evaluate import create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import evaluate_query
 from sqlsentinel_dagster.notifiers import LogNotifier, deliver_pending
+from sqlsentinel_dagster.sql.drivers import create_warehouse_engine
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels
 from sqlsentinel_dagster.state.store import StateStore

@@ -4,7 +4,8 @@ from .config import AlertConfig, AlertsFile, DatabaseConfig, LoadedConfig, load_
 from .cycle.evaluate import evaluate_query
 from .cycle.results import AlertResult, parse_result
 from .definitions.components import SqlAlertsComponent
-from .definitions.factory import build_definitions, build_job, build_schedule
+from .definitions.factory import build_definitions
+from .definitions.jobs_mode import build_job, build_schedule
 from .definitions.resources import AlertStateResource, NotificationsResource, WarehouseResource
 from .errors import (
     AlertQueryError,

@@ -1,6 +1,6 @@
 """What is wrong with a cron expression that Dagster's scheduler refuses, said field by field.
 
-Dagster's parser (see ``_cron``) only says yes or no; a person who wrote ``0 25 * * *`` needs to hear that the
+Dagster's parser (see ``_dagster``) only says yes or no; a person who wrote ``0 25 * * *`` needs to hear that the
 hour is 25 and hours go from 0 to 23, not to "use five fields".
 """
 

@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 
 from sqlsentinel_dagster import build_definitions
-from sqlsentinel_dagster.baselines.judge import Band, BaselineError, Sample, describe, judge
+from sqlsentinel_dagster.baselines import Band, BaselineError, Sample, describe, judge
 from sqlsentinel_dagster.config.baseline import BaselineSpec
 from sqlsentinel_dagster.replay import Evaluation, Rule, rejudge
 

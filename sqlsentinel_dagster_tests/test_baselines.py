@@ -21,8 +21,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sqlsentinel_dagster.baselines import judge as baselines
-from sqlsentinel_dagster.baselines.judge import Band, BaselineError, Sample, Verdict, describe, judge, lookback, numeric
+from sqlsentinel_dagster.baselines import Band, BaselineError, Sample, Verdict, describe, judge, lookback, numeric
+from sqlsentinel_dagster.baselines import judging as baselines
 from sqlsentinel_dagster.config.baseline import BaselineSpec, Change, parse_change
 from sqlsentinel_dagster.errors import SentinelError
 

@@ -10,9 +10,10 @@ import dagster as dg
 import pytest
 
 from sqlsentinel_dagster import ResultContractError, build_definitions
-from sqlsentinel_dagster.cycle.evaluate import create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import evaluate_query
 from sqlsentinel_dagster.cycle.results import MAX_CELL_CHARS, MAX_CONTEXT_COLUMNS, parse_result
 from sqlsentinel_dagster.definitions.resources import NotificationsResource
+from sqlsentinel_dagster.sql.drivers import create_warehouse_engine
 from sqlsentinel_dagster.state.store import StateStore
 
 from .loopback import loopback_receiver

@@ -14,16 +14,10 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from sqlsentinel_dagster.config.models import parse_duration
+from sqlsentinel_dagster.durations import parse_duration
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.schema import silences
-from sqlsentinel_dagster.state.silences import (
-    MAX_MATCHER_LENGTH,
-    MAX_MATCHERS,
-    AlertLabels,
-    matcher_problems,
-    parse_matcher,
-)
+from sqlsentinel_dagster.state.silences import MAX_MATCHER_LENGTH, MAX_MATCHERS, AlertLabels, matcher_problems, parse_matcher
 from sqlsentinel_dagster.state.store import StateStore
 
 from .conftest import alerts_yaml

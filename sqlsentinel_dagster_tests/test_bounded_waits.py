@@ -15,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from sqlsentinel_dagster import AlertQueryError, build_definitions
-from sqlsentinel_dagster.cycle.evaluate import GRACE, create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import GRACE, evaluate_query
 from sqlsentinel_dagster.notifiers.base import DeliveryError
 from sqlsentinel_dagster.notifiers.webhook import WebhookNotifier
+from sqlsentinel_dagster.sql.drivers import create_warehouse_engine
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels
 from sqlsentinel_dagster.state.store import StateStore, create_state_engine

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from sqlsentinel_dagster.config import compiled, load_config
+from sqlsentinel_dagster.config import cache_files, compiled, load_config
 from sqlsentinel_dagster.config.compiled import CompiledConfig, load_compiled, save_compiled
 from sqlsentinel_dagster.definitions.resources import cached_config
 
@@ -217,7 +217,7 @@ class TestEntry:
             pytest.param(lambda key, blob: blob, id="bare-pickle"),
             pytest.param(
                 lambda key, blob: (
-                    compiled._PREFIX.pack(compiled._MAGIC, key, compiled._digest(blob), len(blob), 0) + blob
+                    cache_files.PREFIX.pack(cache_files.MAGIC, key, cache_files.checksum(blob), len(blob), 0) + blob
                 ),
                 id="pickle-behind-a-valid-prefix",
             ),
@@ -292,8 +292,8 @@ class TestEntry:
             pytest.param(lambda data: b"", id="empty"),
             pytest.param(lambda data: os.urandom(len(data)), id="garbage"),
             pytest.param(lambda data: data.replace(b"format 2", b"format 9", 1), id="wrong-version"),
-            pytest.param(lambda data: flip(data, compiled._PREFIX.size + 20), id="flipped-header-byte"),
-            pytest.param(lambda data: flip(data, len(compiled._MAGIC) + 5), id="flipped-key-byte"),
+            pytest.param(lambda data: flip(data, cache_files.PREFIX.size + 20), id="flipped-header-byte"),
+            pytest.param(lambda data: flip(data, len(cache_files.MAGIC) + 5), id="flipped-key-byte"),
             pytest.param(lambda data: data + b"\0", id="trailing-byte"),
         ],
     )
@@ -375,9 +375,9 @@ class TestValidity:
         """After its fixed prefix an entry is a JSON header then one JSON document per alert."""
         save(alerts)
         data = entry_of(alerts).read_bytes()
-        *_, header_length, _ = compiled._PREFIX.unpack(data[: compiled._PREFIX.size])
-        header = json.loads(data[compiled._PREFIX.size : compiled._PREFIX.size + header_length])
-        body = data[compiled._PREFIX.size + header_length :]
+        *_, header_length, _ = cache_files.PREFIX.unpack(data[: cache_files.PREFIX.size])
+        header = json.loads(data[cache_files.PREFIX.size : cache_files.PREFIX.size + header_length])
+        body = data[cache_files.PREFIX.size + header_length :]
         names = [json.loads(body[offset : offset + length])["name"] for _, offset, length, _ in header["alerts"]]
         assert names == ["first", "second", "third"]
         assert header["file"]["watch"][0]["checks"] == ["shop/*", "billing/invoices:not_null_id"]

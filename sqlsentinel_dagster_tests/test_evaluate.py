@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlsentinel_dagster import AlertQueryError, ResultContractError, evaluate_query, parse_result
-from sqlsentinel_dagster.cycle.evaluate import create_warehouse_engine, resolve_sqlite_path
+from sqlsentinel_dagster.sql.drivers import create_warehouse_engine, resolve_sqlite_path
 
 from .conftest import FIRING_QUERY, drop_table, seed_metrics
 

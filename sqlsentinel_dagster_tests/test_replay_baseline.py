@@ -21,20 +21,11 @@ import pytest
 from click.testing import CliRunner
 
 from sqlsentinel_dagster import build_definitions
-from sqlsentinel_dagster.baselines.judge import BaselineError, Sample, judge
+from sqlsentinel_dagster.baselines import BaselineError, Sample, judge
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config.baseline import BaselineSpec
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
-from sqlsentinel_dagster.replay import (
-    Baselines,
-    Evaluation,
-    Rule,
-    baseline_json,
-    compare,
-    describe_baseline,
-    judge_sides,
-    rejudge,
-)
+from sqlsentinel_dagster.replay import Baselines, Evaluation, Rule, baseline_json, compare, describe_baseline, judge_sides, rejudge
 from sqlsentinel_dagster.state.configs import remember
 from sqlsentinel_dagster.state.history import evaluations_between
 from sqlsentinel_dagster.state.model import Outcome, OutcomeStatus, StateSettings
@@ -221,7 +212,7 @@ class TestSameAsJudge:
         history = hourly([*range(20), 10])
         baseline = rule(min_history=3, history="30d")
         assert marks(rejudge(history, baseline)) == _judge_each(history, baseline) == "." * 21
-        monkeypatch.setattr("sqlsentinel_dagster.baselines.judge.MAX_SAMPLES", 5)
+        monkeypatch.setattr("sqlsentinel_dagster.baselines.judging.MAX_SAMPLES", 5)
         monkeypatch.setattr("sqlsentinel_dagster.replay.window.MAX_SAMPLES", 5)
         assert marks(rejudge(history, baseline)) == _judge_each(history, baseline) == "." * 20 + "A"
 

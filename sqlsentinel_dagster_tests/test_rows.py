@@ -16,8 +16,9 @@ import pytest
 
 from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.config.rows import RowsSpec
-from sqlsentinel_dagster.cycle.evaluate import create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import evaluate_query
 from sqlsentinel_dagster.definitions.resources import NotificationsResource
+from sqlsentinel_dagster.sql.drivers import create_warehouse_engine
 
 from .loopback import Receiver, loopback_receiver
 from .smtp_server import smtp_server

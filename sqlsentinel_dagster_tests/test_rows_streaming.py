@@ -23,8 +23,9 @@ import sqlalchemy as sa
 
 from sqlsentinel_dagster import AlertQueryError
 from sqlsentinel_dagster.config.rows import RowsSpec
-from sqlsentinel_dagster.cycle.evaluate import GRACE, create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import GRACE, evaluate_query
 from sqlsentinel_dagster.cycle.results import MAX_CELL_CHARS, MAX_ROWS_BYTES
+from sqlsentinel_dagster.sql.drivers import create_warehouse_engine
 
 from .half_dead import stalling_proxy
 

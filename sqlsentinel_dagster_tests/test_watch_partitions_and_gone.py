@@ -13,8 +13,9 @@ import dagster as dg
 import pytest
 
 from sqlsentinel_dagster.config import load_config
-from sqlsentinel_dagster.cycle.alert import CycleSettings
-from sqlsentinel_dagster.cycle.watch import MAX_NAME, CheckKey, labels_of, payload_of, rule_of, watch_tick, watched_name
+from sqlsentinel_dagster.cycle.check_evaluations import MAX_NAME, CheckKey, labels_of, payload_of, rule_of, watched_name
+from sqlsentinel_dagster.cycle.delivery import CycleSettings
+from sqlsentinel_dagster.cycle.watch import watch_tick
 from sqlsentinel_dagster.definitions import watch_sensor as watch_sensor_module
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource

@@ -1,8 +1,8 @@
 """What the commands on the state database share: the ``--database-url`` option, opening the store, database
 errors as click errors, and escaped output.
 
-Used by ``sqlsentinel status | history | prune`` (:mod:`.cli_history`), ``silence | unsilence | silences``
-(:mod:`.cli_silences`), ``run`` and ``replay``. Only ``silence`` (and ``run``) create the state tables: the others
+Used by ``sqlsentinel status | history | prune`` (:mod:`.history`), ``silence | unsilence | silences``
+(:mod:`.silences`), ``run`` and ``replay``. Only ``silence`` (and ``run``) create the state tables: the others
 refuse a database without them, so pointing one at the wrong database changes nothing there. Stored text
 (authors, reasons, alert names, errors) is printed with its control characters escaped (``\\x1b``, ``\\n``), so
 it cannot drive the terminal or forge lines.
@@ -21,7 +21,8 @@ from typing import Any, ParamSpec
 import click
 import sqlalchemy as sa
 
-from ..config import LoadedConfig
+from ..config import LoadedConfig, load_config
+from ..errors import ConfigError
 from ..redact import redact_text
 from ..state.schema import installed_version
 from ..state.store import StateStore
@@ -33,6 +34,7 @@ __all__ = [
     "database_option",
     "echo",
     "echo_json",
+    "load_or_exit",
     "open_store",
     "printable",
     "when",
@@ -166,8 +168,6 @@ def echo(line: str) -> None:
 def alert_and_file(argument: str | None, alert: str | None) -> tuple[str | None, LoadedConfig | None]:
     """SQL Sentinel's form ``<config_file> --alert NAME`` or ours, ``NAME``: the alert and the file, if given."""
     if argument and argument.endswith((".yaml", ".yml")) and Path(argument).is_file():
-        from .main import load_or_exit
-
         return alert, load_or_exit(argument)
     if argument and alert:
         raise click.ClickException(f"give the alert once: '{argument}' or --alert '{alert}'")
@@ -182,3 +182,11 @@ def when(value: dt.datetime | None) -> str:
 def echo_json(rows: Any) -> None:
     """Print ``rows`` as indented JSON (datetimes and other values as their ``str``)."""
     click.echo(json.dumps(rows, indent=2, default=str))
+
+
+def load_or_exit(path: str) -> LoadedConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(1) from None

@@ -1,6 +1,6 @@
 """``sqlsentinel status | history | prune``: what the state database has recorded, and deleting old history.
 
-None of them creates the state tables (see :func:`.cli_state.open_store`); stored text is printed escaped.
+None of them creates the state tables (see :func:`.common.open_store`); stored text is printed escaped.
 """
 
 from __future__ import annotations
@@ -10,12 +10,22 @@ from typing import Any
 
 import click
 
-from ..config.models import parse_duration
-from ..cycle.watch import rule_of
+from ..cycle.check_evaluations import rule_of
+from ..durations import parse_duration
 from ..state import admin
 from ..state.history import alert_history, history_stats
 from ..state.silences import Silence
-from .common import alert_and_file, database_errors, database_option, echo, echo_json, open_store, printable, when
+from .common import (
+    alert_and_file,
+    database_errors,
+    database_option,
+    echo,
+    echo_json,
+    load_or_exit,
+    open_store,
+    printable,
+    when,
+)
 
 __all__ = ["history", "prune", "status"]
 
@@ -53,8 +63,6 @@ def _echo_unusable(silences_: list[Silence]) -> None:
 def status(config_file: str | None, database_url: str | None, as_json: bool) -> None:
     """Every evaluated alert (with CONFIG_FILE: every alert in it, evaluated or not): state, since when,
     silenced or not, last value, last delivered notification."""
-    from .main import load_or_exit
-
     store = open_store(database_url, create_tables=False)
     rows = [
         {

@@ -13,7 +13,7 @@ import click
 
 from ..replay import Changes, ReplayRun, parse_period, replay_config, summary, text
 from ..replay import as_json as replay_json
-from .common import database_errors, database_option, open_store, printable
+from .common import database_errors, database_option, load_or_exit, open_store, printable
 
 __all__ = ["DEFAULT_FILE", "replay"]
 
@@ -58,8 +58,6 @@ def replay(
     A baseline alert whose baseline: differs from the deployed one has its statuses re-judged from the recorded
     actual_value (the value alone: a query's own status column is not replayed).
     """
-    from .main import load_or_exit
-
     if name is not None and path is None and name.endswith((".yaml", ".yml")) and Path(name).is_file():
         name, path = None, name  # `replay alerts.yaml`, as `history alerts.yaml` takes the file first
     file = _alerts_file(path)

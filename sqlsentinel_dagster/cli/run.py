@@ -12,9 +12,10 @@ from typing import Any
 import click
 
 from ..config import AlertConfig, LoadedConfig
-from ..cycle.alert import AlertCycle, CycleSettings, run_cycle
+from ..cycle.alert import AlertCycle, run_cycle
+from ..cycle.delivery import CycleSettings
 from ..state.store import StateStore
-from .common import NO_TABLES, database_option, open_store, printable
+from .common import NO_TABLES, database_option, load_or_exit, open_store, printable
 
 __all__ = ["run"]
 
@@ -33,7 +34,6 @@ def run(path: str, names: tuple[str, ...], dry_run: bool, as_json: bool, databas
     evaluation. Exit 1 if any alert errored or left a notification undelivered.
     """
     from ..definitions.resources import AlertStateResource, NotificationsResource, WarehouseResource
-    from .main import load_or_exit
 
     config = load_or_exit(path)
     alerts = _selected(config, names)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ..config import LoadedConfig
-from ..cycle.watch import rule_of
+from ..cycle.check_evaluations import rule_of
 from ..state import admin
 from ..state.history import known_alerts
 from ..state.silences import Silence, parse_matcher

@@ -1,6 +1,7 @@
 """The ``alerts.yaml`` format: models and the loader."""
 
-from .loader import LoadedConfig, load_config
+from .loaded import LoadedConfig
+from .loader import load_config
 from .models import CHANNELS, AlertConfig, AlertDefaults, AlertsFile, DatabaseConfig, NotifyTarget
 
 __all__ = [

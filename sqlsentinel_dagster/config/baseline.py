@@ -2,7 +2,7 @@
 
 Two families of methods. ``mad`` (the default) and ``zscore`` learn a band from the values recorded over
 ``history``; ``change`` compares the value with one earlier value, the previous one or the one ``vs`` ago.
-The computation lives in :mod:`sqlsentinel_dagster.baselines.judge`; this module only says what may be written.
+The computation lives in :mod:`sqlsentinel_dagster.baselines.judging`; this module only says what may be written.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def parse_change(value: Any) -> Change:
 
 def _duration(value: Any) -> float:
     # Imported when called: models.py imports this module to give AlertConfig its `baseline:` block.
-    from .models import parse_duration
+    from ..durations import parse_duration
 
     seconds = parse_duration(value)
     if seconds > MAX_HISTORY_SECONDS:

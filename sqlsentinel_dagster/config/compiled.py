@@ -36,34 +36,22 @@ elsewhere nothing is cached.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import hashlib
 import logging
 import os
-import secrets
-import stat
 import struct
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt
-
-from .._yaml import MAX_FILE_BYTES
-from ..errors import ConfigProblem
-from .loader import LoadedConfig, load_config
+from .cache_files import FORMAT, MAGIC, MAX_ENTRY_BYTES, PREFIX, Header, checksum, open_folder, warn_once
+from .loaded import LoadedConfig
+from .loader import load_config
 from .models import AlertConfig, AlertsFile
 
 __all__ = ["CompiledConfig", "cache_dir", "load_compiled", "save_compiled"]
 
-_FORMAT = 2
-_MAGIC = f"sqlsentinel compiled alerts, format {_FORMAT}\n".encode()
-_PREFIX = struct.Struct(f">{len(_MAGIC)}s32s16sQQ")  # magic, the full key, header digest, header and body lengths
-_MAX_ENTRY_BYTES = 8 * MAX_FILE_BYTES  # the JSON of a file of at most MAX_FILE_BYTES, inherited settings included
-_KEEP_SECONDS = 7 * 24 * 3600
 _SUPPORTED = (
     hasattr(os, "geteuid")
     and hasattr(os, "O_NOFOLLOW")
@@ -71,7 +59,6 @@ _SUPPORTED = (
     and {os.scandir, os.utime} <= os.supports_fd
 )
 _log = logging.getLogger("sqlsentinel")
-_warned: set[str] = set()
 
 
 def cache_dir() -> Path:
@@ -94,7 +81,7 @@ def _code_digest() -> bytes:
 
 def _key(source: Path, content: bytes) -> bytes:
     """What an entry is valid for: this format, the file's path and bytes, and the models' code."""
-    digest = hashlib.sha256(f"{_FORMAT}\0{source}\0".encode())
+    digest = hashlib.sha256(f"{FORMAT}\0{source}\0".encode())
     digest.update(_code_digest())
     digest.update(content)
     return digest.digest()
@@ -106,24 +93,6 @@ def _entry_name(key: bytes) -> str:
 
 def _entry_path(source: Path, content: bytes) -> Path:
     return cache_dir() / _entry_name(_key(source, content))
-
-
-class _Header(BaseModel):
-    """The JSON header of an entry (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str
-    file: dict[str, Any]
-    """The file's settings without its alerts, as validated by :class:`AlertsFile`."""
-    notes: list[ConfigProblem]
-    environment: dict[str, str | None]
-    alerts: list[tuple[str, NonNegativeInt, NonNegativeInt, str]]
-    """Per alert: name, offset in the body, length, blake2b digest of its JSON."""
-
-
-def _digest(blob: bytes) -> bytes:
-    return hashlib.blake2b(blob, digest_size=16).digest()
 
 
 @dataclass(frozen=True)
@@ -171,20 +140,20 @@ class CompiledConfig(LoadedConfig):
         """The alerts at ``indices`` that can still be read from the entry and match their digests."""
         found: dict[str, AlertConfig] = {}
         try:
-            with _open_folder(self.entry.parent, create=False) as folder:
+            with open_folder(self.entry.parent, create=False) as folder:
                 opened = folder.open_entry(self.entry.name, self.key) if folder else None
                 if opened is None:
                     return found
                 with contextlib.closing(opened):
                     for i in indices:
                         blob = opened.read(*self.offsets[i])
-                        if _digest(blob).hex() == self.digests[i]:
+                        if checksum(blob).hex() == self.digests[i]:
                             alert = AlertConfig.model_validate_json(blob)
                             found[alert.name] = alert
         except (OSError, ValueError, RecursionError) as exc:
             _log.debug("compiled alerts file %s: cannot read its alerts: %s", self.entry, exc)
         except Exception as exc:  # a bug here must not fail the run: the alerts are parsed instead
-            _warn_once(f"compiled alerts file {self.entry}: unexpected error, parsing instead: {exc!r}")
+            warn_once(f"compiled alerts file {self.entry}: unexpected error, parsing instead: {exc!r}")
         return found
 
 
@@ -200,14 +169,14 @@ def load_compiled(source: Path, content: bytes, environ: Mapping[str, str]) -> C
     except (OSError, ValueError, RecursionError, struct.error) as exc:
         _log.debug("no usable compiled form of %s: %s", source, exc)
     except Exception as exc:  # a bug here must not fail the load: the file is parsed instead
-        _warn_once(f"compiled alerts file of {source}: unexpected error, parsing instead: {exc!r}")
+        warn_once(f"compiled alerts file of {source}: unexpected error, parsing instead: {exc!r}")
     return None
 
 
 def _load_compiled(source: Path, content: bytes, environ: Mapping[str, str]) -> CompiledConfig | None:
     key = _key(source, content)
     entry = cache_dir() / _entry_name(key)
-    with _open_folder(entry.parent, create=False) as folder:
+    with open_folder(entry.parent, create=False) as folder:
         opened = folder.open_entry(entry.name, key) if folder else None
         if opened is None:
             return None
@@ -217,7 +186,7 @@ def _load_compiled(source: Path, content: bytes, environ: Mapping[str, str]) -> 
         return None
     if any(environ.get(name) != value for name, value in header.environment.items()):
         return None  # a variable the schedules or names were built from has changed
-    start = _PREFIX.size + opened.header_length
+    start = PREFIX.size + opened.header_length
     return CompiledConfig(
         path=Path(header.path),
         file=AlertsFile.model_validate({**header.file, "alerts": []}),
@@ -244,13 +213,13 @@ def save_compiled(config: LoadedConfig, content: bytes) -> None:
     except (OSError, ValueError, RecursionError) as exc:  # a read-only home, a full disk: runs parse the file
         _log.debug("could not save the compiled form of %s: %s", config.path, exc)
     except Exception as exc:  # a bug here must not fail the load: runs parse the file instead
-        _warn_once(f"compiled alerts file of {config.path}: unexpected error, not saved: {exc!r}")
+        warn_once(f"compiled alerts file of {config.path}: unexpected error, not saved: {exc!r}")
 
 
 def _save_compiled(config: LoadedConfig, content: bytes) -> None:
     key = _key(config.path, content)
     name = _entry_name(key)
-    with _open_folder(cache_dir(), create=True) as folder:
+    with open_folder(cache_dir(), create=True) as folder:
         if folder is None:
             return
         existing = folder.open_entry(name, key)
@@ -279,168 +248,11 @@ def _serialize(config: LoadedConfig, key: bytes) -> bytes | None:
         return None
     index, position = [], 0
     for alert, blob in zip(config.alerts, blobs, strict=True):
-        index.append((alert.name, position, len(blob), _digest(blob).hex()))
+        index.append((alert.name, position, len(blob), checksum(blob).hex()))
         position += len(blob)
-    header = _Header(
+    header = Header(
         path=str(config.path), file=settings, notes=config.notes, environment=config.environment, alerts=index
     )
     raw = header.model_dump_json().encode()
-    data = b"".join([_PREFIX.pack(_MAGIC, key, _digest(raw), len(raw), position), raw, *blobs])
-    return data if len(data) <= _MAX_ENTRY_BYTES else None
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        _log.warning("%s", message)
-
-
-def _untrusted(info: os.stat_result, what: Literal["folder", "file"], path: Path) -> bool:
-    """Whether ``info`` (of ``path``, a ``what``) must be refused; warns once per process if so."""
-    kind_ok = stat.S_ISDIR(info.st_mode) if what == "folder" else stat.S_ISREG(info.st_mode)
-    if not kind_ok:
-        problem = f"is not a {'folder' if what == 'folder' else 'regular file'}"
-    elif info.st_uid != os.geteuid():
-        problem = f"is owned by uid {info.st_uid}, not by this user (uid {os.geteuid()})"
-    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem = f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
-    else:
-        return False
-    fix = "make it yours and 0700, or remove it" if what == "folder" else "remove it"
-    _warn_once(f"compiled alerts cache: the {what} {path} {problem}; not used, alerts files are parsed ({fix})")
-    return True
-
-
-@dataclass
-class _Entry:
-    """An open entry whose prefix matched: its descriptor, its header's digest and the lengths of its parts."""
-
-    fd: int
-    path: Path
-    header_digest: bytes
-    header_length: int
-    body_length: int
-
-    def read(self, offset: int, length: int) -> bytes:
-        """``length`` bytes at ``offset`` in the file; ValueError if it is shorter (truncated meanwhile)."""
-        chunks, done = [], 0
-        while done < length:
-            chunk = os.pread(self.fd, length - done, offset + done)
-            if not chunk:
-                raise ValueError(f"{self.path} is shorter than its header says")
-            chunks.append(chunk)
-            done += len(chunk)
-        return b"".join(chunks)
-
-    def header(self) -> _Header | None:
-        """The header, if it matches its digest and every alert it lists lies within the body; else None."""
-        raw = self.read(_PREFIX.size, self.header_length)
-        if _digest(raw) != self.header_digest:
-            return None
-        header = _Header.model_validate_json(raw)
-        if any(offset + length > self.body_length for _, offset, length, _ in header.alerts):
-            return None
-        return header
-
-    def intact(self) -> bool:
-        """Whether the header and every alert match their digests (a code server's check before reusing it)."""
-        try:
-            header = self.header()
-        except ValueError:
-            return False
-        if header is None:
-            return False
-        body = self.read(_PREFIX.size + self.header_length, self.body_length)
-        return all(_digest(body[at : at + size]).hex() == digest for _, at, size, digest in header.alerts)
-
-    def close(self) -> None:
-        """Close the descriptor."""
-        os.close(self.fd)
-
-
-@contextlib.contextmanager
-def _open_folder(path: Path, *, create: bool) -> Iterator[_Folder | None]:
-    """The cache folder at ``path`` (created 0700 if ``create``) when it is safe to use, else None."""
-    created = False
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path, 0o700)
-            created = True
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        yield None  # nothing was saved yet
-        return
-    try:
-        info = os.fstat(fd)
-        if created and stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid():
-            os.fchmod(fd, 0o700)  # whatever the umask
-            info = os.fstat(fd)
-        yield None if _untrusted(info, "folder", path) else _Folder(fd, path)
-    finally:
-        os.close(fd)
-
-
-@dataclass
-class _Folder:
-    """An open descriptor of the checked cache folder: every file operation goes through it."""
-
-    fd: int
-    path: Path
-
-    def open_entry(self, name: str, key: bytes) -> _Entry | None:
-        """The entry ``name`` if it is ours and its prefix names this format, ``key`` and its size; else None."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a planted FIFO never hangs
-        try:
-            fd = os.open(name, flags, dir_fd=self.fd)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno != errno.ELOOP:
-                raise
-            _warn_once(f"compiled alerts cache: {self.path / name} is a symbolic link; not followed, not used")
-            return None
-        entry = None
-        try:
-            info = os.fstat(fd)
-            if _untrusted(info, "file", self.path / name) or not _PREFIX.size <= info.st_size <= _MAX_ENTRY_BYTES:
-                return None
-            magic, stored, digest, header_length, body_length = _PREFIX.unpack(os.pread(fd, _PREFIX.size, 0))
-            if magic != _MAGIC or stored != key or _PREFIX.size + header_length + body_length != info.st_size:
-                _log.debug("compiled alerts file %s: another format, another key, or truncated", self.path / name)
-                return None
-            entry = _Entry(fd, self.path / name, digest, header_length, body_length)
-            return entry
-        finally:
-            if entry is None:
-                os.close(fd)
-
-    def write(self, name: str, data: bytes) -> None:
-        """Write ``name`` atomically: a new 0600 file beside it, then ``os.replace``."""
-        temporary = f".{name}.{secrets.token_hex(8)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(temporary, flags, 0o600, dir_fd=self.fd)
-        try:
-            try:
-                os.fchmod(fd, 0o600)  # whatever the umask
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(temporary, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=self.fd)
-            raise
-
-    def prune(self) -> None:
-        """Remove entries (and leftover temporary files) no code server has loaded for a week."""
-        cutoff = time.time() - _KEEP_SECONDS
-        with os.scandir(self.fd) as entries:
-            for item in entries:
-                if item.name.endswith((".compiled", ".tmp")):
-                    with contextlib.suppress(OSError):
-                        if item.stat(follow_symlinks=False).st_mtime < cutoff:
-                            os.unlink(item.name, dir_fd=self.fd)
+    data = b"".join([PREFIX.pack(MAGIC, key, checksum(raw), len(raw), position), raw, *blobs])
+    return data if len(data) <= MAX_ENTRY_BYTES else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,12 @@ from .. import envsubst
 from .._yaml import Located, Unreadable, load_located, read_text
 from ..errors import ConfigError, ConfigProblem, SecretResolutionError
 from .isolation import affected, without
+from .loaded import LoadedConfig
 from .messages import describe_error, display_location
-from .models import AlertConfig, AlertsFile, DatabaseConfig
+from .models import AlertsFile
 from .references import ReferenceChecks
-from .targets import NotifyTarget
-from .watch import WatchRule
 
-__all__ = ["LoadedConfig", "load_config"]
+__all__ = ["load_config"]
 
 # Values that may hold secrets keep their ${VAR} text until the run resolves them.
 _DEFERRED_KEYS = frozenset(
@@ -41,63 +39,6 @@ _DEFERRED_KEYS = frozenset(
         "bearer_token",
     }
 )
-
-
-@dataclass(frozen=True)
-class LoadedConfig:
-    """A validated alerts file, with what the factory needs to turn it into definitions."""
-
-    path: Path
-    file: AlertsFile
-    notes: list[ConfigProblem] = field(default_factory=list)
-    """Things worth knowing that are not errors, e.g. names that were sanitized."""
-    environment: dict[str, str | None] = field(default_factory=dict)
-    """The variables substituted when loading (structural values only, never secrets), and their values."""
-    problems: list[ConfigProblem] = field(default_factory=list)
-    """Problems found when loaded with ``strict=False``; the alerts they concern are left out."""
-
-    @property
-    def alerts(self) -> list[AlertConfig]:
-        """The alerts, in file order."""
-        return self.file.alerts
-
-    @property
-    def alert_names(self) -> list[str]:
-        """The alerts' names, in file order."""
-        return [alert.name for alert in self.alerts]
-
-    def alert(self, name: str) -> AlertConfig:
-        """The alert called ``name`` (KeyError if there is none)."""
-        found = next((alert for alert in self.alerts if alert.name == name), None)
-        if found is None:
-            raise KeyError(name)
-        return found
-
-    def database_name(self, alert: AlertConfig) -> str:
-        """The name of the warehouse ``alert`` queries."""
-        return alert.database or next(iter(self.file.all_databases()))
-
-    def database(self, alert: AlertConfig) -> DatabaseConfig:
-        """The warehouse ``alert`` queries."""
-        return self.file.all_databases()[self.database_name(alert)]
-
-    def targets(self, alert: AlertConfig) -> list[NotifyTarget]:
-        """Where ``alert`` notifies: its notify entries with receiver names expanded."""
-        return self.file.targets(alert.notify)
-
-    def fallback_targets(self) -> list[NotifyTarget]:
-        """Where problems with alerting itself are reported (the top-level ``fallback:``)."""
-        return self.file.targets(self.file.fallback)
-
-    @property
-    def watch_rules(self) -> list[WatchRule]:
-        """The ``watch:`` rules (asset checks to notify about), in file order."""
-        return self.file.watch
-
-    def watch_targets(self, rule: WatchRule) -> list[NotifyTarget]:
-        """Where ``rule`` notifies: its notify entries (else from ``routes:``, else ``defaults.notify``) with
-        receiver names expanded."""
-        return self.file.targets(rule.notify)
 
 
 def load_config(

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .._yaml import Located
-from ..cycle.evaluate import driver_problem, missing_sqlite_file, sqlite_file
 from ..naming import safe_name
+from ..sql.drivers import driver_problem, missing_sqlite_file, sqlite_file
 from ..sql.readonly import dialect_for_url, read_only_problem
 
 __all__ = ["ReferenceChecks"]

@@ -115,7 +115,7 @@ def _rule_name(value: Any) -> Any:
 
 
 def _duration(value: Any) -> float:
-    from .models import parse_duration  # models imports this module for AlertsFile.watch
+    from ..durations import parse_duration  # models imports this module for AlertsFile.watch
 
     return parse_duration(value)
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from ..baselines.judge import MAX_SAMPLES, BaselineError, Sample, describe, expected_range, judge, lookback
+from ..baselines import MAX_SAMPLES, BaselineError, Sample, describe, expected_range, judge, lookback
 from ..config import AlertConfig
 from ..errors import StateDatabaseError
 from ..redact import redact_text

@@ -22,7 +22,7 @@ from ..config.rows import RowsSpec
 from ..errors import ResultContractError
 
 if TYPE_CHECKING:
-    from ..baselines.judge import Verdict
+    from ..baselines.verdict import Verdict
 
 __all__ = [
     "MAX_CELL_CHARS",

@@ -12,13 +12,10 @@ failed with a severity the rule watches is ``ALERT``, anything else ``OK``. The 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-import re
 import time
-import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,66 +23,38 @@ from ..config import LoadedConfig
 from ..config.targets import NotifyTarget
 from ..config.watch import WatchRule
 from ..naming import OWN_CHECK_METADATA
-from ..notifiers import DeliveryReport, channel_id, deliver_grouped, notifiers_for
+from ..notifiers import DeliveryReport
 from ..state.decision import Decision
-from ..state.model import Outcome, StateSettings
+from ..state.model import Outcome
 from ..state.silences import AlertLabels
 from ..state.store import StateStore
-from ..state.watched import WatchedCheck, WatchedLabels
-from .alert import FALLBACK, CycleSettings, deliver_to, delivery_options, json_safe, ledger_channels, tell_fallback_lost
-from .results import MAX_CONTEXT_COLUMNS, safe_value
+from ..state.watched import WatchedCheck
+from .check_evaluations import (
+    CheckEvaluation,
+    CheckKey,
+    labels_of,
+    message_of,
+    outcome_of,
+    place_of,
+    rule_of,
+    state_settings,
+)
+from .delivery import (
+    CycleSettings,
+    deliver_to,
+    deliver_to_groups,
+    grouped_channels,
+    ledger_channels,
+    tell_fallback_lost,
+)
 
-__all__ = [
-    "MAX_NAME",
-    "CheckEvaluation",
-    "CheckKey",
-    "GoneChecks",
-    "WatchTick",
-    "check_url",
-    "labels_of",
-    "outcome_of",
-    "payload_of",
-    "rule_of",
-    "state_settings",
-    "watch_tick",
-    "watched_name",
-]
+__all__ = ["GoneChecks", "WatchTick", "watch_tick"]
 
-MAX_NAME = 200
-"""The longest alert name the state keeps (as for alerts: the ledger key ``<name>/<n>/<event>/<channel>`` must
-fit its 255-character column). Longer watched names are cut and end in ``~`` and 12 hex digits of their sha256."""
-_SEVERITY = {"ERROR": "error", "WARN": "warning"}
-"""Dagster's check severity as an alert severity (for routes, silences' ``severity=`` and channels)."""
-
-_PARTITIONED = re.compile(r"^(?P<asset>.*?):(?P<check>[A-Za-z0-9_]+)\[(?P<partition>.*)\]$", re.DOTALL)
-"""``<asset>:<check>[<partition>]`` after the rule: check names are letters, digits and ``_`` (Dagster's rule), so the
-first ``[`` after one starts the partition, whatever the partition key holds (``:``, ``[``, ``]``...)."""
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-CheckKey = tuple[tuple[str, ...], str]
-"""An asset check as (asset key path, check name)."""
 GoneChecks = Callable[[Collection[CheckKey]], Mapping[CheckKey, str]]
 """Given checks with a firing state, those that no longer exist, each with why that is known (said in the
 ``gone`` decision's reason). It must name only checks whose absence is definitive."""
-
-
-@dataclass(frozen=True)
-class CheckEvaluation:
-    """One asset check evaluation from Dagster's event log, as plain values."""
-
-    storage_id: int
-    """The event's storage id: evaluations are read, and recorded, in this order."""
-    asset: tuple[str, ...]
-    check: str
-    passed: bool
-    severity: str
-    """As Dagster gives it: ``ERROR`` or ``WARN``."""
-    description: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    """The evaluation's metadata as plain values (numbers, text, JSON)."""
-    run_id: str | None = None
-    timestamp: float = 0.0
-    partition: str | None = None
 
 
 @dataclass
@@ -115,115 +84,6 @@ class WatchTick:
         again = f" ({self.duplicates} already recorded)" if self.duplicates else ""
         read = f"{self.read} evaluation(s) read, {self.recorded} recorded{again}"
         return f"{read}: {decided}; notifications: {delivery}{late}"
-
-
-def watched_name(rule: str, asset: Sequence[str], check: str, partition: str | None = None) -> str:
-    """``<rule>:<asset key path>:<check>`` (``dbt_tests:shop/orders:not_null_id``), and for one partition of a
-    partitioned check ``<rule>:<asset key path>:<check>[<partition>]`` (``...:not_null_id[2024-01-31]``), at most
-    :data:`MAX_NAME` characters: a longer one is cut and ends in ``~`` and 12 hex digits of the full name's
-    sha256."""
-    name = f"{rule}:{'/'.join(asset)}:{check}" + (f"[{partition}]" if partition else "")
-    if len(name) <= MAX_NAME:
-        return name
-    return f"{name[: MAX_NAME - 13]}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"
-
-
-def rule_of(rules: Sequence[WatchRule], name: str) -> WatchRule | None:
-    """The rule whose checks ``name`` names (``<rule>:<asset>:<check>`` of a check it watches, the name of one
-    of its partitions, ``<rule>:<asset>:<check>[<partition>]``, or a cut name of either), or None."""
-    rule_name, _, rest = name.partition(":")
-    rule = next((r for r in rules if r.name == rule_name), None)
-    if rule is None or not rest:
-        return None
-    partitioned = _PARTITIONED.match(rest)
-    asset, check = (partitioned["asset"], partitioned["check"]) if partitioned else rest.rpartition(":")[::2]
-    if asset and check and rule.watches(tuple(asset.split("/")), check):
-        return rule
-    return rule if len(name) == MAX_NAME and "~" in name[-13:] else None
-
-
-def state_settings(rule: WatchRule) -> StateSettings:
-    """The state-machine settings of ``rule`` (checks never error: a check that cannot run records no evaluation)."""
-    interval = dt.timedelta(seconds=rule.repeat_interval) if rule.repeat_interval else None
-    return StateSettings(interval, rule.for_, rule.recover_after)
-
-
-def outcome_of(rule: WatchRule, evaluation: CheckEvaluation) -> Outcome:
-    """``ALERT`` when the check failed with a severity ``rule`` watches; otherwise ``OK`` (a failure of another
-    severity counts as passing for this rule: it resolves). The context names the asset, the check and its
-    severity, then the evaluation's metadata (made safe, at most 50 entries in all)."""
-    failed = not evaluation.passed and evaluation.severity in rule.severity
-    context: dict[str, Any] = {
-        "asset": "/".join(evaluation.asset),
-        "check": evaluation.check,
-        "check_severity": evaluation.severity,
-        **({"partition": evaluation.partition} if evaluation.partition else {}),
-    }
-    entries = list(evaluation.metadata.items())
-    room = MAX_CONTEXT_COLUMNS - len(context)
-    for label, value in entries[:room]:
-        context[label if label not in context else f"metadata: {label}"] = safe_value(value)
-    if len(entries) > room:
-        context["..."] = f"{len(entries) - room} more metadata entries not shown"
-    return Outcome("ALERT" if failed else "OK", context=json_safe(context))
-
-
-def labels_of(rule: WatchRule, evaluation: CheckEvaluation) -> AlertLabels:
-    """What silences match: the watched name, the severity (``error`` for ERROR, ``warning`` for WARN) and the
-    tags ``watch`` (the rule), ``asset`` and ``check``; for a partition also the tag ``partition``, and the check's
-    name matches as well as the partition's (:class:`.state.watched.WatchedLabels`): silencing the check
-    silences all its partitions."""
-    tags = {"watch": rule.name, "asset": "/".join(evaluation.asset), "check": evaluation.check}
-    severity = _SEVERITY.get(evaluation.severity, "error")
-    check_name = watched_name(rule.name, evaluation.asset, evaluation.check)
-    if not evaluation.partition:
-        return AlertLabels(check_name, severity, (), tags)
-    name = watched_name(rule.name, evaluation.asset, evaluation.check, evaluation.partition)
-    return WatchedLabels(name, severity, (), {**tags, "partition": evaluation.partition}, check_name=check_name)
-
-
-def check_url(base_url: str | None, asset: Sequence[str], check: str) -> str | None:
-    """The check's page in the Dagster UI (``<base>/assets/shop/orders?view=checks&checkDetail=not_null_id``),
-    or None without a base URL."""
-    if not base_url:
-        return None
-    path = "/".join(urllib.parse.quote(part, safe="") for part in asset)
-    query = urllib.parse.urlencode({"view": "checks", "checkDetail": check})
-    return f"{base_url.rstrip('/')}/assets/{path}?{query}"
-
-
-def payload_of(rule: WatchRule, evaluation: CheckEvaluation, base_url: str | None) -> dict[str, Any]:
-    """The message of an evaluation, with the keys an alert's message has: the description names the asset,
-    the check and how it ended (``failed (ERROR): <the check's description>``); ``run_url`` links to the check
-    in the UI when ``base_url`` is set; ``run_id`` is the run that evaluated it."""
-    return _message(labels_of(rule, evaluation), outcome_of(rule, evaluation), evaluation, base_url)
-
-
-def _message(
-    labels: AlertLabels, outcome: Outcome, evaluation: CheckEvaluation, base_url: str | None
-) -> dict[str, Any]:
-    verdict = "passed" if evaluation.passed else f"failed ({evaluation.severity})"
-    detail = f": {safe_value(evaluation.description)}" if evaluation.description else ""
-    where = _where(evaluation.asset, evaluation.partition)
-    stamp = dt.datetime.fromtimestamp(evaluation.timestamp, dt.UTC) if evaluation.timestamp else dt.datetime.now(dt.UTC)
-    payload: dict[str, Any] = json_safe(
-        {
-            "alert_name": labels.name,
-            "status": outcome.status,
-            "actual_value": None,
-            "threshold": None,
-            "context": outcome.context,
-            "error": None,
-            "description": f"asset check {evaluation.check} on {where} {verdict}{detail}",
-            "severity": labels.severity,
-            "owners": [],
-            "tags": dict(labels.tags or {}),
-            "timestamp": stamp.isoformat(timespec="seconds"),
-            "run_id": evaluation.run_id,
-            "run_url": check_url(base_url, evaluation.asset, evaluation.check),
-        }
-    )
-    return payload
 
 
 def watch_tick(
@@ -261,7 +121,7 @@ def watch_tick(
         for rule in rules.values():
             if rule.watches(evaluation.asset, evaluation.check):
                 labels, outcome = labels_of(rule, evaluation), outcome_of(rule, evaluation)
-                payload = _message(labels, outcome, evaluation, settings.channels.webserver_base_url)
+                payload = message_of(labels, outcome, evaluation, settings.channels.webserver_base_url)
                 decision = _record(store, rule, config, labels, outcome, payload, evaluation)
                 _count(tick, decision, labels.name, logger)
                 recorded.add(labels.name)
@@ -298,11 +158,6 @@ def watch_tick(
             due[watched.name] = (owner, watched.payload)
     tick.reports = _deliver(due, config, store, settings, logger, deadline, tick)
     return tick
-
-
-def _where(asset: Sequence[str], partition: str | None) -> str:
-    """``shop/orders``, or ``shop/orders (partition 2024-01-31)``."""
-    return "/".join(asset) + (f" (partition {partition})" if partition else "")
 
 
 def _channels(rule: WatchRule, config: LoadedConfig) -> dict[str, set[str]]:
@@ -352,7 +207,7 @@ def _re_decide(store: StateStore, rule: WatchRule, config: LoadedConfig, watched
 
 def _gone_payload(watched: WatchedCheck, why: str, now: dt.datetime) -> dict[str, Any]:
     """The resolved message of a check that is gone: its last message, saying why it ends."""
-    where = _where(watched.asset, watched.partition)
+    where = place_of(watched.asset, watched.partition)
     return {
         **watched.payload,
         "status": "OK",
@@ -397,22 +252,16 @@ def _deliver(
     ``group: true`` target listing every check of the tick (in parts when over the channel's limits)."""
     fallback = config.fallback_targets()
     reports: list[DeliveryReport] = []
-    groups: dict[str, tuple[NotifyTarget, dict[str, list[str]]]] = {}
+    members: dict[str, list[tuple[str, NotifyTarget]]] = {}
     for name, (rule, payload) in sorted(due.items()):
         if deadline is not None and time.monotonic() > deadline:
             tick.out_of_time = True  # still pending: delivered at the next tick
             break
         targets = config.watch_targets(rule)
-        grouped = [(channel_id(i, t), t) for i, t in enumerate(targets) if t.group]
-        grouped += [(channel_id(i, t, FALLBACK), t) for i, t in enumerate(fallback) if t.group]
-        for channel, target in grouped:
-            groups.setdefault(target.model_dump_json(), (target, {}))[1].setdefault(name, []).append(channel)
-        skip = [channel for channel, _ in grouped]
+        members[name] = grouped_channels(targets, fallback)
+        skip = [channel for channel, _ in members[name]]
         reports += deliver_to(store, name, targets, fallback, payload, settings, logger, skip=skip)
-    for target, members in groups.values():
-        notifier = next(iter(notifiers_for(f"group of {len(members)}", [target], settings.channels, logger).values()))
-        for name, group_reports in deliver_grouped(store, members, notifier, **delivery_options(settings)).items():
-            reports += group_reports
-            lost = [r for r in group_reports if r.given_up]
-            tell_fallback_lost(name, due[name][1], lost, fallback, settings, logger)
+    for name, group_reports in deliver_to_groups(members, store, settings, logger).items():
+        reports += group_reports
+        tell_fallback_lost(name, due[name][1], [r for r in group_reports if r.given_up], fallback, settings, logger)
     return reports

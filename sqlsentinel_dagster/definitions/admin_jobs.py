@@ -8,7 +8,7 @@ import functools
 import dagster as dg
 from pydantic import Field
 
-from ..config.models import parse_duration
+from ..durations import parse_duration
 from ..naming import STATE_RESOURCE_KEY
 from ..state import admin
 from ..state.silences import parse_matcher

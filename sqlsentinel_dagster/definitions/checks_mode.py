@@ -19,7 +19,8 @@ import dagster as dg
 from pydantic import Field
 
 from ..config import AlertConfig, LoadedConfig
-from ..cycle.alert import AlertCycle, deliver_groups, grouped_channels, run_cycle
+from ..cycle.alert import AlertCycle, deliver_groups, run_cycle
+from ..cycle.delivery import grouped_channels
 from ..errors import ConfigError, ConfigProblem
 from ..naming import (
     NOTIFICATIONS_RESOURCE_KEY,
@@ -34,12 +35,12 @@ from ..naming import (
 )
 from ..redact import redact_text
 from ..state.model import Outcome
-from .jobs_mode import cycle_metadata, cycle_settings, log_cycle
+from .cycle_metadata import cycle_metadata, cycle_settings, log_cycle
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource
 
 if TYPE_CHECKING:
     # The type define_asset_job returns is not exported by dagster: imported for type checking only, here only.
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition as AssetJob
+    from .._dagster import AssetJob
 
 __all__ = [
     "AssetJob",
@@ -222,7 +223,11 @@ def _evaluate(
             cycle, records = future.result()
             for record in records:
                 op.log.log(record.levelno, record.getMessage())
-            if grouped_channels(cycle.alert, config) and cycle.decision is not None and not run.dry_run:
+            if (
+                grouped_channels(config.targets(cycle.alert), config.fallback_targets())
+                and cycle.decision is not None
+                and not run.dry_run
+            ):
                 held.append(cycle)
                 continue
             yield _reported(cycle, config, names, op.log, statuses, failures)

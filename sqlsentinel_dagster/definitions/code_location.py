@@ -15,7 +15,7 @@ A team per file is the natural layout (one ``SqlAlertsComponent`` per team folde
   file of the same load already uses is left out of the later file, a located problem naming both places
   (shown by that file's ``sqlsentinel_config`` sensor, and raised by ``dg check defs``).
 
-"The same load" is Dagster's definitions load in progress (:func:`._run_worker.current_load`); outside Dagster's
+"The same load" is Dagster's definitions load in progress (:func:`.run_worker.current_load`); outside Dagster's
 loaders (a script, a test) each call stands alone and Dagster's own duplicate-name errors apply.
 """
 

@@ -11,24 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import dagster as dg
-from pydantic import Field
 
 from ..config import AlertConfig, LoadedConfig
 from ..errors import ConfigError, SecretResolutionError
-from ..naming import (
-    NOTIFICATIONS_RESOURCE_KEY,
-    PLAIN_NAMES,
-    STATE_RESOURCE_KEY,
-    TAG_ALERT,
-    TAG_SEVERITY,
-    FileNames,
-    job_name,
-    schedule_name,
-)
+from ..naming import NOTIFICATIONS_RESOURCE_KEY, STATE_RESOURCE_KEY, FileNames, job_name
 from .admin_jobs import admin_jobs, prune_schedule
 from .checks_mode import build_checks, build_checks_job, check_key, warehouse_assets
 from .code_location import claim_names
-from .jobs_mode import AlertResources, run_alert
+from .jobs_mode import build_evaluate_op, build_job, build_schedule
 from .meta_alerting import build_config_sensor, build_failure_sensor, build_test_notify_job
 from .replay_job import build_replay_job
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource, cached_config
@@ -37,7 +27,7 @@ from .triggers import build_batch_schedules, build_materialization_sensor
 from .versions import load_version
 from .watch_sensor import build_watch_sensor
 
-__all__ = ["EvaluateConfig", "Mode", "build_definitions", "build_evaluate_op", "build_job", "build_schedule"]
+__all__ = ["Mode", "build_definitions"]
 
 Mode = Literal["jobs", "checks"]
 _log = logging.getLogger("sqlsentinel")
@@ -222,81 +212,3 @@ def _with_env_resolved(resource: dg.ConfigurableResource) -> dg.ConfigurableReso
                 raise SecretResolutionError(f"{type(resource).__name__}.{name}", getattr(resource, name).env_var_name)
         values[name] = value
     return type(resource)(**values)
-
-
-class EvaluateConfig(dg.Config):
-    """Run configuration of an alert job (editable in the Launchpad)."""
-
-    dry_run: bool = Field(
-        default=False,
-        description="Evaluate and show the decision without notifying anyone or changing the alert's state.",
-    )
-
-
-def build_evaluate_op(database: str, loaded: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.OpDefinition:
-    """The op that evaluates alerts on ``database``; it finds its alert from the job it runs in.
-
-    One op per warehouse, shared by that warehouse's jobs, keeps thousands of jobs cheap to load.
-    """
-    warehouse_key = names.warehouse_resource(database)
-
-    @dg.op(
-        name=names.evaluate_op(database),
-        description=f"Run the job's alert query on database '{database}', decide, record and notify.",
-        required_resource_keys={warehouse_key, STATE_RESOURCE_KEY, NOTIFICATIONS_RESOURCE_KEY},
-        out=dg.Out(dg.Nothing),
-    )
-    def evaluate_alert(context: dg.OpExecutionContext, config: EvaluateConfig) -> None:
-        resources = AlertResources(
-            warehouse=getattr(context.resources, warehouse_key),
-            state=getattr(context.resources, STATE_RESOURCE_KEY),
-            notifications=getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY),
-        )
-        alert = loaded.alert(context.job_def.tags[TAG_ALERT])  # the job's own tag: run tags can be edited
-        run_alert(context, alert, loaded, resources, dry_run=config.dry_run)
-
-    return evaluate_alert
-
-
-def build_job(alert: AlertConfig, config: LoadedConfig, evaluate_op: dg.OpDefinition) -> dg.JobDefinition:
-    """The job of ``alert``: the evaluate op of its warehouse, the alert's description, owners and tags."""
-    tags = {**alert.tags, TAG_ALERT: alert.name, TAG_SEVERITY: alert.severity}
-    return dg.JobDefinition(
-        graph_def=dg.GraphDefinition(name=job_name(alert.name), node_defs=[evaluate_op]),
-        description=alert.description or f"SQL alert '{alert.name}'",
-        tags=tags,
-        run_tags=tags,
-        metadata=_job_metadata(alert, config.database_name(alert), config),
-        owners=alert.owners or None,
-        executor_def=dg.in_process_executor,  # one op: a subprocess per step would only add latency
-    )
-
-
-def build_schedule(alert: AlertConfig, job: dg.JobDefinition) -> dg.ScheduleDefinition:
-    """The schedule of ``alert``: its cron in its timezone; RUNNING when enabled unless the file says otherwise."""
-    assert alert.schedule is not None, "alerts without a schedule run on materialization only"
-    return dg.ScheduleDefinition(
-        name=schedule_name(alert.name),
-        cron_schedule=alert.schedule,
-        execution_timezone=alert.timezone,
-        job=job,
-        description=f"Evaluate '{alert.name}' on '{alert.schedule}' ({alert.timezone})",
-        default_status=(
-            dg.DefaultScheduleStatus.RUNNING if alert.schedule_running else dg.DefaultScheduleStatus.STOPPED
-        ),
-    )
-
-
-def _job_metadata(alert: AlertConfig, database: str, config: LoadedConfig) -> dict[str, Any]:
-    return {
-        "query": dg.MetadataValue.md(f"```sql\n{alert.query.strip()}\n```"),
-        "schedule": f"{alert.schedule} ({alert.timezone})" if alert.schedule else "(on materialization only)",
-        **({"asset": dg.MetadataValue.asset(dg.AssetKey(list(alert.asset)))} if alert.asset else {}),
-        "on_materialization": str(alert.on_materialization).lower(),
-        "database": database,
-        "severity": alert.severity,
-        "enabled": str(alert.enabled).lower(),
-        "timeout_seconds": alert.timeout,
-        "channels": ", ".join(target.channel for target in config.targets(alert)) or "(none)",
-        "alerts_file": dg.MetadataValue.path(str(config.path)),
-    }

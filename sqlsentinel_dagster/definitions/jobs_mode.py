@@ -1,20 +1,32 @@
-"""What an alert's op does in a run: one :func:`~.cycle.run_cycle`, then show it all on the run."""
+"""Jobs mode: one job and one schedule per alert. The job's op (one per warehouse, shared by its jobs) runs one
+:func:`~..cycle.alert.run_cycle` and shows it all on the run."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster inspects the op's `context` and `config` annotations at runtime.
 
-import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from ..config import AlertConfig, LoadedConfig
-from ..cycle.alert import AlertCycle, CycleSettings, run_cycle
-from ..naming import TAG_DECISION, TAG_STATUS
+from ..cycle.alert import AlertCycle, run_cycle
+from ..naming import (
+    NOTIFICATIONS_RESOURCE_KEY,
+    PLAIN_NAMES,
+    STATE_RESOURCE_KEY,
+    TAG_ALERT,
+    TAG_DECISION,
+    TAG_SEVERITY,
+    TAG_STATUS,
+    FileNames,
+    job_name,
+    schedule_name,
+)
+from .cycle_metadata import cycle_metadata, cycle_settings, log_cycle
 from .resources import AlertStateResource, NotificationsResource, WarehouseResource
 
-__all__ = ["AlertResources", "cycle_metadata", "cycle_settings", "run_alert"]
+__all__ = ["AlertResources", "EvaluateConfig", "build_evaluate_op", "build_job", "build_schedule", "run_alert"]
 
 
 @dataclass(frozen=True)
@@ -24,30 +36,6 @@ class AlertResources:
     warehouse: WarehouseResource
     state: AlertStateResource
     notifications: NotificationsResource
-
-
-def cycle_settings(
-    context: dg.OpExecutionContext, state: AlertStateResource, notifications: NotificationsResource, dry_run: bool
-) -> CycleSettings:
-    """The settings every alert evaluated by this op shares."""
-    return CycleSettings(
-        channels=notifications.channel_settings(),
-        lease=dt.timedelta(seconds=state.delivery_lease_seconds),
-        expire_after=dt.timedelta(hours=state.notification_expiry_hours),
-        run_id=context.run_id,
-        dry_run=dry_run,
-        run_ended=_run_ended(context.instance),
-    )
-
-
-def _run_ended(instance: dg.DagsterInstance) -> Callable[[str], bool]:
-    """Whether Dagster records the run as finished (success, failure or canceled): it sends nothing any more."""
-
-    def ended(run_id: str) -> bool:
-        run = instance.get_run_by_id(run_id)
-        return run is not None and run.is_finished
-
-    return ended
 
 
 def run_alert(
@@ -75,34 +63,6 @@ def run_alert(
         raise dg.Failure(description=cycle.failure, allow_retries=not cycle.query_error)
 
 
-def cycle_metadata(cycle: AlertCycle) -> dict[str, Any]:
-    """What a run (or an asset check evaluation) shows of one cycle; numbers as numbers so the UI plots them."""
-    values = cycle.shown_values()
-    metadata: dict[str, Any] = {
-        "status": cycle.outcome.status,
-        "actual_value": _metadata_value(values["actual_value"]),
-        "threshold": _metadata_value(values["threshold"]),
-        "context": dg.MetadataValue.json(values["context"]),
-        "decision": cycle.decision.code if cycle.decision else "not_recorded",
-        "reason": cycle.decision.reason if cycle.decision else (cycle.state_error or ""),
-        "dry_run": cycle.dry_run,
-        "notifications": dg.MetadataValue.json([r.as_dict() for r in cycle.reports]),
-    }
-    if cycle.result is not None:
-        metadata["query_ms"] = dg.MetadataValue.float(round(cycle.result.duration_ms, 2))
-    verdict = cycle.result.verdict if cycle.result is not None else None
-    if verdict is not None:
-        metadata["baseline_reason"] = verdict.reason
-        if verdict.band is not None:  # plotted beside actual_value on the asset check page
-            metadata.update({k: _metadata_value(v) for k, v in verdict.band.as_metadata().items()})
-    if cycle.result is not None and cycle.alert.rows is not None:
-        metadata["row_count"] = dg.MetadataValue.int(int(cycle.result.actual_value))
-        metadata["rows"] = dg.MetadataValue.md(_markdown_rows(cycle, cycle.alert.rows.sample))
-    if cycle.outcome.error:
-        metadata["error"] = cycle.outcome.error
-    return metadata
-
-
 def _show(context: dg.OpExecutionContext, cycle: AlertCycle) -> None:
     assert cycle.decision is not None
     prefix = "dry_run:" if cycle.dry_run else ""
@@ -113,34 +73,79 @@ def _show(context: dg.OpExecutionContext, cycle: AlertCycle) -> None:
     log_cycle(context.log, cycle)
 
 
-def log_cycle(log: Any, cycle: AlertCycle) -> None:
-    """Write the cycle's summary and each notification's fate to ``log`` (a run's log)."""
-    if cycle.several_rows:
-        log.warning(f"alert '{cycle.alert.name}': {cycle.several_rows}")
-    (log.warning if cycle.outcome.status != "OK" else log.info)(cycle.summary())
-    for report in cycle.reports:
-        log.info(f"notification {report.describe()}")
+class EvaluateConfig(dg.Config):
+    """Run configuration of an alert job (editable in the Launchpad)."""
+
+    dry_run: bool = Field(
+        default=False,
+        description="Evaluate and show the decision without notifying anyone or changing the alert's state.",
+    )
 
 
-def _markdown_rows(cycle: AlertCycle, sample: int) -> str:
-    """A failed-rows alert's first ``sample`` rows as a markdown table, with the count."""
-    assert cycle.result is not None
-    columns, rows = cycle.result.columns, cycle.result.rows[:sample]
-    count = f"{'at least ' if cycle.result.more_rows else ''}{cycle.result.actual_value} rows"
-    if not rows:
-        return count
-    lines = [" | ".join(_md_cell(c) for c in columns), " | ".join("---" for _ in columns)]
-    lines += [" | ".join(_md_cell(row.get(c)) for c in columns) for row in rows]
-    return f"{count}, the first {len(rows)}:\n\n" + "\n".join(f"| {line} |" for line in lines)
+def build_evaluate_op(database: str, loaded: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.OpDefinition:
+    """The op that evaluates alerts on ``database``; it finds its alert from the job it runs in.
+
+    One op per warehouse, shared by that warehouse's jobs, keeps thousands of jobs cheap to load.
+    """
+    warehouse_key = names.warehouse_resource(database)
+
+    @dg.op(
+        name=names.evaluate_op(database),
+        description=f"Run the job's alert query on database '{database}', decide, record and notify.",
+        required_resource_keys={warehouse_key, STATE_RESOURCE_KEY, NOTIFICATIONS_RESOURCE_KEY},
+        out=dg.Out(dg.Nothing),
+    )
+    def evaluate_alert(context: dg.OpExecutionContext, config: EvaluateConfig) -> None:
+        resources = AlertResources(
+            warehouse=getattr(context.resources, warehouse_key),
+            state=getattr(context.resources, STATE_RESOURCE_KEY),
+            notifications=getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY),
+        )
+        alert = loaded.alert(context.job_def.tags[TAG_ALERT])  # the job's own tag: run tags can be edited
+        run_alert(context, alert, loaded, resources, dry_run=config.dry_run)
+
+    return evaluate_alert
 
 
-def _md_cell(value: Any) -> str:
-    return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")[:200]
+def build_job(alert: AlertConfig, config: LoadedConfig, evaluate_op: dg.OpDefinition) -> dg.JobDefinition:
+    """The job of ``alert``: the evaluate op of its warehouse, the alert's description, owners and tags."""
+    tags = {**alert.tags, TAG_ALERT: alert.name, TAG_SEVERITY: alert.severity}
+    return dg.JobDefinition(
+        graph_def=dg.GraphDefinition(name=job_name(alert.name), node_defs=[evaluate_op]),
+        description=alert.description or f"SQL alert '{alert.name}'",
+        tags=tags,
+        run_tags=tags,
+        metadata=_job_metadata(alert, config.database_name(alert), config),
+        owners=alert.owners or None,
+        executor_def=dg.in_process_executor,  # one op: a subprocess per step would only add latency
+    )
 
 
-def _metadata_value(value: Any) -> Any:
-    if value is None:
-        return dg.MetadataValue.null()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return dg.MetadataValue.text(str(value))
-    return dg.MetadataValue.float(float(value))
+def build_schedule(alert: AlertConfig, job: dg.JobDefinition) -> dg.ScheduleDefinition:
+    """The schedule of ``alert``: its cron in its timezone; RUNNING when enabled unless the file says otherwise."""
+    assert alert.schedule is not None, "alerts without a schedule run on materialization only"
+    return dg.ScheduleDefinition(
+        name=schedule_name(alert.name),
+        cron_schedule=alert.schedule,
+        execution_timezone=alert.timezone,
+        job=job,
+        description=f"Evaluate '{alert.name}' on '{alert.schedule}' ({alert.timezone})",
+        default_status=(
+            dg.DefaultScheduleStatus.RUNNING if alert.schedule_running else dg.DefaultScheduleStatus.STOPPED
+        ),
+    )
+
+
+def _job_metadata(alert: AlertConfig, database: str, config: LoadedConfig) -> dict[str, Any]:
+    return {
+        "query": dg.MetadataValue.md(f"```sql\n{alert.query.strip()}\n```"),
+        "schedule": f"{alert.schedule} ({alert.timezone})" if alert.schedule else "(on materialization only)",
+        **({"asset": dg.MetadataValue.asset(dg.AssetKey(list(alert.asset)))} if alert.asset else {}),
+        "on_materialization": str(alert.on_materialization).lower(),
+        "database": database,
+        "severity": alert.severity,
+        "enabled": str(alert.enabled).lower(),
+        "timeout_seconds": alert.timeout,
+        "channels": ", ".join(target.channel for target in config.targets(alert)) or "(none)",
+        "alerts_file": dg.MetadataValue.path(str(config.path)),
+    }

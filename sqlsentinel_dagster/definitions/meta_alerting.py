@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 from pydantic import Field
 
 from ..config import LoadedConfig
-from ..cycle.alert import FALLBACK
+from ..cycle.delivery import FALLBACK
 from ..naming import NOTIFICATIONS_RESOURCE_KEY, PLAIN_NAMES, TAG_ALERT, TAG_DECISION, FileNames
 from ..notifiers.probe import broadcast, send_test_message
 from ..notifiers.retry import tries

@@ -15,18 +15,12 @@ from .. import envsubst
 from .._yaml import MAX_FILE_BYTES
 from ..config import AlertConfig, LoadedConfig, load_config
 from ..config.compiled import load_compiled, save_compiled
-from ..cycle.evaluate import (
-    create_warehouse_engine,
-    driver_problem,
-    evaluate_query,
-    missing_sqlite_file,
-    resolve_sqlite_path,
-    sqlite_file,
-)
+from ..cycle.evaluate import evaluate_query
 from ..cycle.results import AlertResult
 from ..errors import AlertQueryError, StateDatabaseError
 from ..notifiers.registry import ChannelSettings, smtp_from_env
 from ..notifiers.retry import RetryPolicy
+from ..sql.drivers import create_warehouse_engine, driver_problem, missing_sqlite_file, resolve_sqlite_path, sqlite_file
 from ..state.store import StateStore
 from .instance_db import instance_state_url
 

@@ -15,8 +15,9 @@ run worker only when it loads under ``RECONSTRUCTION`` without having loaded und
 a run worker's first load is a reconstruction, a code server's never is.
 
 Dagster has no public API for any of this: the load context and a job that is built on demand (a subclass of
-``UnresolvedAssetJobDefinition``, which Dagster resolves lazily, by name). Both private imports live here
-only. If a Dagster upgrade moves them, :func:`is_run_worker` answers False and everything is built eagerly,
+``UnresolvedAssetJobDefinition``, which Dagster resolves lazily, by name); both come from ``.._dagster``, the
+one module of private Dagster imports. If a Dagster upgrade moves them, :func:`is_run_worker` answers False and
+everything is built eagerly,
 as in the code server: slower, never wrong. ``test_run_worker.py`` and ``test_definition_styles.py`` pin the
 behaviour.
 """
@@ -25,18 +26,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from .._dagster import load_context, unresolved_asset_job
+
+if TYPE_CHECKING:
+    from .._dagster import AssetJob as UnresolvedAssetJobDefinition
+else:
+    UnresolvedAssetJobDefinition = unresolved_asset_job()
+
 __all__ = ["current_load", "is_run_worker", "lazy_job"]
 
-try:
-    from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-except ImportError:  # pragma: no cover - a Dagster without them: build eagerly
-    DefinitionsLoadContext = None  # type: ignore[assignment,misc]
-    UnresolvedAssetJobDefinition = object  # type: ignore[assignment,misc]
+_LOAD = load_context()  # (DefinitionsLoadContext, DefinitionsLoadType), or None: build eagerly
 
 _BUILDERS: dict[str, Callable[[], dg.JobDefinition]] = {}
 _initialized_in: int | None = None
@@ -47,10 +50,11 @@ def is_run_worker() -> bool:
     """Whether definitions are being loaded to run a job (not to serve the UI, schedules and sensors): a
     reconstruction in a process that never initialized definitions."""
     global _initialized_in
-    if DefinitionsLoadContext is None:
+    if _LOAD is None:
         return False
+    context, load_type = _LOAD
     try:
-        reconstruction = DefinitionsLoadContext.get().load_type == DefinitionsLoadType.RECONSTRUCTION
+        reconstruction = context.get().load_type == load_type.RECONSTRUCTION
     except Exception:  # no usable context: loaded outside Dagster's loaders, e.g. a test or a script
         return False
     if not reconstruction:
@@ -62,10 +66,11 @@ def is_run_worker() -> bool:
 def current_load() -> object | None:
     """The definitions load in progress (Dagster's load context), or None outside Dagster's loaders (a script,
     a test). Alerts files built in the same load are in one code location."""
-    if DefinitionsLoadContext is None:
+    if _LOAD is None:
         return None
+    context = _LOAD[0]
     try:
-        return DefinitionsLoadContext._instance if DefinitionsLoadContext.is_set() else None
+        return context._instance if context.is_set() else None
     except Exception:
         return None
 

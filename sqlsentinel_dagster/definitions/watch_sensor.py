@@ -26,10 +26,12 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 
+from .._dagster import asset_check_executions, event_log_storages
 from ..config import LoadedConfig
 from ..config.watch import WatchRule
-from ..cycle.alert import CycleSettings
-from ..cycle.watch import CheckEvaluation, CheckKey, watch_tick
+from ..cycle.check_evaluations import CheckEvaluation, CheckKey
+from ..cycle.delivery import CycleSettings
+from ..cycle.watch import watch_tick
 from ..redact import redact_text
 from .resources import AlertStateResource, NotificationsResource
 
@@ -219,8 +221,8 @@ def _plain(value: dg.MetadataValue) -> Any:
     return str(raw)
 
 
-# -- Dagster internals ---------------------------------------------------------------------------------------
-# The two places that reach past Dagster's public API, and why:
+# -- Dagster internals (the classes and the table come from .._dagster, the one module of private imports) ------
+# The places that reach past Dagster's public API, and why:
 # 1. The default SQLite event-log storage keeps each run's events in its own database; its get_event_records
 #    scans every run's database for non-asset events, and refuses a plain storage-id cursor. Asset check
 #    evaluations are also copied, with storage ids increasing across runs, into its index database, which
@@ -237,20 +239,21 @@ def _plain(value: dg.MetadataValue) -> Any:
 def _event_records(
     instance: dg.DagsterInstance, records_filter: dg.EventRecordsFilter, limit: int, *, ascending: bool
 ) -> Sequence[dg.EventLogRecord]:
-    from dagster._core.storage.event_log import SqlEventLogStorage, SqliteEventLogStorage
-
+    SqlEventLogStorage, SqliteEventLogStorage = event_log_storages()
     storage = instance.event_log_storage
     if isinstance(storage, SqliteEventLogStorage):  # run-sharded: read its index database
-        return SqlEventLogStorage.get_event_records(storage, records_filter, limit, ascending)
+        records: Sequence[dg.EventLogRecord] = SqlEventLogStorage.get_event_records(
+            storage, records_filter, limit, ascending
+        )
+        return records
     return storage.get_event_records(records_filter, limit=limit, ascending=ascending)
 
 
 def _latest_evaluation_ids(
     instance: dg.DagsterInstance, up_to: int
 ) -> dict[tuple[tuple[str, ...], str, str | None], int] | None:
-    from dagster._core.storage.event_log import SqlEventLogStorage
-    from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable as executions
-
+    SqlEventLogStorage, _ = event_log_storages()
+    executions = asset_check_executions()
     storage = instance.event_log_storage
     if not isinstance(storage, SqlEventLogStorage):
         return None

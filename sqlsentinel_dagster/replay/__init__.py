@@ -7,7 +7,7 @@ alerts file. The ``sqlsentinel replay`` command and the ``sqlsentinel_replay`` j
 :func:`replay_config`.
 """
 
-from .baseline import Baselines, Judged, Rule, baseline_json, describe_baseline, judge_sides, rejudge
+from .baseline import Baselines, Judged, baseline_json, describe_baseline, judge_sides, rejudge
 from .core import (
     EVENTS,
     Comparison,
@@ -23,6 +23,7 @@ from .core import (
 from .report import AlertReplay, as_json, describe_settings, markdown, summary, text
 from .source import DEFAULT_DAYS, Changes, ReplayRun, labels_of, parse_period, replay_alert, replay_config
 from .timeline import WIDTH, timeline
+from .window import Rule
 
 __all__ = [
     "DEFAULT_DAYS",

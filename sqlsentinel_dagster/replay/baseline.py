@@ -26,39 +26,16 @@ from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any, Literal
 
-from ..baselines.judge import lookback, numeric
-from ..config import AlertConfig
-from ..config.baseline import BaselineSpec, short_span
+from ..baselines import lookback, numeric
+from ..config.baseline import short_span
 from .core import Evaluation
-from .window import Window
+from .window import Rule, Window
 
-__all__ = ["Baselines", "Judged", "Rule", "baseline_json", "describe_baseline", "judge_sides", "rejudge"]
+__all__ = ["Baselines", "Judged", "baseline_json", "describe_baseline", "judge_sides", "rejudge"]
 
 Side = Literal["current", "proposed"]
 SIDES: tuple[Side, ...] = ("current", "proposed")
 _BAND_FIELDS = ("sensitivity", "history", "min_history", "direction", "seasonality")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A baseline as an alert judges with it: the ``baseline:`` block and the alert's timezone (for seasonality)."""
-
-    spec: BaselineSpec
-    timezone: str = "UTC"
-
-    @classmethod
-    def of(cls, alert: AlertConfig | None) -> Rule | None:
-        """``alert``'s baseline; None for an alert without one (or no alert)."""
-        return cls(alert.baseline, alert.timezone) if alert is not None and alert.baseline is not None else None
-
-    def same_as(self, other: Rule | None) -> bool:
-        """Whether it judges every value as ``other`` does: the same settings, and the same timezone when
-        seasonality reads it."""
-        return (
-            other is not None
-            and self.spec.model_dump() == other.spec.model_dump()
-            and (self.spec.seasonality == "none" or self.timezone == other.timezone)
-        )
 
 
 @dataclass(frozen=True)

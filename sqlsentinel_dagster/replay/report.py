@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.models import format_duration
+from ..durations import format_duration
 from ..state.model import StateSettings
 from .baseline import Baselines, Side, baseline_json, describe_baseline
 from .core import EVENTS, Comparison, Incident, IncidentReplay, SettingsReplay

@@ -13,20 +13,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from ..baselines.judge import MAX_SAMPLES
+from ..baselines import MAX_SAMPLES
 from ..config import AlertConfig, LoadedConfig, load_config
-from ..config.models import parse_duration
 from ..cycle.alert import settings_of
+from ..durations import parse_duration
 from ..state import admin
 from ..state.configs import last_valid
 from ..state.history import MAX_EVALUATIONS_READ, evaluations_between, first_evaluated_at
 from ..state.model import StateSettings
 from ..state.silences import AlertLabels, Silence
 from ..state.store import StateStore
-from .baseline import Baselines, Judged, Rule, judge_sides
+from .baseline import Baselines, Judged, judge_sides
 from .core import Evaluation, compare
 from .report import AlertReplay
 from .timeline import timeline
+from .window import Rule
 
 __all__ = ["DEFAULT_DAYS", "Changes", "ReplayRun", "labels_of", "parse_period", "replay_alert", "replay_config"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from ..config.models import format_duration
+from ..durations import format_duration
 from .core import Comparison, Evaluation
 
 __all__ = ["HISTORY_LEGEND", "SETTINGS_LEGEND", "WIDTH", "timeline"]

@@ -15,17 +15,17 @@ import statistics
 import sys
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import chain
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from ..baselines.judge import MAX_SAMPLES, VS_TOLERANCE, lookback
+from ..baselines import MAX_SAMPLES, VS_TOLERANCE, lookback
+from ..config import AlertConfig
+from ..config.baseline import BaselineSpec
 
-if TYPE_CHECKING:
-    from .baseline import Rule
-
-__all__ = ["Window"]
+__all__ = ["Rule", "Window"]
 
 _MAD_TO_SD = 1 / statistics.NormalDist().inv_cdf(0.75)  # as in ..baselines
 _MEAN_AD_TO_SD = math.sqrt(math.pi / 2)
@@ -273,3 +273,25 @@ def _sqrt(value: Fraction) -> float:
 def _isqrt_rto(n: int, m: int) -> int:
     root = math.isqrt(n // m)
     return root | (root * root * m != n)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A baseline as an alert judges with it: the ``baseline:`` block and the alert's timezone (for seasonality)."""
+
+    spec: BaselineSpec
+    timezone: str = "UTC"
+
+    @classmethod
+    def of(cls, alert: AlertConfig | None) -> Rule | None:
+        """``alert``'s baseline; None for an alert without one (or no alert)."""
+        return cls(alert.baseline, alert.timezone) if alert is not None and alert.baseline is not None else None
+
+    def same_as(self, other: Rule | None) -> bool:
+        """Whether it judges every value as ``other`` does: the same settings, and the same timezone when
+        seasonality reads it."""
+        return (
+            other is not None
+            and self.spec.model_dump() == other.spec.model_dump()
+            and (self.spec.seasonality == "none" or self.timezone == other.timezone)
+        )

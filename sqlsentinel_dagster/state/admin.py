@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..config.models import format_duration, parse_duration
+from ..durations import format_duration, parse_duration
 from .rows import silence_from_row, state_from_json
 from .schema import UTCDateTime, alert_state, history, notifications, silences
 from .silences import AlertLabels, Matcher, Silence, matcher_problems

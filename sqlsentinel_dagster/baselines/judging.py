@@ -29,114 +29,21 @@ import numbers
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from ..config.baseline import BaselineSpec, Method, short_span
-from ..errors import SentinelError
+from .verdict import MAX_SAMPLES, VS_TOLERANCE, Band, BaselineError, Sample, Verdict, VerdictCode
+from .words import center_words, decimals_of, delta_words, expected_words, number_words, season_words
 
-__all__ = [
-    "MAX_SAMPLES",
-    "VS_TOLERANCE",
-    "Band",
-    "BaselineError",
-    "Sample",
-    "Verdict",
-    "VerdictCode",
-    "describe",
-    "expected_range",
-    "judge",
-    "lookback",
-    "numeric",
-]
+__all__ = ["judge", "lookback", "numeric"]
 
-MAX_SAMPLES = 100_000
-"""The most recorded values one verdict learns from (the newest); the caller need not read more."""
-VS_TOLERANCE = 0.1
-"""With ``vs``, how far from ``now - vs`` the compared value may be recorded, as a fraction of ``vs``."""
-VerdictCode = Literal[
-    "learning", "no_reference", "not_finite", "within_band", "within_min_change", "above_band", "below_band"
-]
 
 _MAD_TO_SD = 1 / statistics.NormalDist().inv_cdf(0.75)  # 1.4826
 _MEAN_AD_TO_SD = math.sqrt(math.pi / 2)  # 1.2533
 _NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
-_DASH = "\N{EN DASH}"
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_WORDS = (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0), ("second", 1.0))
-
-
-class BaselineError(SentinelError, ValueError):
-    """Raised by :func:`judge` when the value to judge is not a finite number (missing, NULL, text, NaN)."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One recorded evaluation of the alert, as the caller read it from the history."""
-
-    at: dt.datetime
-    """When it was evaluated (a naive time is taken as UTC)."""
-    value: Any
-    """Its ``actual_value`` as recorded (number, numeric text, None...); only finite numbers are learnt from."""
-    anomalous: bool
-    """Whether it was judged ALERT: such values are never learnt from nor compared with."""
-
-
-@dataclass(frozen=True)
-class Band:
-    """The expected range a value was judged against; ``low`` and ``high`` are the alert's thresholds."""
-
-    low: float | None
-    """Values below this alert; None when that side is not checked (``direction: up``, no ``below``)."""
-    high: float | None
-    """Values above this alert; None when that side is not checked (``direction: down``, no ``above``)."""
-    center: float
-    """The baseline: the median, the mean, or the value compared with (method change)."""
-    method: Method
-    """How the band was made."""
-    count: int
-    """How many recorded values it was learnt from (1 for method change)."""
-    window_seconds: float
-    """How far back values were taken from: ``history``, or ``vs`` when comparing with a value that long ago."""
-    season: str | None
-    """With seasonality, the values learnt from, e.g. ``on Mondays between 09:00 and 10:00``; else None."""
-    vs_seconds: float | None = None
-    """Method change with ``vs``: how long before ``now`` the compared value was meant to be; else None."""
-
-    def as_metadata(self) -> dict[str, float | None]:
-        """``baseline``, ``threshold_low`` and ``threshold_high``, for run metadata and JSON payloads; None for a
-        side not checked, and for a number that is not finite (:func:`judge` never draws one, but an infinity
-        must never reach metadata or JSON, whoever built the band)."""
-        return {
-            "baseline": _finite(self.center),
-            "threshold_low": _finite(self.low),
-            "threshold_high": _finite(self.high),
-        }
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the baseline says of one value: ALERT or OK, a named reason, and the band used (if any)."""
-
-    status: Literal["ALERT", "OK"]
-    """ALERT when the value is outside the band (and past ``min_change``); OK otherwise, also while learning and
-    when the band is not finite."""
-    code: VerdictCode
-    """A stable name for the reason, e.g. ``learning``, ``not_finite``, ``above_band``."""
-    reason: str
-    """The reason in words, e.g. ``above expected 140-210 (+35% vs median 172)`` (an en dash in the range)."""
-    value: float
-    """The value judged."""
-    band: Band | None
-    """The band, or None while learning, with nothing to compare with, or when it is not finite."""
-
-    @property
-    def learning(self) -> bool:
-        """Whether the history was too short to judge (the status is then OK)."""
-        return self.code in ("learning", "no_reference")
 
 
 def numeric(value: Any) -> float | None:
@@ -183,8 +90,8 @@ def judge(value: Any, history: Sequence[Sample], spec: BaselineSpec, now: dt.dat
     season = None
     if spec.seasonality != "none":
         zone = ZoneInfo(tz)
-        season = _season(now, spec, zone)
-        usable = [(at, v) for at, v in usable if _season(at, spec, zone) == season]
+        season = season_words(now, spec, zone)
+        usable = [(at, v) for at, v in usable if season_words(at, spec, zone) == season]
     values = [v for _, v in usable]
     if len(values) < spec.min_history:
         return Verdict("OK", "learning", f"learning ({len(values)} of {spec.min_history})", number, None)
@@ -197,28 +104,6 @@ def judge(value: Any, history: Sequence[Sample], spec: BaselineSpec, now: dt.dat
     if unfinished is not None:
         return Verdict("OK", "not_finite", f"cannot judge: {unfinished} is not a finite number", number, None)
     return _against(number, band, spec)
-
-
-def describe(verdict: Verdict, unit: str = "") -> str:
-    """The verdict for people: ``84 orders, expected 140-210 (median 172 over the last 14 days)``, with an en dash.
-
-    ``unit`` (e.g. ``orders``) follows the value; without it the sentence reads ``84, expected ...``."""
-    band = verdict.band
-    shown_unit = f" {unit}" if unit else ""
-    if band is None:
-        return f"{_fmt(verdict.value, _decimals(verdict.value))}{shown_unit}, {verdict.reason}"
-    value, expected = _expected(verdict.value, band, words=True)
-    basis = _center_words(band)
-    if band.method != "change":
-        basis += f" {band.season}" if band.season else ""
-        basis += f" over the last {_span_words(band.window_seconds, one='')}"
-    return f"{value}{shown_unit}, expected {expected} ({basis})"
-
-
-def expected_range(verdict: Verdict) -> str | None:
-    """The band alone, as :func:`describe` writes it (``140-210`` with an en dash, ``at most 210``), for the
-    alert's threshold; None while there is no band."""
-    return _expected(verdict.value, verdict.band, words=True)[1] if verdict.band is not None else None
 
 
 def _judge_change(
@@ -297,7 +182,7 @@ def _not_finite(band: Band, spread: float, spec: BaselineSpec) -> str | None:
         if all(b is None or math.isfinite(b) for b in (band.low, band.high)):
             return None
         changes = [f"{name} {change}" for name, change in (("above", spec.above), ("below", spec.below)) if change]
-        return f"the band {' and '.join(changes)} around {_center_words(band)}"
+        return f"the band {' and '.join(changes)} around {center_words(band)}"
     learnt = f"the {band.count:,} value{'s' if band.count != 1 else ''} learnt from"
     if not math.isfinite(band.center):
         return f"the {'mean' if band.method == 'zscore' else 'median'} of {learnt}"
@@ -305,17 +190,17 @@ def _not_finite(band: Band, spread: float, spec: BaselineSpec) -> str | None:
         return f"the spread of {learnt}"
     if all(b is None or math.isfinite(b) for b in (band.low, band.high)):
         return None
-    return f"the band {_center_words(band)} ± {spec.sensitivity:g} x {_fmt(spread, _decimals(spread))}"
+    return f"the band {center_words(band)} ± {spec.sensitivity:g} x {number_words(spread, decimals_of(spread))}"
 
 
 def _against(number: float, band: Band, spec: BaselineSpec) -> Verdict:
     above = band.high is not None and number > band.high
     below = band.low is not None and number < band.low
-    _, expected = _expected(number, band, words=False)
+    _, expected = expected_words(number, band, words=False)
     if not above and not below:
         return Verdict("OK", "within_band", f"within expected {expected}", number, band)
     side: Literal["above", "below"] = "above" if above else "below"
-    detail = f"({_delta(number, band.center)} vs {_center_words(band)})"
+    detail = f"({delta_words(number, band.center)} vs {center_words(band)})"
     if spec.min_change is not None and abs(number - band.center) < spec.min_change.amount(band.center):
         reason = f"{side} expected {expected} but within min_change {spec.min_change} {detail}"
         return Verdict("OK", "within_min_change", reason, number, band)
@@ -325,95 +210,3 @@ def _against(number: float, band: Band, spec: BaselineSpec) -> Verdict:
 
 def _aware(at: dt.datetime) -> dt.datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-
-
-def _season(at: dt.datetime, spec: BaselineSpec, zone: ZoneInfo) -> str:
-    """Which values ``at`` is compared with, in words (also the key): ``on Mondays between 09:00 and 10:00``."""
-    local = at.astimezone(zone)
-    hours = f"between {local.hour:02d}:00 and {(local.hour + 1) % 24:02d}:00"
-    day = f"on {_DAYS[local.weekday()]}s"
-    return {"hour_of_day": hours, "day_of_week": day}.get(spec.seasonality, f"{day} {hours}")
-
-
-def _center_words(band: Band) -> str:
-    center = _fmt(band.center, _decimals(band.center))
-    if band.method != "change":
-        return f"{'mean' if band.method == 'zscore' else 'median'} {center}"
-    if band.vs_seconds is None:
-        return f"previous value {center}"
-    return f"{center} {_span_words(band.vs_seconds, one='a ')} earlier"
-
-
-def _span_words(seconds: float, one: str) -> str:
-    """``'14 days'``; for exactly one unit ``one`` + ``'day'`` (``'day'``, ``'a day'``)."""
-    name, size = next(((n, s) for n, s in _WORDS if seconds >= s and seconds % s == 0), ("second", 1.0))
-    count = seconds / size
-    return f"{one}{name}" if count == 1 else f"{_fmt(count, _decimals(count))} {name}s"
-
-
-def _expected(number: float, band: Band, words: bool) -> tuple[str, str]:
-    """The value and the band as text, with as many decimals as it takes for the text to tell the same story
-    as the numbers (a value just above ``high`` never reads equal to it)."""
-    bounds = [b for b in (band.low, band.high) if b is not None]
-    start = max(_decimals(b) for b in bounds)
-    texts, value = [], ""
-    for decimals in range(start, max(start, 9) + 1):
-        texts = [_fmt(b, decimals) for b in bounds]
-        value = _fmt(number, max(decimals, _decimals(number)))
-        if all(_sign(number - b) == _sign(_parse(value) - _parse(t)) for b, t in zip(bounds, texts, strict=True)):
-            break
-    if band.low is not None and band.high is not None:
-        low, high = texts
-        if low == high:
-            return value, low
-        return value, f"{low} to {high}" if low.startswith("-") or high.startswith("-") else f"{low}{_DASH}{high}"
-    (only,) = texts
-    if band.low is not None:
-        return value, f"at least {only}" if words else f"≥ {only}"
-    return value, f"at most {only}" if words else f"≤ {only}"
-
-
-def _delta(number: float, center: float) -> str:
-    sign = "+" if number >= center else "-"
-    size = abs(number - center)
-    if center != 0:
-        if math.isfinite(size):
-            percent = size / abs(center) * 100
-        else:  # past the largest float (1e308 - -1e308): from the exact difference (the centre is huge too)
-            percent = float(abs(Decimal(number) - Decimal(center)) / abs(Decimal(center)) * 100)
-        if math.isfinite(percent):
-            return f"{sign}{_fmt(percent, _decimals(percent))}%"
-    return f"{sign}{_fmt(size, _decimals(size))}"  # no percent of 0 (or of a value so small the percent overflows)
-
-
-def _decimals(x: float) -> int:
-    """Decimals for about 3 significant digits, never rounding the integer part: 172, 84.6, 3.14, 0.0123."""
-    size = abs(x)
-    if size == 0 or not math.isfinite(size):
-        return 0
-    if size >= 1:
-        return max(0, 3 - len(str(int(size))))
-    return min(9, 2 - math.floor(math.log10(size)))
-
-
-def _fmt(x: float, decimals: int) -> str:
-    """``x`` with thousands separators and at most ``decimals`` decimals, trailing zeros dropped; from 10^15 and
-    under 10^-6, 4 significant digits and an exponent (a reason stays short whatever the query returns)."""
-    if x != 0 and not 1e-6 <= abs(x) < 1e15:
-        return f"{x:.4g}"
-    text = f"{x:,.{decimals}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _parse(text: str) -> float:
-    return float(text.replace(",", ""))
-
-
-def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
