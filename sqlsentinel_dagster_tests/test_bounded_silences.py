@@ -17,7 +17,13 @@ import sqlalchemy as sa
 from sqlsentinel_dagster.durations import parse_duration
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.schema import silences
-from sqlsentinel_dagster.state.silences import MAX_MATCHER_LENGTH, MAX_MATCHERS, AlertLabels, matcher_problems, parse_matcher
+from sqlsentinel_dagster.state.silences import (
+    MAX_MATCHER_LENGTH,
+    MAX_MATCHERS,
+    AlertLabels,
+    matcher_problems,
+    parse_matcher,
+)
 from sqlsentinel_dagster.state.store import StateStore
 
 from .conftest import alerts_yaml

@@ -17,7 +17,14 @@ import pytest
 from sqlsentinel_dagster import NotificationsResource, build_definitions, load_config
 from sqlsentinel_dagster.config.targets import EmailTarget, SlackTarget, WebhookTarget
 from sqlsentinel_dagster.errors import SecretResolutionError
-from sqlsentinel_dagster.notifiers import DeliveryError, RetryPolicy, SlackNotifier, SmtpSettings, WebhookNotifier, send_with_retries
+from sqlsentinel_dagster.notifiers import (
+    DeliveryError,
+    RetryPolicy,
+    SlackNotifier,
+    SmtpSettings,
+    WebhookNotifier,
+    send_with_retries,
+)
 from sqlsentinel_dagster.notifiers.registry import ChannelSettings, build_notifier
 from sqlsentinel_dagster.templates import MAX_CALL_DEPTH, MAX_RENDER_CHARS, MAX_RENDER_SECONDS, template_problem
 

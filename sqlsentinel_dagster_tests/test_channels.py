@@ -13,7 +13,17 @@ import pytest
 
 from sqlsentinel_dagster.config.targets import EmailTarget, WebhookTarget
 from sqlsentinel_dagster.errors import SecretResolutionError
-from sqlsentinel_dagster.notifiers import DeliveryError, EmailNotifier, MSTeamsNotifier, PagerDutyNotifier, RetryPolicy, SlackNotifier, SmtpSettings, WebhookNotifier, send_with_retries
+from sqlsentinel_dagster.notifiers import (
+    DeliveryError,
+    EmailNotifier,
+    MSTeamsNotifier,
+    PagerDutyNotifier,
+    RetryPolicy,
+    SlackNotifier,
+    SmtpSettings,
+    WebhookNotifier,
+    send_with_retries,
+)
 from sqlsentinel_dagster.notifiers.registry import ChannelSettings, build_notifier
 
 from .loopback import Receiver, loopback_receiver

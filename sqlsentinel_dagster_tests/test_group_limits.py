@@ -21,7 +21,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sqlsentinel_dagster.notifiers import DeliveryReport, EmailNotifier, LogNotifier, MSTeamsNotifier, RetryPolicy, SlackNotifier, SmtpSettings, WebhookNotifier, deliver_grouped
+from sqlsentinel_dagster.notifiers import (
+    DeliveryReport,
+    EmailNotifier,
+    LogNotifier,
+    MSTeamsNotifier,
+    RetryPolicy,
+    SlackNotifier,
+    SmtpSettings,
+    WebhookNotifier,
+    deliver_grouped,
+)
 from sqlsentinel_dagster.notifiers.base import Notifier
 from sqlsentinel_dagster.notifiers.parts import CUT, Part, split_parts
 from sqlsentinel_dagster.state.model import Outcome, StateSettings

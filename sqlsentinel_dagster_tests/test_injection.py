@@ -18,7 +18,15 @@ import pytest
 
 from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.definitions.resources import NotificationsResource
-from sqlsentinel_dagster.notifiers import EmailNotifier, LogNotifier, MSTeamsNotifier, PagerDutyNotifier, SlackNotifier, SmtpSettings, WebhookNotifier
+from sqlsentinel_dagster.notifiers import (
+    EmailNotifier,
+    LogNotifier,
+    MSTeamsNotifier,
+    PagerDutyNotifier,
+    SlackNotifier,
+    SmtpSettings,
+    WebhookNotifier,
+)
 from sqlsentinel_dagster.notifiers.escaping import csv_cell, mrkdwn, teams_markdown
 from sqlsentinel_dagster.notifiers.parts import Part
 

@@ -18,7 +18,17 @@ from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.definitions import replay_job
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
-from sqlsentinel_dagster.replay import AlertReplay, Changes, Comparison, Evaluation, ReplayRun, compare, find_incidents, parse_period, timeline
+from sqlsentinel_dagster.replay import (
+    AlertReplay,
+    Changes,
+    Comparison,
+    Evaluation,
+    ReplayRun,
+    compare,
+    find_incidents,
+    parse_period,
+    timeline,
+)
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.configs import remember
 from sqlsentinel_dagster.state.history import evaluations_between, first_evaluated_at, history_stats

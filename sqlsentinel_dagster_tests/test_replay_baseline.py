@@ -25,7 +25,16 @@ from sqlsentinel_dagster.baselines import BaselineError, Sample, judge
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config.baseline import BaselineSpec
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
-from sqlsentinel_dagster.replay import Baselines, Evaluation, Rule, baseline_json, compare, describe_baseline, judge_sides, rejudge
+from sqlsentinel_dagster.replay import (
+    Baselines,
+    Evaluation,
+    Rule,
+    baseline_json,
+    compare,
+    describe_baseline,
+    judge_sides,
+    rejudge,
+)
 from sqlsentinel_dagster.state.configs import remember
 from sqlsentinel_dagster.state.history import evaluations_between
 from sqlsentinel_dagster.state.model import Outcome, OutcomeStatus, StateSettings

@@ -20,7 +20,14 @@ from pydantic import AliasChoices
 
 from sqlsentinel_dagster import load_config
 from sqlsentinel_dagster.cli.main import main
-from sqlsentinel_dagster.config.targets import EmailTarget, LogTarget, MSTeamsTarget, PagerDutyTarget, SlackTarget, WebhookTarget
+from sqlsentinel_dagster.config.targets import (
+    EmailTarget,
+    LogTarget,
+    MSTeamsTarget,
+    PagerDutyTarget,
+    SlackTarget,
+    WebhookTarget,
+)
 from sqlsentinel_dagster.definitions.admin_jobs import SilenceConfig
 from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.store import StateStore

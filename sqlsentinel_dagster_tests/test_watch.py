@@ -19,7 +19,16 @@ from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config import load_config
 from sqlsentinel_dagster.config.watch import WatchRule, parse_pattern
-from sqlsentinel_dagster.cycle.check_evaluations import MAX_NAME, CheckEvaluation, check_url, labels_of, outcome_of, payload_of, rule_of, watched_name
+from sqlsentinel_dagster.cycle.check_evaluations import (
+    MAX_NAME,
+    CheckEvaluation,
+    check_url,
+    labels_of,
+    outcome_of,
+    payload_of,
+    rule_of,
+    watched_name,
+)
 from sqlsentinel_dagster.definitions import watch_sensor as watch_sensor_module
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource

@@ -8,6 +8,7 @@ alerts file. The ``sqlsentinel replay`` command and the ``sqlsentinel_replay`` j
 """
 
 from .baseline import Baselines, Judged, baseline_json, describe_baseline, judge_sides, rejudge
+from .changes import DEFAULT_DAYS, Changes, parse_period
 from .core import (
     EVENTS,
     Comparison,
@@ -21,7 +22,7 @@ from .core import (
     replay,
 )
 from .report import AlertReplay, as_json, describe_settings, markdown, summary, text
-from .source import DEFAULT_DAYS, Changes, ReplayRun, labels_of, parse_period, replay_alert, replay_config
+from .source import ReplayRun, labels_of, replay_alert, replay_config
 from .timeline import WIDTH, timeline
 from .window import Rule
 
