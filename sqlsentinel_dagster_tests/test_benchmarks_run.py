@@ -73,3 +73,19 @@ def test_watch_sensor_benchmark_prints_both_phases_per_storage(postgres_url: str
     rows = [[cell.strip() for cell in line.split("|")[:2]] for line in result.stdout.splitlines()[1:]]
     phases = [row for row in rows if row[1] in ("steady", "backlog")]
     assert phases == [["sqlite", "steady"], ["sqlite", "backlog"], ["postgres", "steady"], ["postgres", "backlog"]]
+
+
+def test_cli_startup_benchmark_prints_a_row_per_command() -> None:
+    """bench/cli_startup.py times each command against `python -c pass` (and an earlier commit, if present)."""
+    result = subprocess.run(
+        [sys.executable, "bench/cli_startup.py", "--repeat", "1"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[0].strip() for line in result.stdout.splitlines() if line.count("|") == 4][2:]
+    assert rows == [
+        "--help",
+        "status --database-url",
+        "silences --database-url",
+        "history --database-url",
+        "validate examples/alerts.yaml",
+    ]
