@@ -25,6 +25,7 @@ from sqlsentinel_dagster.config.baseline import BaselineSpec
 from sqlsentinel_dagster.replay import Evaluation, Rule, rejudge
 
 from .loopback import loopback_receiver
+from .test_baseline_alerts import _alerts
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -223,21 +224,8 @@ def test_a_run_on_a_hostile_history_is_ok_and_says_why_without_thresholds(tmp_pa
     """A real checks-mode run: five recorded values of ±1e308 teach no finite band, so the next value passes with
     baseline_reason naming what is not finite, no threshold_low/high in the metadata, and nobody is notified."""
     warehouse = tmp_path / "w.db"
-    with sqlite3.connect(warehouse) as db:
-        db.execute("CREATE TABLE metric (v REAL)")
     with loopback_receiver() as receiver, dg.instance_for_test() as instance:
-        path = tmp_path / "alerts.yaml"
-        path.write_text(
-            f"""
-databases: {{main: {{url: "sqlite:///{warehouse}"}}}}
-alerts:
-  - name: orders_per_hour
-    query: "SELECT v AS actual_value FROM metric"
-    schedule: "5 * * * *"
-    baseline: {{min_history: 5, history: 1d}}
-    notify: [{{channel: webhook, url: "{receiver.url}"}}]
-"""
-        )
+        path = _alerts(tmp_path, receiver.url, warehouse)  # the baseline alert of test_baseline_alerts
         job = build_definitions(path, mode="checks").resolve_job_def("sqlsentinel_checks")
 
         def run(value: float) -> dg.AssetCheckEvaluation:
