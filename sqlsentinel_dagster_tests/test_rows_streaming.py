@@ -53,7 +53,8 @@ SQLITE_ENDLESS = (  # no end at all: only a reader that stops can finish it
 CHILD = """
 import json, resource, sys
 from sqlsentinel_dagster.config.rows import RowsSpec
-from sqlsentinel_dagster.cycle.evaluate import create_warehouse_engine, evaluate_query
+from sqlsentinel_dagster.cycle.evaluate import evaluate_query
+from sqlsentinel_dagster.sql.drivers import create_warehouse_engine
 
 url, query, rows = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 engine = create_warehouse_engine(url)
