@@ -140,6 +140,20 @@ class TestFolder:
         assert str(cache) in warning and "writable by group or others (mode 0777)" in warning
         assert stat.S_IMODE(cache.stat().st_mode) == 0o777
 
+    def test_a_symbolic_link_in_place_of_the_folder_is_not_followed(
+        self, alerts: Path, cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A link planted where the cache folder goes (to a private folder of the user) is neither used nor
+        written through: another folder never becomes the cache, nor is it pruned."""
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(mode=0o700)
+        cache.symlink_to(elsewhere)
+        caplog.set_level(logging.WARNING, logger="sqlsentinel")
+        save(alerts)
+        assert load(alerts) is None
+        assert list(elsewhere.iterdir()) == []
+        assert any(str(cache) in warning for warning in warnings(caplog))
+
     def test_a_group_writable_folder_is_refused_too(self, alerts: Path, cache: Path) -> None:
         """A 0770 folder (a shared group can plant files) is not used."""
         save(alerts)
@@ -351,6 +365,17 @@ class TestValidity:
         assert load_compiled(tmp_path / "copy.yaml", content, {"SX_CACHE_CRON": "@hourly"}) is None
         monkeypatch.setattr(compiled, "_code_digest", lambda: b"another version of the models")
         assert load_compiled(alerts, content, {"SX_CACHE_CRON": "@hourly"}) is None
+
+    def test_the_code_digest_covers_the_whole_package(self, tmp_path: Path) -> None:
+        """An upgrade that changes any module validation uses, not only config/, makes every entry a miss: a copy
+        of the package has the same digest until its durations.py is edited."""
+        package = Path(compiled.__file__).resolve().parent.parent
+        copy = tmp_path / "sqlsentinel_dagster"
+        shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        assert compiled.code_digest(copy) == compiled.code_digest(package)
+        durations = copy / "durations.py"
+        durations.write_text(durations.read_text() + "\n# an upgrade\n")
+        assert compiled.code_digest(copy) != compiled.code_digest(package)
 
     @pytest.mark.parametrize(
         "fixture",

@@ -34,6 +34,7 @@ from sqlsentinel_dagster.notifiers import (
 )
 from sqlsentinel_dagster.notifiers.base import Notifier
 from sqlsentinel_dagster.notifiers.parts import CUT, Part, split_parts
+from sqlsentinel_dagster.notifiers.slack import slack_payload
 from sqlsentinel_dagster.state.model import Outcome, StateSettings
 from sqlsentinel_dagster.state.schema import notifications
 from sqlsentinel_dagster.state.silences import AlertLabels
@@ -289,6 +290,24 @@ class TestOneMessageOverALimit:
         assert request.answered == 200 and CUT in json.dumps(request.body, ensure_ascii=False)
 
 
+def test_a_slack_text_template_failing_on_one_alert_holds_back_no_alert(tmp_path: Path, receiver: Receiver) -> None:
+    """A grouped Slack target whose `text:` template fails on one alert (no value to round) sends that alert's
+    default line, saying so, and delivers every alert of the group."""
+    store = fast_store(tmp_path / "state.db")
+    record(store, ["rounded"], {"0:slack": {"firing"}}, actual_value=7.25)
+    record(store, ["no_value"], {"0:slack": {"firing"}}, actual_value=None)
+    notifier = SlackNotifier(webhook_url=receiver.url, text_template="value {{ actual_value | round(1) }}")
+    reports = deliver(store, notifier, "0:slack", ["rounded", "no_value"])
+    assert {name: [r.outcome for r in rs] for name, rs in reports.items()} == {
+        "rounded": ["delivered"],
+        "no_value": ["delivered"],
+    }
+    [body] = [r.body for r in receiver.delivered()]
+    text = json.dumps(body)
+    assert "value 7.2" in text and "the text template failed" in text and "no_value" in text
+    assert ledger(store, "0:slack") == {"delivered": 2}
+
+
 class TestSplitParts:
     def measure(self, part: Part) -> dict[str, int]:
         return {"items": len(part.messages), "chars": sum(len(json.dumps(m)) for m in part.messages)}
@@ -350,3 +369,13 @@ def test_reports_name_the_part_they_were_sent_in(store: StateStore, receiver: Re
     last = split[STORM[-1]][0]
     assert re.search(r"in one message for \d+ notifications \(part (\d+) of \1\)", last.describe())
     assert last.as_dict()["part"] == last.part
+
+
+@pytest.mark.parametrize(("length", "button"), [(200, True), (4_000, False)], ids=["short_link", "long_link"])
+def test_a_run_link_longer_than_slack_takes_leaves_the_button_out(length: int, button: bool) -> None:
+    """A run link over Slack's 3,000 characters (a watched check's long asset path) drops the button, so the
+    message is not refused; a short one keeps it."""
+    url = "http://dagster.local/runs/" + "x" * (length - 26)
+    message = {"alert_name": "a", "status": "ALERT", "event": "firing", "severity": "error", "run_url": url}
+    blocks = slack_payload(message)["attachments"][0]["blocks"]
+    assert any(block["type"] == "actions" for block in blocks) is button

@@ -148,6 +148,23 @@ class TestConfigSensor:
         }
         assert notice["idempotency_key"].startswith(f"sqlsentinel_config/removed/{fewer.removed.key}/")
 
+    def test_a_notice_nobody_could_receive_is_told_at_the_next_tick(
+        self, tmp_path: Path, state: AlertStateResource, fallback: Receiver
+    ) -> None:
+        """While the fallback receiver refuses, the removal is not marked told: the next tick tells it, once."""
+        path = tmp_path / "alerts.yaml"
+        load(path, alerts_file(FOUR, fallback.url), state)
+        fewer = load(path, alerts_file(["orders_late"], fallback.url), state)
+        fallback.fail_with = 500
+        failed, cursor = tick(fewer, None)
+        assert failed.endswith("telling the fallback failed, tried again at the next tick")
+        assert fallback.delivered() == []
+        fallback.fail_with = None
+        told, cursor = tick(fewer, cursor)
+        assert told.endswith("; fallback receivers told")
+        assert tick(fewer, cursor)[0].endswith("(fallback receivers were told)")
+        assert len(fallback.delivered()) == 1
+
     def test_an_empty_file_without_fallback_tells_the_previous_versions_fallback(
         self, tmp_path: Path, state: AlertStateResource, fallback: Receiver
     ) -> None:

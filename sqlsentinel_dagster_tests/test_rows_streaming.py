@@ -243,3 +243,25 @@ class TestSQLite:
         """An alert over a result with no end reads two rows and says there are several."""
         result = _evaluate(f"sqlite:///{tmp_path / 'w.db'}", SQLITE_ENDLESS.format(status="'OK' AS status, "))
         assert (result.status, result.more_rows) == ("OK", True)
+
+
+class TestStatementStart:
+    @pytest.mark.parametrize(
+        ("query", "declarable"),
+        [
+            (" " * 100_000 + ";SELECT 1", True),  # a backtracking pattern would take longer than the universe
+            ("-- the worst\n/* of */ ((SELECT 1))", True),
+            ("\t;WITH a AS (SELECT 1) SELECT * FROM a", True),
+            ("SHOW server_version", False),
+            ("/* never closed SELECT 1", False),
+            (" " * 50 + ";" * 50, False),
+        ],
+        ids=["spaces_then_semicolon", "comments_and_parentheses", "with", "show", "open_comment", "nothing"],
+    )
+    def test_a_statement_is_found_past_whitespace_comments_and_semicolons_in_one_pass(
+        self, query: str, declarable: bool
+    ) -> None:
+        """Whether a PostgreSQL cursor can be declared is decided in one pass over the query's start."""
+        from sqlsentinel_dagster.cycle.evaluate import _DECLARABLE, _statement_start
+
+        assert (_DECLARABLE.match(query, _statement_start(query)) is not None) is declarable

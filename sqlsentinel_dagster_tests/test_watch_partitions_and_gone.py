@@ -15,7 +15,7 @@ import pytest
 from sqlsentinel_dagster.config import load_config
 from sqlsentinel_dagster.cycle.check_evaluations import MAX_NAME, CheckKey, labels_of, payload_of, rule_of, watched_name
 from sqlsentinel_dagster.cycle.delivery import CycleSettings
-from sqlsentinel_dagster.cycle.watch import watch_tick
+from sqlsentinel_dagster.cycle.watch import _still_watches, watch_tick
 from sqlsentinel_dagster.definitions import watch_sensor as watch_sensor_module
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
@@ -23,7 +23,7 @@ from sqlsentinel_dagster.state.decision import decide, decide_gone
 from sqlsentinel_dagster.state.model import AlertState, Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels, Silence, parse_matcher
 from sqlsentinel_dagster.state.store import StateStore
-from sqlsentinel_dagster.state.watched import WatchedLabels
+from sqlsentinel_dagster.state.watched import WatchedCheck, WatchedLabels
 
 from .loopback import Receiver, loopback_receiver
 from .test_watch import FAIL, NAME, PASS, FakeClock, Sensor, WriteAlerts, cli, evaluation, events, rule, run_checks
@@ -447,3 +447,25 @@ class TestGoneChecks:
         clock.advance(hours=2)
         quiet.tick()
         assert [e for n, e in events(receiver) if n.startswith("quiet:")] == ["firing"]
+
+
+class TestStillWatched:
+    @pytest.mark.parametrize(
+        ("asset", "check", "watched"),
+        [
+            (("shop", "a/b"), "complete", True),  # a key part holding '/': its name cannot be read back
+            (("finance", "x"), "complete", False),  # the rule no longer watches it
+            (("shop", "orders"), "c" * 250, True),  # a name past the limit, cut with a hash
+            (("finance", "x"), "c" * 250, False),  # cut, and no longer watched: a cut name no longer passes for any
+        ],
+        ids=["slash_in_a_key_part", "no_longer_watched", "cut_name", "cut_name_no_longer_watched"],
+    )
+    def test_whether_a_rule_still_watches_a_state_is_read_from_its_recorded_asset_and_check(
+        self, asset: tuple[str, ...], check: str, watched: bool
+    ) -> None:
+        """A recorded state's asset and check decide if its rule still watches it, not its (maybe cut) name."""
+        name = watched_name("dbt_tests", asset, check)
+        state = WatchedCheck(
+            name, "dbt_tests", 1, AlertState(name), Outcome("OK"), AlertLabels(name), {}, False, asset, check
+        )
+        assert _still_watches(rule(), state) is watched

@@ -155,10 +155,14 @@ def open_folder(path: Path, *, create: bool) -> Iterator[Folder | None]:
         with contextlib.suppress(FileExistsError):
             os.mkdir(path, 0o700)
             created = True
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:  # never through a symbolic link: a planted one would make another folder the cache (and prune it)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
         yield None  # nothing was saved yet
+        return
+    except OSError as exc:  # ELOOP (a symbolic link), ENOTDIR: not a folder of ours
+        warn_once(f"the cache folder {path} is not used: {exc.strerror or exc}")
+        yield None
         return
     try:
         info = os.fstat(fd)

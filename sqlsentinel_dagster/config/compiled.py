@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.metadata
 import logging
 import os
 import struct
@@ -50,7 +51,7 @@ from .loaded import LoadedConfig
 from .loader import load_config
 from .models import AlertConfig, AlertsFile
 
-__all__ = ["CompiledConfig", "cache_dir", "load_compiled", "save_compiled"]
+__all__ = ["CompiledConfig", "cache_dir", "code_digest", "load_compiled", "save_compiled"]
 
 _SUPPORTED = (
     hasattr(os, "geteuid")
@@ -72,10 +73,20 @@ def cache_dir() -> Path:
 
 @functools.cache
 def _code_digest() -> bytes:
-    """A digest of the models' code: a change of it invalidates every entry."""
+    """:func:`code_digest` of this package, once per process."""
+    return code_digest(Path(__file__).resolve().parent.parent)
+
+
+def code_digest(package: Path) -> bytes:
+    """A digest of the code validation depends on: every module of the package at ``package`` (config, read-only
+    checks, templates, durations, crons...) and the versions of the libraries it validates with. A change of any
+    of them (an upgrade) invalidates every entry."""
     digest = hashlib.sha256()
-    for module in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(module.read_bytes())
+    for module in sorted(package.rglob("*.py")):
+        digest.update(str(module.relative_to(package)).encode() + b"\0" + module.read_bytes())
+    for library in ("dagster", "pydantic", "sqlglot", "sqlalchemy", "jinja2", "pyyaml", "google-re2"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            digest.update(f"{library}=={importlib.metadata.version(library)}\0".encode())
     return digest.digest()
 
 

@@ -129,11 +129,27 @@ def _streamed(conn: Connection, query: str) -> Iterator[_RowStream]:
             result.close()
 
 
-_DECLARABLE = re.compile(
-    r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(?:SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE | re.DOTALL
-)
-"""A PostgreSQL statement a cursor can be declared for (past comments and parentheses): anything else, such as
-``SHOW``, runs as it is and its answer is read whole."""
+_DECLARABLE = re.compile(r"(?:SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
+"""The statements a PostgreSQL cursor can be declared for: anything else, such as ``SHOW``, runs as it is and
+its answer is read whole."""
+
+
+def _statement_start(query: str) -> int:
+    """Where ``query``'s statement starts, past whitespace, comments, ``(`` and ``;``: one pass, so no query
+    (however many spaces it starts with) makes it slow, as a backtracking pattern would."""
+    at, end = 0, len(query)
+    while at < end:
+        if query[at].isspace() or query[at] in "(;":
+            at += 1
+        elif query.startswith("--", at):
+            newline = query.find("\n", at)
+            at = end if newline < 0 else newline + 1
+        elif query.startswith("/*", at):
+            close = query.find("*/", at + 2)
+            at = end if close < 0 else close + 2
+        else:
+            break
+    return at
 
 
 def _can_stream(conn: Connection, query: str) -> bool:
@@ -142,7 +158,7 @@ def _can_stream(conn: Connection, query: str) -> bool:
     if not dialect.supports_server_side_cursors:
         return False  # SQLite steps rows on demand anyway; other drivers buffer
     if dialect.name == "postgresql":
-        return _DECLARABLE.match(query) is not None
+        return _DECLARABLE.match(query, _statement_start(query)) is not None
     return dialect.name in ("mysql", "mariadb") and dialect.driver == "pymysql"  # see abandon_unbuffered
 
 

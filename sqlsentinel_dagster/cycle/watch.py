@@ -131,7 +131,7 @@ def watch_tick(
     needing = [
         (watched, owner)
         for watched in store.watched_needing_work(list(rules))
-        if (owner := rules.get(watched.rule)) is not None and rule_of([owner], watched.name) is not None
+        if (owner := rules.get(watched.rule)) is not None and _still_watches(owner, watched)
     ]  # left out: the rule is gone, or no longer watches this check
     firing = [w for w, _ in needing if w.state.condition == "firing" and w.asset and w.name not in recorded]
     vanished = gone({(w.asset, w.check) for w in firing}) if gone is not None and firing else {}
@@ -265,3 +265,12 @@ def _deliver(
         reports += group_reports
         tell_fallback_lost(name, due[name][1], [r for r in group_reports if r.given_up], fallback, settings, logger)
     return reports
+
+
+def _still_watches(rule: WatchRule, watched: WatchedCheck) -> bool:
+    """Whether ``rule`` still watches the check of ``watched``: by its recorded asset and check (a cut name, or an
+    asset key part holding ``/``, cannot be read back), else, for a state recorded before those were, by its
+    name."""
+    if watched.asset and watched.check:
+        return rule.watches(watched.asset, watched.check)
+    return rule_of([rule], watched.name) is not None

@@ -136,16 +136,20 @@ def build_config_sensor(
         told, _, told_removed = (context.cursor or "ok").partition("|")
         shown = []
         if digest != told:
-            _tell_fallback_about_config(context, config, summary if problems else None)
-            told = digest
-            shown.append(summary if problems else f"{config.path}: problems fixed; fallback receivers told")
+            if _tell_fallback_about_config(context, config, summary if problems else None):
+                told = digest
+                shown.append(summary if problems else f"{config.path}: problems fixed; fallback receivers told")
+            else:  # nobody could be told: try again at the next tick
+                shown.append(summary if problems else f"{config.path}: problems fixed; telling the fallback failed")
         elif problems:
             raise dg.Failure(description=summary)
         if removed is not None:
             if removed.key != told_removed:
-                _tell_fallback_about_config(context, config, None, removed)
-                told_removed = removed.key
-                shown.append(f"{retired}; fallback receivers told")
+                if _tell_fallback_about_config(context, config, None, removed):
+                    told_removed = removed.key
+                    shown.append(f"{retired}; fallback receivers told")
+                else:
+                    shown.append(f"{retired}; telling the fallback failed, tried again at the next tick")
             else:
                 shown.append(f"{retired} (fallback receivers were told)")
         cursor = f"{told}|{told_removed}" if removed is not None else told
@@ -161,15 +165,16 @@ def _tell_fallback_about_config(
     config: LoadedConfig,
     summary: str | None,
     removed: RemovedAlerts | None = None,
-) -> None:
+) -> bool:
     """Tell the fallback receivers about the file: its problems (``summary``), that it is fixed (None), or what
     its new version ``removed``. The idempotency key is derived from what is told, so a receiver can drop a
-    repeat."""
+    repeat. True when it is done: a receiver was told, or there is none; False when every one failed (the
+    sensor tries again at its next tick, rather than losing the notice)."""
     fallback = config.fallback_targets() or (list(removed.fallback) if removed is not None else [])
     if not fallback:
         what = f"{config.path}: {removed.summary()}" if removed is not None else "the alerts file changed state"
         context.log.warning(f"{what} but there is no fallback receiver to tell")
-        return
+        return True
     notifications: NotificationsResource = getattr(context.resources, NOTIFICATIONS_RESOURCE_KEY)
     message: dict[str, Any]
     if removed is not None:
@@ -200,6 +205,8 @@ def _tell_fallback_about_config(
         told = f"{config.path}\n{summary or 'ok'}"  # per file: two files' "fixed" notices are two notifications
         key = f"sqlsentinel_config/{hashlib.sha256(told.encode()).hexdigest()[:16]}"
     settings = notifications.channel_settings()
-    for result in broadcast("sqlsentinel_config", fallback, message, key, settings, context.log, FALLBACK):
+    results = broadcast("sqlsentinel_config", fallback, message, key, settings, context.log, FALLBACK)
+    for result in results:
         if not result.delivered:
             context.log.error(f"fallback {result.channel} could not be told about the alerts file: {result.error}")
+    return any(result.delivered for result in results)

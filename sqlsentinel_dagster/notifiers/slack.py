@@ -44,6 +44,7 @@ __all__ = [
     "MAX_FIELD_CHARS",
     "MAX_SECTION_CHARS",
     "MAX_TEXT_CHARS",
+    "MAX_URL_CHARS",
     "SlackNotifier",
     "slack_payload",
     "slack_sizes",
@@ -55,6 +56,9 @@ MAX_SECTION_CHARS = 3_000
 """Characters in one section's text, Slack's limit."""
 MAX_FIELD_CHARS = 2_000
 """Characters in one section field or context element, Slack's limit."""
+MAX_URL_CHARS = 3_000
+"""Characters in a button's link, Slack's limit: a longer run link is left out of the message rather than have
+Slack refuse it."""
 MAX_TEXT_CHARS = 20_000
 """Characters of text in one message, all blocks and the top-level text together: well under the 40,000 at
 which Slack cuts the top-level text."""
@@ -110,7 +114,7 @@ def slack_payload(
     if details:
         elements = [{"type": "mrkdwn", "text": cut_text(d, MAX_FIELD_CHARS)} for d in details[:10]]
         blocks.append({"type": "context", "elements": elements})
-    if message.get("run_url"):
+    if message.get("run_url") and len(str(message["run_url"])) <= MAX_URL_CHARS:  # Slack refuses longer links
         button = {
             "type": "button",
             "text": {"type": "plain_text", "text": "Open run in Dagster"},
@@ -207,15 +211,16 @@ class SlackNotifier:
 
     def _line(self, message: Mapping[str, Any]) -> str:
         """One alert's line of a grouped message, rendered once per message (a part is measured several times);
-        a message shortened to fit is rendered as it is now."""
+        a message shortened to fit is rendered as it is now, and one the ``text:`` template fails on gets the
+        default line, saying so."""
         key = message.get("idempotency_key") if "cut" not in message else None
         if key is not None and key in self._lines:
             return self._lines[key]
         try:
             template = self.text_template
             line = render(template, message, self.variables, escape=mrkdwn) if template else _line(message)
-        except TemplateRenderError as exc:
-            raise DeliveryError("slack", f"could not build or send the message: {exc}", retryable=False) from None
+        except TemplateRenderError as exc:  # one alert's line must not hold back the others: the default line
+            line = f"{_line(message)} (the text template failed: {mrkdwn(cut_text(str(exc), 300))})"
         if key is not None:
             self._lines[key] = line
         return line
