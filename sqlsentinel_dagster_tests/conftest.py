@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -131,6 +132,20 @@ def dagster_home(tmp_path: Path) -> Iterator[Path]:
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     yield home
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_home(request: pytest.FixtureRequest) -> Path:
+    """DAGSTER_HOME with SQLite storage, or with dagster-postgres on the local Postgres."""
+    folder: Path = request.getfixturevalue("dagster_home" if request.param == "sqlite" else "postgres_home")
+    return folder
+
+
+@pytest.fixture
+def instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
+    """An instance with Dagster's default SQLite storage (each run's events in its own database)."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as inst:
+        yield inst
 
 
 @pytest.fixture

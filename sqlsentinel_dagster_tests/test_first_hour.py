@@ -5,7 +5,6 @@ description."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,13 +24,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Path:
-    """A SQLite warehouse whose api_metrics table has two endpoints."""
-    path = tmp_path / "warehouse.db"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE api_metrics (endpoint TEXT, error_pct REAL)")
-        db.executemany("INSERT INTO api_metrics VALUES (?, ?)", [("/orders", 7.5), ("/users", 1.0)])
-    return path
+def warehouse(sqlite_warehouse: Path) -> Path:
+    """The shared SQLite warehouse: api_metrics with two endpoints."""
+    return sqlite_warehouse
 
 
 def _alerts(tmp_path: Path, warehouse: Path, body: str) -> Path:

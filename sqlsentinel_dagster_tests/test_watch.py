@@ -126,20 +126,6 @@ def receiver() -> Iterator[Receiver]:
         yield rec
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_home(request: pytest.FixtureRequest) -> Path:
-    """DAGSTER_HOME with SQLite storage, or with dagster-postgres on the local Postgres."""
-    folder: Path = request.getfixturevalue("dagster_home" if request.param == "sqlite" else "postgres_home")
-    return folder
-
-
-@pytest.fixture
-def instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
-    """An instance with Dagster's default SQLite storage (each run's events in its own database)."""
-    with dg.DagsterInstance.from_config(str(dagster_home)) as inst:
-        yield inst
-
-
 @pytest.fixture
 def clock(instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The clock of the instance's state store (the one the sensor uses)."""

@@ -26,7 +26,19 @@ from sqlsentinel_dagster.state.store import StateStore
 from sqlsentinel_dagster.state.watched import WatchedCheck, WatchedLabels
 
 from .loopback import Receiver, loopback_receiver
-from .test_watch import FAIL, NAME, PASS, FakeClock, Sensor, WriteAlerts, cli, evaluation, events, rule, run_checks
+from .test_watch import (
+    FAIL,
+    NAME,
+    PASS,
+    FakeClock,
+    Sensor,
+    WriteAlerts,
+    cli,
+    evaluation,
+    events,
+    rule,
+    run_checks,
+)
 from .test_watch import watch_file as _watch_file
 
 CHECK = "dbt_tests:shop/events:complete"
@@ -92,20 +104,6 @@ def receiver() -> Iterator[Receiver]:
     """A webhook receiver on loopback."""
     with loopback_receiver() as rec:
         yield rec
-
-
-@pytest.fixture
-def instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
-    """An instance with Dagster's default SQLite storage."""
-    with dg.DagsterInstance.from_config(str(dagster_home)) as inst:
-        yield inst
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_home(request: pytest.FixtureRequest) -> Path:
-    """DAGSTER_HOME with SQLite storage, or with dagster-postgres on the local Postgres."""
-    folder: Path = request.getfixturevalue("dagster_home" if request.param == "sqlite" else "postgres_home")
-    return folder
 
 
 @pytest.fixture
