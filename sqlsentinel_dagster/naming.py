@@ -6,12 +6,14 @@ resources when our ``Definitions`` are merged into theirs.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 __all__ = [
     "CHECKS_JOB_NAME",
     "MATERIALIZATION_SENSOR_NAME",
+    "MAX_STATE_NAME",
     "NOTIFICATIONS_RESOURCE_KEY",
     "OWN_CHECK_METADATA",
     "PLAIN_NAMES",
@@ -28,6 +30,7 @@ __all__ = [
     "job_name",
     "safe_name",
     "schedule_name",
+    "state_name",
     "warehouse_resource_key",
 ]
 
@@ -174,3 +177,16 @@ class FileNames:
 
 PLAIN_NAMES = FileNames()
 """The names of a file without a namespace (one alerts file in the code location)."""
+
+
+MAX_STATE_NAME = 200
+"""The longest name a state is kept under (an alert's instance, a watched check): the state tables keep 255
+characters, and a notification's key adds its evaluation, event and channel."""
+
+
+def state_name(name: str) -> str:
+    """``name`` if it has at most :data:`MAX_STATE_NAME` characters; else cut, ending in ``~`` and 12 hex digits of
+    the full name's sha256 (so two long names stay apart)."""
+    if len(name) <= MAX_STATE_NAME:
+        return name
+    return f"{name[: MAX_STATE_NAME - 13]}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"

@@ -89,6 +89,9 @@ def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
         return path, f"expected a whole number, got {given!r}"
     if kind in ("too_short", "string_too_short"):
         return path, "must not be empty"
+    if kind == "too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        return path, f"at most {limit} items, got {len(given) if isinstance(given, list) else given!r}"
     if kind == "string_too_long":
         limit = error.get("ctx", {}).get("max_length")
         return path, f"at most {limit} characters (the alert state stores names up to that), got {len(given)}"

@@ -12,6 +12,7 @@ from .._dagster import is_valid_cron
 from ..cron_fields import describe_cron_problem
 from ..durations import parse_duration
 from .baseline import BaselineSpec
+from .instances import InstancesSpec
 from .rows import RowsSpec
 from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget, Secret
 from .watch import WatchRule
@@ -206,11 +207,24 @@ class AlertConfig(_Strict):
         default=None,
         description="Learn the threshold from the alert's recorded actual_value (the status column becomes optional)",
     )
+    instances: InstancesSpec | None = Field(
+        default=None,
+        description="One instance per row, named by the `by` label columns, each with its own state and notifications",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> AlertConfig:
         if self.rows is not None and self.baseline is not None:
             raise ValueError("rows and baseline cannot be combined: a failed-rows alert's threshold is rows.max")
+        if self.instances is not None and self.rows is not None:
+            raise ValueError(
+                "instances and rows cannot be combined: a failed-rows alert counts its rows, an instance alert "
+                "judges each row on its own"
+            )
+        if self.instances is not None and self.baseline is not None:
+            raise ValueError(
+                "instances and baseline cannot be combined yet: a baseline is learned per alert, not per instance"
+            )
         return self
 
     @property

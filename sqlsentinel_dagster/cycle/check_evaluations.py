@@ -4,7 +4,6 @@ labels, outcome, state settings and message."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 import urllib.parse
 from collections.abc import Sequence
@@ -12,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.watch import WatchRule
+from ..naming import MAX_STATE_NAME, state_name
 from ..state.model import Outcome, StateSettings
 from ..state.silences import AlertLabels
 from ..state.watched import WatchedLabels
-from .alert import json_safe
+from .cycles import json_safe
 from .results import MAX_CONTEXT_COLUMNS, safe_value
 
 __all__ = [
@@ -34,9 +34,8 @@ __all__ = [
 ]
 
 
-MAX_NAME = 200
-"""The longest alert name the state keeps (as for alerts: the ledger key ``<name>/<n>/<event>/<channel>`` must
-fit its 255-character column). Longer watched names are cut and end in ``~`` and 12 hex digits of their sha256."""
+MAX_NAME = MAX_STATE_NAME
+"""The longest watched check's name the state keeps (:func:`~..naming.state_name`)."""
 
 _SEVERITY = {"ERROR": "error", "WARN": "warning"}
 """Dagster's check severity as an alert severity (for routes, silences' ``severity=`` and channels)."""
@@ -73,10 +72,7 @@ def watched_name(rule: str, asset: Sequence[str], check: str, partition: str | N
     partitioned check ``<rule>:<asset key path>:<check>[<partition>]`` (``...:not_null_id[2024-01-31]``), at most
     :data:`MAX_NAME` characters: a longer one is cut and ends in ``~`` and 12 hex digits of the full name's
     sha256."""
-    name = f"{rule}:{'/'.join(asset)}:{check}" + (f"[{partition}]" if partition else "")
-    if len(name) <= MAX_NAME:
-        return name
-    return f"{name[: MAX_NAME - 13]}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return state_name(f"{rule}:{'/'.join(asset)}:{check}" + (f"[{partition}]" if partition else ""))
 
 
 def rule_of(rules: Sequence[WatchRule], name: str) -> WatchRule | None:

@@ -18,10 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ..config.instances import InstancesSpec
 from ..config.rows import RowsSpec
 from ..errors import AlertQueryError
 from ..redact import redact_text
 from ..sql.engines import abandon_unbuffered, checkout_deadline, cut_by_deadline
+from .instances import parse_instances
 from .results import AlertResult, RowsTally, parse_result
 
 __all__ = ["evaluate_query"]
@@ -44,10 +46,12 @@ def evaluate_query(
     secrets: Sequence[str] = (),
     rows: RowsSpec | None = None,
     status_required: bool = True,
+    instances: InstancesSpec | None = None,
 ) -> AlertResult:
     """Run ``query`` read-only with ``timeout`` seconds and return its result under the contract (or, with
-    ``rows``, as a failed-rows alert: up to ``rows.limit`` rows are fetched, within the same timeout). Rows are
-    read as they come, and no more than needed: see :func:`_streamed`.
+    ``rows``, as a failed-rows alert: up to ``rows.limit`` rows are fetched, within the same timeout; with
+    ``instances``, each of up to ``instances.max`` rows as an instance). Rows are read as they come, and no more
+    than needed: see :func:`_streamed`.
 
     Raises :class:`AlertQueryError` naming the alert and the database error (secrets redacted), or
     :class:`ResultContractError` when the result breaks the contract.
@@ -61,7 +65,13 @@ def evaluate_query(
             _guarded(conn, timeout),
             _streamed(conn, query) as stream,
         ):
-            if rows is None:
+            if instances is not None:
+                fetched: list[tuple[Any, ...]] = []
+                while len(fetched) <= instances.max and not stream.exhausted:  # one more than kept: "cut"
+                    if time.monotonic() > deadline:
+                        raise AlertQueryError(alert, database, f"timed out after {timeout:g}s reading the rows")
+                    fetched += stream.batch(instances.max + 1 - len(fetched))
+            elif rows is None:
                 fetched = stream.take(2)  # one more than used: to tell "several rows"
             else:
                 tally = RowsTally(stream.columns, rows)
@@ -74,6 +84,10 @@ def evaluate_query(
         raise AlertQueryError(alert, database, _describe(exc, timeout, secrets)) from None
     if rows is not None:
         result = tally.result()
+    elif instances is not None:
+        found = parse_instances(alert, stream.columns, fetched, instances)
+        firing = sum(1 for row in found.rows if row.result.firing)
+        result = AlertResult("ALERT" if firing else "OK", firing, None, more_rows=found.cut, instances=found)
     else:
         result = parse_result(alert, stream.columns, fetched, status_required=status_required)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})

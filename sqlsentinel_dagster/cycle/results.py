@@ -23,6 +23,7 @@ from ..errors import ResultContractError
 
 if TYPE_CHECKING:
     from ..baselines.verdict import Verdict
+    from .instances import InstanceResult
 
 __all__ = [
     "MAX_CELL_CHARS",
@@ -57,6 +58,9 @@ class AlertResult:
     (at most :data:`MAX_ROWS_BYTES` of them)."""
     verdict: Verdict | None = None
     """A baseline alert's verdict on ``actual_value`` (see :mod:`.learned`)."""
+    instances: InstanceResult | None = None
+    """An instance alert's rows, each an instance (``status`` is then ALERT when any is, ``actual_value`` the
+    number that are)."""
 
     @property
     def firing(self) -> bool:

@@ -68,6 +68,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 secrets=[str(password)] if password else [],
                 rows=alert.rows,
                 status_required=alert.baseline is None,
+                instances=alert.instances,
             )
         except AlertQueryError as exc:
             if missing is None:

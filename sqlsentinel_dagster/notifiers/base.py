@@ -21,6 +21,7 @@ __all__ = [
     "part_headline",
     "row_summary",
     "row_table",
+    "shown_name",
     "text_table",
 ]
 
@@ -75,7 +76,7 @@ def group_row(message: Mapping[str, Any]) -> tuple[str, ...]:
     """One alert of a grouped message, as :data:`GROUP_COLUMNS`."""
     error = f"error: {message['error']}" if message.get("error") else ""
     return (
-        str(message.get("alert_name")),
+        shown_name(message),
         str(message.get("event")),
         str(message.get("severity")),
         "" if message.get("actual_value") is None else str(message.get("actual_value")),
@@ -85,12 +86,20 @@ def group_row(message: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def group_headline(messages: Sequence[Mapping[str, Any]]) -> str:
-    """``5 alerts: 4 firing, 1 resolved``."""
+    """``5 alerts: 4 firing, 1 resolved``; for the instances of one alert ``error_rate: 3 firing, 1 resolved``."""
     counts: dict[str, int] = {}
     for message in messages:
         counts[str(message.get("event"))] = counts.get(str(message.get("event")), 0) + 1
     events = ", ".join(f"{n} {event}" for event, n in counts.items())
+    alerts = {str(m.get("alert_name")) for m in messages}
+    if len(alerts) == 1 and all(m.get("instance") for m in messages):
+        return f"{alerts.pop()}: {events}"
     return f"{len(messages)} alert{'s' if len(messages) != 1 else ''}: {events}"
+
+
+def shown_name(message: Mapping[str, Any]) -> str:
+    """What a message is about: the instance (``error_rate{endpoint="/orders"}``) or the alert's name."""
+    return str(message.get("instance") or message.get("alert_name"))
 
 
 def part_headline(part: Part) -> str:
@@ -131,7 +140,7 @@ def _cell(value: Any, width: int) -> str:
 
 def headline(message: Mapping[str, Any]) -> str:
     """``[FIRING] orders_late (critical)``."""
-    return f"[{str(message.get('event', '')).upper()}] {message.get('alert_name')} ({message.get('severity')})"
+    return f"[{str(message.get('event', '')).upper()}] {shown_name(message)} ({message.get('severity')})"
 
 
 _VALUES = (("actual_value", "value"), ("threshold", "threshold"))

@@ -140,8 +140,10 @@ def deliver_grouped(
     """
     candidates: list[Intent] = []
     reports: dict[str, list[DeliveryReport]] = {}
+    pending = store.pending_of(list(members))  # one query per 500 members, not one per member
     for alert, channels in members.items():
-        found, reports[alert] = _candidates(store, alert, expire_after, set(channels).__contains__)
+        wanted = set(channels).__contains__
+        found, reports[alert] = _candidates(store, alert, expire_after, wanted, pending.get(alert, []))
         candidates += found
     for part in _plan(notifier, [i.payload for i in candidates]):
         claimed, busy = _claim_each(store, [candidates[p] for p in part.positions], run_id, lease, run_ended)
@@ -185,9 +187,10 @@ def _send_part(
         outcome, error = ("retry" if retryable else "failed"), str(exc)
     else:
         outcome, error = "delivered", ""
+    ids = [intent.id for intent, _ in claimed]
+    store.finish_many(ids, delivered=outcome == "delivered", error=error or None, permanent=outcome == "failed")
     done = []
     for intent, holder in claimed:
-        store.finish(intent.id, delivered=outcome == "delivered", error=error or None, permanent=outcome == "failed")
         report = DeliveryReport(
             intent.channel, intent.event, outcome, attempts, error or None, holder, len(claimed), part.label
         )
@@ -219,17 +222,21 @@ def _claim(
 ) -> tuple[list[tuple[Intent, str | None]], list[DeliveryReport]]:
     """Claim ``alert``'s pending notifications on the ``wanted`` channels: each with the run it was taken
     over from (None when it was simply pending), and reports for those expired or in flight elsewhere."""
-    intents, expired = _candidates(store, alert, expire_after, wanted)
+    intents, expired = _candidates(store, alert, expire_after, wanted, store.pending(alert))
     claimed, busy = _claim_each(store, intents, run_id, lease, run_ended)
     return claimed, [*expired, *(report for _, report in busy)]
 
 
 def _candidates(
-    store: StateStore, alert: str, expire_after: dt.timedelta, wanted: Callable[[str], bool]
+    store: StateStore,
+    alert: str,
+    expire_after: dt.timedelta,
+    wanted: Callable[[str], bool],
+    pending: Sequence[Intent],
 ) -> tuple[list[Intent], list[DeliveryReport]]:
-    """``alert``'s undelivered notifications on the ``wanted`` channels (pending or being sent), after giving up
-    on those pending past ``expire_after`` (reported ``expired``)."""
-    intents = [i for i in store.pending(alert) if wanted(i.channel)]  # one query in the common case
+    """``alert``'s undelivered notifications on the ``wanted`` channels (pending or being sent; ``pending``: all
+    of them, as just read), after giving up on those pending past ``expire_after`` (reported ``expired``)."""
+    intents = [i for i in pending if wanted(i.channel)]
     reports: list[DeliveryReport] = []
     cutoff = store.clock() - expire_after
     if any(i.status == "pending" and i.created_at < cutoff for i in intents):
@@ -254,12 +261,15 @@ def _claim_each(
     now = store.clock()
     claimed: list[tuple[Intent, str | None]] = []
     reports: list[tuple[Intent, DeliveryReport]] = []
+    taken = store.claim_many([i.id for i in intents], run_id, lease)  # all that are free, in one transaction
     for intent in intents:
         holder = intent.run_id if intent.status == "sending" and intent.run_id != run_id else None
         leased = holder is not None and intent.lease_until is not None and intent.lease_until > now
         orphaned = leased and run_ended is not None and holder is not None and run_ended(holder)
-        if store.claim(intent.id, run_id, lease, take_over_from=holder if orphaned else None):
-            claimed.append((intent, holder if orphaned else None))
+        if intent.id in taken:
+            claimed.append((intent, None))
+        elif orphaned and store.claim(intent.id, run_id, lease, take_over_from=holder):
+            claimed.append((intent, holder))
         elif leased:
             sender = f"being sent by run {holder}"
             reports.append((intent, DeliveryReport(intent.channel, intent.event, "in_flight", intent.attempts, sender)))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import DeliveryError, headline, row_summary
+from .base import DeliveryError, headline, row_summary, shown_name
 from .http import request
 
 __all__ = ["PagerDutyNotifier", "pagerduty_event"]
 
+_DETAILS = ("status", "actual_value", "threshold", "context", "labels", "error", "reason", "owners", "row_count")
+"""What the incident's custom details show of a message (``labels`` only for an instance)."""
 _SEVERITY = {"info": "info", "warning": "warning", "error": "error", "critical": "critical"}
 
 
@@ -20,7 +22,7 @@ def pagerduty_event(message: Mapping[str, Any], routing_key: str) -> dict[str, A
     body: dict[str, Any] = {
         "routing_key": routing_key,
         "event_action": "resolve" if event == "resolved" else "trigger",
-        "dedup_key": f"sqlsentinel/{message.get('alert_name')}{suffix}",
+        "dedup_key": f"sqlsentinel/{shown_name(message)}{suffix}",
     }
     if event != "resolved":
         body["payload"] = {
@@ -30,8 +32,18 @@ def pagerduty_event(message: Mapping[str, Any], routing_key: str) -> dict[str, A
             "timestamp": message.get("timestamp"),
             "custom_details": {
                 k: message.get(k)
-                for k in ("status", "actual_value", "threshold", "context", "error", "reason", "owners", "row_count")
-                if k in message
+                for k in (
+                    "status",
+                    "actual_value",
+                    "threshold",
+                    "context",
+                    "labels",
+                    "error",
+                    "reason",
+                    "owners",
+                    "row_count",
+                )
+                if message.get(k) is not None
             },
         }
         if message.get("run_url"):

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .model import AlertState
+from .decision import Decision
+from .model import AlertState, Outcome
 from .silences import Silence, parse_matcher
 
-__all__ = ["Intent", "dumps", "intent_from_row", "silence_from_row", "state_from_json", "text_or_none"]
+__all__ = [
+    "Intent",
+    "dumps",
+    "history_row",
+    "intent_from_row",
+    "intent_rows",
+    "silence_from_row",
+    "state_from_json",
+    "text_or_none",
+]
 
 
 @dataclass(frozen=True)
@@ -91,4 +102,59 @@ def intent_from_row(row: Any) -> Intent:
         last_error=row["last_error"],
         run_id=row["run_id"],
         lease_until=row["lease_until"],
+    )
+
+
+def intent_rows(
+    name: str,
+    decision: Decision,
+    channels: Mapping[str, Collection[str]],
+    payload: Mapping[str, Any],
+    run_id: str | None,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The ledger rows of ``decision``'s event for ``name``: one per channel taking it, keyed
+    ``<name>/<evaluation>/<event>/<channel>`` (so a run repeating an evaluation adds none), pending or, when a
+    silence holds the event, suppressed."""
+    if decision.event is None:
+        return []
+    status = "pending" if decision.notify else "suppressed"
+    rows = []
+    for channel, events in channels.items():
+        if decision.event not in events:
+            continue
+        key = f"{name}/{decision.state.evaluation_count}/{decision.event}/{channel}"
+        message = {**payload, "event": decision.event, "reason": decision.reason, "idempotency_key": key}
+        rows.append(
+            dict(
+                key=key,
+                alert=name,
+                event=decision.event,
+                channel=channel,
+                status=status,
+                reason=decision.reason,
+                payload=dumps(message),
+                run_id=run_id,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return rows
+
+
+def history_row(
+    name: str, decision: Decision, outcome: Outcome, run_id: str | None, now: dt.datetime
+) -> dict[str, Any]:
+    """The history row of one evaluation of ``name``."""
+    return dict(
+        alert=name,
+        evaluated_at=now,
+        status=outcome.status,
+        actual_value=text_or_none(outcome.actual_value),
+        threshold=text_or_none(outcome.threshold),
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+        decision=decision.code,
+        reason=decision.reason,
+        run_id=run_id,
     )

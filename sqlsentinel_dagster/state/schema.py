@@ -19,6 +19,7 @@ __all__ = [
     "configs",
     "history",
     "installed_version",
+    "instances",
     "metadata",
     "migrate",
     "notifications",
@@ -26,7 +27,7 @@ __all__ = [
     "watched",
 ]
 
-SCHEMA_VERSION = 3  # 2: sqlsentinel_configs; 3: sqlsentinel_watched
+SCHEMA_VERSION = 4  # 2: sqlsentinel_configs; 3: sqlsentinel_watched; 4: sqlsentinel_instances
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):
@@ -146,6 +147,21 @@ watched = sa.Table(
 """Watched asset checks (``watch:``): the Dagster event-log storage id of the latest evaluation recorded for each
 (so an evaluation is recorded once however often it is read), and that evaluation's outcome, labels and message
 (so reminders can be sent between evaluations)."""
+
+instances = sa.Table(
+    "sqlsentinel_instances",
+    metadata,
+    sa.Column("instance", NAME, primary_key=True),
+    sa.Column("alert", NAME, nullable=False, index=True),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Column("current", sa.Boolean, nullable=False),
+    sa.Column("missing", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+)
+"""The instances of instance alerts (``instances:``): the alert each belongs to, its labels, whether it is current
+(in the latest results, or missing from fewer than ``missing_after`` of them) and for how many results in a row it
+has been missing. Each instance's state is an ``alert_state`` row named after it, as an alert's is."""
 
 
 def migrate(engine: sa.Engine) -> None:

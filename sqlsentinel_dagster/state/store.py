@@ -3,13 +3,13 @@
 ``record`` locks the alert's row (``SELECT ... FOR UPDATE`` on Postgres/MySQL, ``BEGIN IMMEDIATE`` on SQLite),
 decides, and writes the new state, the notification intents (one per channel, unique key) and a history row
 in the same transaction. Delivery then claims each intent with a lease, so concurrent runs never send twice.
-Watched asset checks (``watch:``) are recorded the same way, by the methods :mod:`.watched` adds.
+Delivery's bookkeeping is :mod:`.ledger`'s. Watched asset checks (``watch:``) are recorded the same way, by the
+methods :mod:`.watched` adds; instance alerts' instances by :mod:`.instances`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict
 from typing import Any
@@ -19,8 +19,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..sql.engines import bounded_engine
 from .decision import Decision, decide
+from .instances import InstanceRecords
+from .ledger import Ledger
 from .model import AlertState, Outcome, StateSettings
-from .rows import Intent, dumps, intent_from_row, silence_from_row, state_from_json, text_or_none
+from .rows import Intent, dumps, history_row, intent_rows, silence_from_row, state_from_json
 from .schema import alert_state, history, migrate, notifications, silences
 from .silences import AlertLabels, Silence
 from .watched import WatchedChecks
@@ -57,7 +59,7 @@ def create_state_engine(url: str, deadline: float = STATE_DEADLINE) -> sa.Engine
     return bounded_engine(url, deadline=deadline)
 
 
-class StateStore(WatchedChecks):
+class StateStore(Ledger, WatchedChecks, InstanceRecords):
     """Alert state, silences, notification ledger and history in one database."""
 
     def __init__(self, engine: sa.Engine, clock: Clock = utcnow, *, create_tables: bool = True) -> None:
@@ -115,42 +117,10 @@ class StateStore(WatchedChecks):
     ) -> None:
         """Write the decision's state, its notification intents and a history row (in ``conn``'s transaction)."""
         self._write_state(conn, decision.state, labels, now)
-        if decision.event is not None:
-            status = "pending" if decision.notify else "suppressed"
-            for channel, events in channels.items():
-                if decision.event not in events:
-                    continue
-                key = f"{labels.name}/{decision.state.evaluation_count}/{decision.event}/{channel}"
-                conn.execute(
-                    sa.insert(notifications).values(
-                        key=key,
-                        alert=labels.name,
-                        event=decision.event,
-                        channel=channel,
-                        status=status,
-                        reason=decision.reason,
-                        payload=dumps(
-                            {**payload, "event": decision.event, "reason": decision.reason, "idempotency_key": key}
-                        ),
-                        run_id=run_id,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-        conn.execute(
-            sa.insert(history).values(
-                alert=labels.name,
-                evaluated_at=now,
-                status=outcome.status,
-                actual_value=text_or_none(outcome.actual_value),
-                threshold=text_or_none(outcome.threshold),
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-                decision=decision.code,
-                reason=decision.reason,
-                run_id=run_id,
-            )
-        )
+        rows = intent_rows(labels.name, decision, channels, payload, run_id, now)
+        if rows:
+            conn.execute(sa.insert(notifications), rows)
+        conn.execute(sa.insert(history).values(**history_row(labels.name, decision, outcome, run_id, now)))
 
     def _lock_state(self, conn: sa.Connection, alert: str, create: bool) -> AlertState | None:
         query = sa.select(alert_state.c.data).where(alert_state.c.alert == alert)
@@ -178,112 +148,6 @@ class StateStore(WatchedChecks):
     def _silences(self, conn: sa.Connection) -> list[Silence]:
         rows = conn.execute(sa.select(silences).where(silences.c.ends_at > self.clock())).mappings()
         return [silence_from_row(row) for row in rows]
-
-    # -- delivery ---------------------------------------------------------------------------------------------
-
-    def pending(self, alert: str) -> list[Intent]:
-        """The alert's undelivered notifications, oldest first."""
-        query = (
-            sa.select(notifications)
-            .where(notifications.c.alert == alert, notifications.c.status.in_(("pending", "sending")))
-            .order_by(notifications.c.id)
-        )
-        with self.engine.connect() as conn:
-            return [intent_from_row(row) for row in conn.execute(query).mappings()]
-
-    def claim(
-        self, intent_id: int, run_id: str | None, lease: dt.timedelta, *, take_over_from: str | None = None
-    ) -> bool:
-        """Take the right to send ``intent_id`` for ``lease``; False if delivered or claimed by another run.
-
-        ``take_over_from``: a run known to have ended while sending it (killed mid-send): its lease is void.
-        """
-        now = self.clock()
-        condition = sa.or_(
-            notifications.c.status == "pending",
-            sa.and_(notifications.c.status == "sending", notifications.c.lease_until < now),
-            *(
-                [sa.and_(notifications.c.status == "sending", notifications.c.run_id == take_over_from)]
-                if take_over_from
-                else []
-            ),
-        )
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                sa.update(notifications)
-                .where(notifications.c.id == intent_id, condition)
-                .values(
-                    status="sending",
-                    lease_until=now + lease,
-                    run_id=run_id,
-                    updated_at=now,
-                    attempts=notifications.c.attempts + 1,
-                )
-            )
-        return result.rowcount == 1
-
-    def finish(
-        self,
-        intent_id: int,
-        *,
-        delivered: bool,
-        error: str | None = None,
-        permanent: bool = False,
-        receipt: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Mark a claimed intent delivered (with the channel's receipt), failed for good, or pending again
-        (to be retried at the next evaluation)."""
-        now = self.clock()
-        status = "delivered" if delivered else "failed" if permanent else "pending"
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(notifications)
-                .where(notifications.c.id == intent_id)
-                .values(
-                    status=status,
-                    last_error=error,
-                    lease_until=None,
-                    updated_at=now,
-                    delivered_at=now if delivered else None,
-                    receipt=dumps(receipt) if receipt else None,
-                )
-            )
-
-    def last_receipt(self, alert: str, channel: str) -> dict[str, Any] | None:
-        """The receipt of the latest delivered firing notification on ``channel`` (e.g. a Slack thread)."""
-        query = (
-            sa.select(notifications.c.receipt)
-            .where(
-                notifications.c.alert == alert,
-                notifications.c.channel == channel,
-                notifications.c.event == "firing",
-                notifications.c.status == "delivered",
-            )
-            .order_by(notifications.c.id.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            raw = conn.execute(query).scalar()
-        return json.loads(raw) if raw else None
-
-    def expire(self, alert: str, older_than: dt.timedelta) -> list[Intent]:
-        """Give up on the alert's pending notifications created more than ``older_than`` ago; return them."""
-        cutoff = self.clock() - older_than
-        stale = (
-            notifications.c.alert == alert,
-            notifications.c.status == "pending",
-            notifications.c.created_at < cutoff,
-        )
-        with self.engine.begin() as conn:
-            query = sa.select(notifications).where(*stale).order_by(notifications.c.id)
-            expired = [intent_from_row(row) for row in conn.execute(query).mappings()]
-            if expired:
-                conn.execute(
-                    sa.update(notifications)
-                    .where(notifications.c.id.in_([i.id for i in expired]))
-                    .values(status="expired", updated_at=self.clock())
-                )
-        return expired
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:

@@ -46,6 +46,8 @@ __all__ = [
 
 VARIABLES: dict[str, str] = {
     "alert_name": "the alert's name",
+    "instance": 'an instance alert\'s instance, e.g. error_rate{endpoint="/orders"} (none for other alerts)',
+    "labels": "an instance alert's label columns and their values, a mapping (empty for other alerts)",
     "status": "ALERT, OK or ERROR",
     "event": "firing, reminder, resolved, error or test",
     "reason": "why this notification was sent, e.g. 'reminder: repeat interval elapsed'",
@@ -73,6 +75,8 @@ VARIABLES: dict[str, str] = {
 
 SAMPLE: dict[str, Any] = {
     "alert_name": "orders_late",
+    "instance": 'orders_late{region="eu"}',
+    "labels": {"region": "eu"},
     "status": "ALERT",
     "event": "firing",
     "reason": "firing: first notification",

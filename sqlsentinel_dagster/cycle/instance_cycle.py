@@ -1,0 +1,156 @@
+"""An instance alert's cycle (``instances:``), without Dagster: record every row's instance in one transaction,
+then deliver what its instances owe, one message per target listing them (split to fit the channel's limits).
+
+The alert itself is recorded too, as an alert whose only notifications are errors: a failed query (when no
+instance is evaluated, and none counts as missing) or a cut result, each notified once per run of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..config import AlertConfig, LoadedConfig
+from ..config.targets import NotifyTarget
+from ..notifiers import DeliveryReport, channel_id, deliver_pending, notifiers_for
+from ..state.instances import InstanceLabels, InstanceRow
+from ..state.model import Outcome
+from ..state.silences import AlertLabels
+from ..state.store import StateStore
+from .cycles import (
+    STATE_ERRORS,
+    AlertCycle,
+    alert_payload,
+    cut_result,
+    deliver_groups,
+    json_safe,
+    settings_of,
+    state_failure,
+)
+from .delivery import (
+    FALLBACK,
+    CycleSettings,
+    Logger,
+    deliver_to,
+    deliver_to_groups,
+    delivery_options,
+    grouped_channels,
+    ledger_channels,
+    tell_fallback_lost,
+)
+from .instances import InstanceResult
+from .results import AlertResult
+
+__all__ = ["instance_targets", "run_instances"]
+
+
+def run_instances(
+    alert: AlertConfig,
+    config: LoadedConfig,
+    result: AlertResult | None,
+    outcome: Outcome,
+    store: Callable[[], StateStore],
+    settings: CycleSettings,
+    logger: Logger,
+) -> AlertCycle:
+    """Record and deliver one evaluation of the instance alert ``alert``: ``result`` is None (and ``outcome`` an
+    ERROR) when the query failed. The returned cycle's outcome is the worst row's; its decision the alert's."""
+    assert alert.instances is not None
+    spec = alert.instances
+    found = result.instances if result is not None else None
+    targets, fallback = config.targets(alert), config.fallback_targets()
+    channels = ledger_channels(targets, fallback)
+    run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
+    labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
+    recorded_as = outcome
+    if found is not None and found.cut:
+        cut = f"alert '{alert.name}': {cut_result(spec.max)}"
+        recorded_as = Outcome("ERROR", error=cut, duration_ms=outcome.duration_ms)
+    about = alert_payload(alert, recorded_as, settings.run_id, run_url)
+    cycle = AlertCycle(alert, outcome, result, query_error=outcome.error, dry_run=settings.dry_run)
+    try:
+        state = store()
+        recorded = state.record_instances(
+            labels,
+            recorded_as,
+            settings_of(alert),
+            {channel: events & {"error"} for channel, events in channels.items()},
+            about,
+            None if found is None else _rows(alert, found, labels, about),
+            settings.run_id,
+            instance_channels=channels,
+            cut=found is not None and found.cut,
+            missing_after=spec.missing_after,
+            most=spec.max,
+            dry_run=settings.dry_run,
+        )
+    except STATE_ERRORS as exc:
+        return replace(cycle, state_error=state_failure(alert, outcome, exc))
+    cycle = replace(cycle, decision=recorded.parent, instances=recorded)
+    if settings.dry_run:
+        return cycle
+    skip = [c for c, _ in grouped_channels(targets, fallback)]
+    reports = deliver_to(state, alert.name, targets, fallback, about, settings, logger, skip=skip)
+    reports += _deliver_instances(state, alert, targets, fallback, about, settings, logger)
+    cycle = replace(cycle, reports=reports)
+    return cycle if settings.group_later else deliver_groups([cycle], config, state, settings, logger)[0]
+
+
+def instance_targets(targets: Sequence[NotifyTarget]) -> tuple[list[int], list[int]]:
+    """The positions of ``targets`` that get one message listing the instances (every channel that lists many
+    alerts in one message and has no template of its own for one) and of those that get a message per instance
+    (PagerDuty, an incident per instance; a target with a ``subject`` or ``body`` template)."""
+    listed: list[int] = []
+    each: list[int] = []
+    for index, target in enumerate(targets):
+        templated = any(getattr(target, name, None) is not None for name in ("subject", "body"))
+        (each if target.channel == "pagerduty" or templated else listed).append(index)
+    return listed, each
+
+
+def _rows(alert: AlertConfig, found: InstanceResult, parent: AlertLabels, about: dict[str, Any]) -> list[InstanceRow]:
+    """Each row of ``found`` as an instance to record, with its labels for silences and its message."""
+    rows = []
+    for row in found.rows:
+        result = row.result
+        outcome = Outcome(result.status, result.actual_value, result.threshold, result.context, None)
+        shown = json_safe(
+            {"actual_value": result.actual_value, "threshold": result.threshold, "context": result.context}
+        )
+        payload = {**about, **shown, "status": result.status, "error": None, "instance": row.name, "labels": row.labels}
+        labels = InstanceLabels(
+            row.name, parent.severity, parent.owners, parent.tags, alert_name=alert.name, labels=row.labels
+        )
+        rows.append(InstanceRow(labels, outcome, payload))
+    return rows
+
+
+def _deliver_instances(
+    store: StateStore,
+    alert: AlertConfig,
+    targets: Sequence[NotifyTarget],
+    fallback: Sequence[NotifyTarget],
+    about: dict[str, Any],
+    settings: CycleSettings,
+    logger: Logger,
+) -> list[DeliveryReport]:
+    """Deliver every undelivered notification of ``alert``'s instances: one message per listing target (several
+    when one would be over the channel's limits), and one per instance on the others. Each notification is
+    claimed and recorded on its own, so a retry holds only what is undelivered."""
+    pending = store.instance_pending(alert.name)
+    if not pending:
+        return []
+    listed, each = instance_targets(targets)
+    members = {name: [(channel_id(i, targets[i]), targets[i]) for i in listed] for name in pending}
+    reports = [r for found in deliver_to_groups(members, store, settings, logger).values() for r in found]
+    if each:
+        notifiers = notifiers_for(alert.name, [targets[i] for i in each], settings.channels, logger)
+        renamed = {channel_id(i, targets[i]): notifiers[channel_id(n, targets[i])] for n, i in enumerate(each)}
+        skip = [channel_id(i, t) for i, t in enumerate(targets) if i not in each]
+        skip += [channel_id(i, t, FALLBACK) for i, t in enumerate(fallback)]
+        for name in pending:
+            reports += deliver_pending(store, name, renamed, **delivery_options(settings), skip=skip)
+    lost = [r for r in reports if r.given_up]
+    tell_fallback_lost(alert.name, about, lost, fallback, settings, logger)
+    return reports

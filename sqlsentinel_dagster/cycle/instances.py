@@ -1,0 +1,120 @@
+"""An instance alert's result (``instances:``): each row is one instance, named by its label columns, judged by
+the result contract on its own. No Dagster here.
+
+Names follow Prometheus: ``error_rate{endpoint="/orders",region="eu"}``, labels sorted, values quoted with
+``\\``, ``"`` and newlines escaped (other control characters as ``\\xNN``). A name longer than
+:data:`~..naming.MAX_STATE_NAME` (what the state tables keep) is cut and ends in ``~`` and 12 hex digits of the
+full name's sha256, as watched checks' names are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from ..config.instances import InstancesSpec
+from ..errors import ResultContractError
+from ..naming import state_name
+from .results import AlertResult, parse_result
+
+__all__ = ["MAX_LABEL_CHARS", "InstanceResult", "InstanceRow", "instance_name", "label_text", "parse_instances"]
+
+MAX_LABEL_CHARS = 200
+"""Characters of a label value kept; a longer value is cut and ends in ``…``."""
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """One row of an instance alert: its name, labels and its result under the contract."""
+
+    name: str
+    labels: dict[str, str]
+    result: AlertResult
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """All the instances one evaluation returned, in the query's order."""
+
+    rows: tuple[InstanceRow, ...]
+    cut: bool = False
+    """The query returned more than ``max`` rows: only the first ``max`` were read."""
+    columns: tuple[str, ...] = ()
+
+
+def label_text(value: Any) -> str:
+    """A label value as text: NULL is empty (as an absent label is in Prometheus), numbers and dates as written,
+    at most :data:`MAX_LABEL_CHARS` characters."""
+    if value is None:
+        text = ""
+    elif isinstance(value, dt.datetime | dt.date | dt.time):
+        text = value.isoformat()
+    elif isinstance(value, float | Decimal) and _whole(float(value)):
+        text = str(int(value))
+    elif isinstance(value, bytes | bytearray | memoryview):
+        text = bytes(value).hex()
+    else:
+        text = str(value)
+    return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "…"
+
+
+def _whole(number: float) -> bool:
+    """Whether ``number`` is a whole number written exactly as an integer (``3.0`` labels as ``3``)."""
+    return math.isfinite(number) and number.is_integer() and abs(number) < 2**53
+
+
+def _quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped) + '"'
+
+
+def instance_name(alert: str, labels: Mapping[str, str]) -> str:
+    """``alert{a="x",b="y"}``, labels sorted, at most :data:`~..naming.MAX_STATE_NAME` characters (see the
+    module's docstring)."""
+    return state_name(alert + "{" + ",".join(f"{key}={_quoted(labels[key])}" for key in sorted(labels)) + "}")
+
+
+def parse_instances(
+    alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], spec: InstancesSpec
+) -> InstanceResult:
+    """Each of ``rows`` (at most ``spec.max + 1``: one more tells the result was cut) as an instance.
+
+    Raises :class:`ResultContractError` when a ``by`` column is missing (listing the columns returned), two rows
+    have the same labels (naming them), or a row breaks the contract (naming its instance).
+    """
+    names = [str(c) for c in columns]
+    lowered = [n.lower() for n in names]
+    missing = [c for c in spec.by if c.lower() not in lowered]
+    if missing:
+        raise ResultContractError(
+            alert, f"instances.by names {', '.join(repr(c) for c in missing)}, which the query does not return", names
+        )
+    label_at = {c: lowered.index(c.lower()) for c in spec.by}
+    others = [i for i, n in enumerate(lowered) if i not in label_at.values()]
+    kept_columns = [names[i] for i in others]
+    seen: dict[str, int] = {}
+    parsed: list[InstanceRow] = []
+    for number, row in enumerate(rows[: spec.max], start=1):
+        labels = {c: label_text(row[i]) for c, i in label_at.items()}
+        name = instance_name(alert, labels)
+        if name in seen:
+            raise ResultContractError(
+                alert,
+                f"rows {seen[name]} and {number} have the same labels {name[len(alert) :]}; each instance needs its "
+                f"own row (add a label column to instances.by, or aggregate the rows)",
+                names,
+            )
+        seen[name] = number
+        try:
+            result = parse_result(alert, kept_columns, [[row[i] for i in others]])
+        except ResultContractError as exc:
+            raise ResultContractError(alert, f"instance {name[len(alert) :]}: {exc.problem}", names) from None
+        parsed.append(InstanceRow(name, labels, result))
+    return InstanceResult(tuple(parsed), cut=len(rows) > spec.max, columns=tuple(names))

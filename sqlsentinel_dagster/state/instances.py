@@ -1,0 +1,269 @@
+"""The instances of instance alerts (``instances:``), recorded by the :class:`.store.StateStore`.
+
+One evaluation of an instance alert is one transaction, whatever its number of rows: the alert's own state row
+is locked (so runs of one alert take turns, as they do for any alert), every instance's state is read in one
+query, each is decided by the same pure function as an alert (:func:`.decision.decide`), and the new states,
+notification intents and history rows are written in batches. An instance missing from ``missing_after`` results
+in a row resolves (:func:`.decision.decide_gone`) and is no longer current; its history stays.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from .decision import Decision, decide, decide_gone
+from .instance_model import InstanceDecision, InstanceLabels, InstanceRow, InstancesRecorded
+from .model import AlertState, Outcome, StateSettings
+from .rows import Intent, dumps, history_row, intent_from_row, intent_rows, state_from_json
+from .schema import alert_state, history, instances, notifications
+from .silences import AlertLabels, Silence
+
+__all__ = ["InstanceDecision", "InstanceLabels", "InstanceRecords", "InstanceRow", "InstancesRecorded"]
+
+
+class _Recorder(Protocol):
+    engine: sa.Engine
+    clock: Callable[[], dt.datetime]
+
+    def _lock_state(self, conn: sa.Connection, alert: str, create: bool) -> AlertState | None: ...
+
+    def _silences(self, conn: sa.Connection) -> list[Silence]: ...
+
+    def _write_decision(
+        self,
+        conn: sa.Connection,
+        decision: Decision,
+        labels: AlertLabels,
+        outcome: Outcome,
+        channels: Mapping[str, Collection[str]],
+        payload: dict[str, Any],
+        run_id: str | None,
+        now: dt.datetime,
+    ) -> None: ...
+
+
+@dataclass
+class _Known:
+    labels: dict[str, str]
+    current: bool
+    missing: int
+    state: AlertState | None
+
+
+class InstanceRecords:
+    """The store's methods for instance alerts."""
+
+    def instance_pending(self: _Recorder, alert: str) -> dict[str, list[Intent]]:
+        """The undelivered notifications of each instance of ``alert`` that has any, oldest first: one query."""
+        names = sa.select(instances.c.instance).where(instances.c.alert == alert).scalar_subquery()
+        query = (
+            sa.select(notifications)
+            .where(notifications.c.alert.in_(names), notifications.c.status.in_(("pending", "sending")))
+            .order_by(notifications.c.id)
+        )
+        found: dict[str, list[Intent]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                found.setdefault(row["alert"], []).append(intent_from_row(row))
+        return found
+
+    def record_instances(
+        self: _Recorder,
+        labels: AlertLabels,
+        outcome: Outcome,
+        settings: StateSettings,
+        channels: Mapping[str, Collection[str]],
+        payload: dict[str, Any],
+        rows: Sequence[InstanceRow] | None,
+        run_id: str | None,
+        *,
+        instance_channels: Mapping[str, Collection[str]],
+        cut: bool = False,
+        missing_after: int = 2,
+        most: int = 1000,
+        dry_run: bool = False,
+    ) -> InstancesRecorded:
+        """Record one evaluation of the instance alert ``labels.name``: ``outcome`` for the alert itself (ERROR
+        when the query failed; its ``channels`` should take only ``error``), and each of ``rows`` for its
+        instance, notified on ``instance_channels`` (``rows`` is None when the query failed: then no instance
+        is evaluated or counted missing).
+
+        A current instance without a row is missing; after ``missing_after`` results in a row it resolves, unless
+        the result was ``cut`` (then nothing counts as missing). New instances are added while fewer than
+        ``most`` are current. Unless ``dry_run``, everything is written in this one transaction.
+        """
+        now = self.clock()
+        with self.engine.begin() as conn:
+            previous = self._lock_state(conn, labels.name, create=not dry_run)
+            active = [s for s in self._silences(conn) if s.state(now) == "active"]
+            parent = decide(previous, outcome, labels=labels, silences=active, settings=settings, now=now)
+            known = _known(conn, labels.name) if rows is not None else {}
+            decided, not_added = [], 0
+            current = sum(1 for k in known.values() if k.current)
+            for row in rows or ():
+                name, before = row.labels.name, known.get(row.labels.name)
+                if before is None or not before.current:
+                    if current >= most:
+                        not_added += 1
+                        continue
+                    current += 1
+                state = before.state if before else None
+                decision = decide(state, row.outcome, labels=row.labels, silences=active, settings=settings, now=now)
+                decided.append(InstanceDecision(name, row.labels.labels, decision, row.outcome))
+            seen = {d.name for d in decided} | {r.labels.name for r in rows or ()}
+            if rows is not None and not cut:
+                for name, before in known.items():
+                    if before.current and name not in seen and before.state is not None:
+                        decided.append(_missing(name, before, labels, active, missing_after, now))
+            current -= sum(1 for d in decided if d.decision.code.startswith("gone"))
+            parent = _summarized(parent, decided, current, not_added) if rows is not None else parent
+            recorded = InstancesRecorded(parent, decided, current, not_added)
+            if dry_run:
+                conn.rollback()
+                return recorded
+            self._write_decision(conn, parent, labels, outcome, channels, payload, run_id, now)
+            _write_instances(
+                conn,
+                labels,
+                decided,
+                known,
+                instance_channels,
+                payload,
+                {r.labels.name: r for r in rows or ()},
+                run_id,
+                now,
+            )
+        return recorded
+
+
+def _summarized(parent: Decision, decided: Sequence[InstanceDecision], current: int, not_added: int) -> Decision:
+    """The alert's own decision, its reason telling what its instances did: ``2 of 12 instances firing;
+    notifying 1 firing, 1 resolved; 1 missing``. The alert itself notifies only errors (a cut result is one):
+    its firing and resolved are its instances'."""
+    firing = sum(1 for d in decided if d.decision.state.condition == "firing")
+    events: dict[str, int] = {}
+    for item in decided:
+        if item.decision.event is not None:
+            word = item.decision.event if item.decision.notify else f"{item.decision.event} (silenced)"
+            events[word] = events.get(word, 0) + 1
+    parts = [f"{firing} of {current} instance{'s' if current != 1 else ''} firing"]
+    if events:
+        parts.append("notifying " + ", ".join(f"{n} {word}" for word, n in events.items()))
+    missing = sum(1 for d in decided if d.outcome is None)
+    if missing:
+        parts.append(f"{missing} missing from the result")
+    if not_added:
+        parts.append(f"{not_added} new not added: the alert keeps at most {current} (instances.max)")
+    summary = "; ".join(parts)
+    if parent.event == "error":
+        return Decision(parent.state, parent.code, f"{parent.reason}; {summary}", parent.event, parent.suppressed_by)
+    return Decision(parent.state, "instances", summary)
+
+
+def _known(conn: sa.Connection, alert: str) -> dict[str, _Known]:
+    """The alert's instances as recorded, with their states: one query."""
+    query = (
+        sa.select(
+            instances.c.instance, instances.c.labels, instances.c.current, instances.c.missing, alert_state.c.data
+        )
+        .select_from(instances.outerjoin(alert_state, alert_state.c.alert == instances.c.instance))
+        .where(instances.c.alert == alert)
+    )
+    known = {}
+    for name, raw_labels, current, missing, data in conn.execute(query):
+        state = state_from_json(name, data) if data and data != "{}" else None
+        known[name] = _Known(json.loads(raw_labels), bool(current), int(missing), state)
+    return known
+
+
+def _missing(
+    name: str, before: _Known, parent: AlertLabels, silences: Sequence[Silence], missing_after: int, now: dt.datetime
+) -> InstanceDecision:
+    """The decision for a current instance whose row is missing: resolved (or ended quietly) after
+    ``missing_after`` results in a row, otherwise counted."""
+    assert before.state is not None
+    missing = before.missing + 1
+    labels = InstanceLabels(
+        name, parent.severity, parent.owners, parent.tags, alert_name=parent.name, labels=before.labels
+    )
+    if missing >= missing_after:
+        why = f"missing from the last {missing} result{'s' if missing != 1 else ''}"
+        decision = decide_gone(before.state, labels=labels, silences=silences, now=now, why=why)
+    else:
+        reason = f"missing from the result: {missing} of {missing_after} before it resolves"
+        decision = Decision(before.state, "missing", reason)
+    return InstanceDecision(name, before.labels, decision, None, missing)
+
+
+def _write_instances(
+    conn: sa.Connection,
+    parent: AlertLabels,
+    decided: Sequence[InstanceDecision],
+    known: Mapping[str, _Known],
+    channels: Mapping[str, Collection[str]],
+    parent_payload: Mapping[str, Any],
+    rows: Mapping[str, InstanceRow],
+    run_id: str | None,
+    now: dt.datetime,
+) -> None:
+    """Write each decided instance's state, its instance row, its intents and its history row, in batches."""
+    new_states, states, new_rows, updates, intents, evaluations = [], [], [], [], [], []
+    for item in decided:
+        row = rows.get(item.name)
+        labels = row.labels if row else InstanceLabels(item.name, alert_name=parent.name, labels=item.labels)
+        state = {
+            "condition": item.decision.state.condition,
+            "last_status": item.decision.state.last_status,
+            "data": dumps(asdict(item.decision.state)),
+            "labels": dumps(asdict(labels)),
+            "updated_at": now,
+        }
+        gone = item.decision.code.startswith("gone")
+        listed = {"labels": dumps(dict(item.labels)), "current": not gone, "missing": item.missing}
+        if item.name in known:
+            states.append({"b_name": item.name, **state})
+            updates.append({"b_name": item.name, **listed, **({"last_seen": now} if row else {})})
+        else:
+            new_states.append({"alert": item.name, **state})
+            new_rows.append(
+                {"instance": item.name, "alert": parent.name, **listed, "first_seen": now, "last_seen": now}
+            )
+        payload = row.payload if row else _gone_payload(parent_payload, item)
+        intents += intent_rows(item.name, item.decision, channels, payload, run_id, now)
+        if row or gone:
+            outcome = row.outcome if row else Outcome("OK", error=None)
+            evaluations.append(history_row(item.name, item.decision, outcome, run_id, now))
+    if new_states:
+        conn.execute(sa.insert(alert_state), new_states)
+        conn.execute(sa.insert(instances), new_rows)
+    if states:
+        by_name = alert_state.c.alert == sa.bindparam("b_name")
+        conn.execute(sa.update(alert_state).where(by_name), states)
+    for fields in ({"labels", "current", "missing", "last_seen"}, {"labels", "current", "missing"}):
+        batch = [u for u in updates if set(u) - {"b_name"} == fields]
+        if batch:
+            conn.execute(sa.update(instances).where(instances.c.instance == sa.bindparam("b_name")), batch)
+    if intents:
+        conn.execute(sa.insert(notifications), intents)
+    if evaluations:
+        conn.execute(sa.insert(history), evaluations)
+
+
+def _gone_payload(parent: Mapping[str, Any], item: InstanceDecision) -> dict[str, Any]:
+    """The message of an instance resolved because its row is missing: the alert's, naming the instance."""
+    return {
+        **parent,
+        "instance": item.name,
+        "labels": dict(item.labels),
+        "status": "OK",
+        "error": None,
+        "actual_value": None,
+        "threshold": None,
+        "context": {},
+    }
