@@ -20,7 +20,8 @@ from .conftest import REPO
 
 
 def test_demo_creates_its_warehouse_and_has_firing_and_ok_alerts(tmp_path: Path) -> None:
-    """A fresh copy of examples/ creates warehouse.db on load; the demo alerts evaluate to both ALERT and OK."""
+    """A fresh copy of examples/ creates warehouse.db on load; the demo alerts evaluate to both ALERT and OK, and
+    the per-endpoint error-rate alert fires for /orders only."""
     shutil.copy(REPO / "examples" / "alerts.yaml", tmp_path)
     shutil.copy(REPO / "examples" / "definitions.py", tmp_path)
     defs = runpy.run_path(str(tmp_path / "definitions.py"))["defs"]
@@ -34,8 +35,12 @@ def test_demo_creates_its_warehouse_and_has_firing_and_ok_alerts(tmp_path: Path)
             run = instance.get_run_by_id(result.run_id)
             assert run is not None
             statuses[job.name] = run.tags[TAG_STATUS]
+        states = {s.alert: s.condition for s in alert_statuses(StateStore.from_url(instance_state_url(instance)))}
     assert statuses["sqlsentinel__high_error_rate"] == "ALERT"
     assert statuses["sqlsentinel__orders_volume"] == "OK"
+    # the error-rate alert is per endpoint: /orders (7.5%) fires on its own, /users (1%) does not
+    assert states['high_error_rate{endpoint="/orders"}'] == "firing"
+    assert states['high_error_rate{endpoint="/users"}'] == "inactive"
 
 
 def test_demo_in_checks_mode_puts_the_orders_alert_on_its_asset(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:

@@ -79,14 +79,21 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             "last_delivered_per_channel": {c: when(t) for c, t in s.delivered_per_channel.items()},
             "failed_notifications": s.failed_notifications,
             "undelivered_notifications": s.undelivered_notifications,
+            **({"instance_of": s.instance_of} if s.instance_of else {}),
         }
         for s in admin.alert_statuses(store)
+        if s.current
     ]
+    instances: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if "instance_of" in row:
+            instances.setdefault(row["instance_of"], []).append(row)
     if config_file is not None:
         evaluated = {row["alert"]: row for row in rows}
         config = load_or_exit(config_file)
         watched = [row for row in rows if rule_of(config.watch_rules, row["alert"]) is not None]
         rows = [*(evaluated.get(name) or _never(name) for name in config.alert_names), *watched]
+    rows = [r for row in rows if "instance_of" not in row for r in (row, *instances.get(row["alert"], []))]
     if as_json:
         echo_json(rows)
         return
@@ -97,8 +104,9 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             echo(f"{row['alert']}: never evaluated")
             continue
         silenced = f"  [{row['silenced']}]" if row["silenced"] else ""
+        indent = "  " if "instance_of" in row else ""
         echo(
-            f"{row['alert']}: {row['state']} ({row['last_status']} since {row['since']}), "
+            f"{indent}{row['alert']}: {row['state']} ({row['last_status']} since {row['since']}), "
             f"last value {row['last_value']!r}, last notified {row['last_notified_at']}{silenced}"
         )
         if row["last_error"]:

@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from ..config import AlertConfig, LoadedConfig
-from ..cycle.alert import AlertCycle, run_cycle
+from ..cycle.alert import AlertCycle, json_safe, run_cycle
 from ..cycle.delivery import CycleSettings
+from ..notifiers.base import text_table
 from ..state.store import StateStore
 from .common import NO_TABLES, database_option, load_or_exit, open_store, printable
 
@@ -107,7 +108,34 @@ def _row(cycle: AlertCycle) -> dict[str, Any]:
         "reason": cycle.decision.reason if cycle.decision else cycle.state_error,
         "notifications": [r.as_dict() for r in cycle.reports],
         "dry_run": cycle.dry_run,
+        **({"instances": _instances(cycle)} if cycle.instances is not None else {}),
     }
+
+
+def _instances(cycle: AlertCycle) -> list[dict[str, Any]]:
+    """An instance alert's instances as this evaluation decided them: labels, status, values and decision."""
+    assert cycle.instances is not None
+    return [
+        {
+            "instance": item.name,
+            "labels": dict(item.labels),
+            "status": item.outcome.status if item.outcome is not None else "MISSING",
+            **json_safe(
+                {
+                    "actual_value": item.outcome.actual_value if item.outcome else None,
+                    "threshold": item.outcome.threshold if item.outcome else None,
+                }
+            ),
+            "state": item.decision.state.condition,
+            "decision": item.decision.code,
+            "reason": item.decision.reason,
+        }
+        for item in cycle.instances.instances
+    ]
+
+
+SHOWN_INSTANCES = 50
+"""The most instances ``sqlsentinel run`` lists per alert as text (``--json`` lists them all)."""
 
 
 def _print(cycle: AlertCycle) -> None:
@@ -119,6 +147,14 @@ def _print(cycle: AlertCycle) -> None:
         lines.append(f"  error: {row['error']}")
     if cycle.several_rows:
         lines.append(f"  note: {cycle.several_rows}")
+    if cycle.instances is not None:
+        table = [("instance", "status", "value", "threshold", "decision")]
+        for item in row["instances"][:SHOWN_INSTANCES]:
+            values = ("" if item[k] is None else str(item[k]) for k in ("actual_value", "threshold"))
+            table.append((item["instance"][len(cycle.alert.name) :], item["status"], *values, item["reason"]))
+        lines += [f"  {line}" for line in text_table(table).splitlines()]
+        if len(row["instances"]) > SHOWN_INSTANCES:
+            lines.append(f"  ... {len(row['instances']) - SHOWN_INSTANCES:,} more instances (--json lists them all)")
     lines += [f"  {report.describe()}" for report in cycle.reports]
     for line in lines:
         click.echo(printable(line))

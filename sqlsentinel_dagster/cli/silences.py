@@ -34,7 +34,8 @@ def _refuse_unknown(name: str, store: StateStore, config: LoadedConfig | None) -
     known += sorted({n.partition("[")[0] for n in known if "[" in n and ":" in n})  # a partitioned check's name
     claimed = False  # the name starts with one of the file's watch rules, as the checks it watches do
     if config is not None:  # the file's alerts, and the checks its watch rules have recorded
-        known = [*config.alert_names, *(n for n in known if rule_of(config.watch_rules, n) is not None)]
+        instances = [n for n in known if "{" in n and n.partition("{")[0] in config.alert_names]
+        known = [*config.alert_names, *(n for n in known if rule_of(config.watch_rules, n) is not None), *instances]
         claimed = name.partition(":")[0] in {rule.name for rule in config.watch_rules}
     if (known or claimed) and name not in known:
         close = difflib.get_close_matches(name, known, n=1)

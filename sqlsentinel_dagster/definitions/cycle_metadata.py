@@ -10,6 +10,7 @@ import dagster as dg
 
 from ..cycle.alert import AlertCycle
 from ..cycle.delivery import CycleSettings
+from ..state.instance_model import InstanceDecision
 from .resources import AlertStateResource, NotificationsResource
 
 __all__ = ["cycle_metadata", "cycle_settings", "log_cycle"]
@@ -52,9 +53,39 @@ def cycle_metadata(cycle: AlertCycle) -> dict[str, Any]:
     if cycle.result is not None and cycle.alert.rows is not None:
         metadata["row_count"] = dg.MetadataValue.int(int(cycle.result.actual_value))
         metadata["rows"] = dg.MetadataValue.md(_markdown_rows(cycle, cycle.alert.rows.sample))
+    if cycle.instances is not None:
+        firing = [d for d in cycle.instances.instances if d.decision.state.condition == "firing"]
+        metadata["instances"] = dg.MetadataValue.int(cycle.instances.current)
+        metadata["firing_instances"] = dg.MetadataValue.int(len(firing))
+        metadata["firing"] = dg.MetadataValue.md(_markdown_instances(firing))
+    if cycle.several_rows:
+        metadata["warning"] = cycle.several_rows
     if cycle.outcome.error:
         metadata["error"] = cycle.outcome.error
     return metadata
+
+
+MAX_TABLE_ROWS = 100
+"""The most instances a run's or check's table of firing instances lists (the count says how many there are)."""
+
+
+def _markdown_instances(firing: list[InstanceDecision]) -> str:
+    """The firing instances as a markdown table (labels, value, threshold, firing since), at most
+    :data:`MAX_TABLE_ROWS` of them."""
+    if not firing:
+        return "no instance is firing"
+    shown = sorted(firing, key=lambda d: d.name)[:MAX_TABLE_ROWS]
+    keys = sorted({key for d in shown for key in d.labels})
+    header = [*keys, "value", "threshold", "firing since"]
+    lines = [" | ".join(_md_cell(c) for c in header), " | ".join("---" for _ in header)]
+    for item in shown:
+        outcome, since = item.outcome, item.decision.state.firing_since
+        values = [outcome.actual_value, outcome.threshold] if outcome is not None else ["(missing)", ""]
+        cells = [item.labels.get(k, "") for k in keys] + values + [since.isoformat(timespec="seconds") if since else ""]
+        lines.append(" | ".join(_md_cell(c) for c in cells))
+    more = f"\n\n{len(firing) - len(shown):,} more not listed" if len(firing) > len(shown) else ""
+    count = f"{len(firing):,} instance{'s' if len(firing) != 1 else ''} firing"
+    return f"{count}:\n\n" + "\n".join(f"| {line} |" for line in lines) + more
 
 
 def log_cycle(log: Any, cycle: AlertCycle) -> None:

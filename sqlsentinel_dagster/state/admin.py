@@ -21,8 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..durations import format_duration, parse_duration
+from .instance_model import InstanceLabels
 from .rows import silence_from_row, state_from_json
-from .schema import UTCDateTime, alert_state, history, notifications, silences
+from .schema import UTCDateTime, alert_state, history, instances, notifications, silences
 from .silences import AlertLabels, Matcher, Silence, matcher_problems
 from .store import StateStore
 from .watched import WatchedLabels
@@ -189,6 +190,10 @@ class AlertStatus:
     """Notifications given up: refused for good or expired."""
     undelivered_notifications: int = 0
     """Notifications still to deliver: pending (retried at the next evaluation) or being sent by a run."""
+    instance_of: str | None = None
+    """The alert this is an instance of (``instances:``), or None for an alert."""
+    current: bool = True
+    """False for an instance no longer in its alert's results (resolved as missing; its history stays)."""
 
 
 def alert_statuses(store: StateStore) -> list[AlertStatus]:
@@ -206,6 +211,9 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
                 sa.func.max(notifications.c.delivered_at),
             ).group_by(notifications.c.alert, notifications.c.channel, notifications.c.status)
         ).all()
+        listed = {}
+        if sa.inspect(conn).has_table(instances.name):  # not in a database last written before schema 4
+            listed = {name: (alert, bool(current)) for name, alert, current in conn.execute(_instance_list())}
     delivered: dict[str, dict[str, dt.datetime]] = {}
     failed: dict[str, int] = {}
     undelivered: dict[str, int] = {}
@@ -237,9 +245,16 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
                 delivered_per_channel=delivered.get(state.alert, {}),
                 failed_notifications=failed.get(state.alert, 0),
                 undelivered_notifications=undelivered.get(state.alert, 0),
+                instance_of=listed[state.alert][0] if state.alert in listed else None,
+                current=listed.get(state.alert, (None, True))[1],
             )
         )
     return statuses
+
+
+def _instance_list() -> sa.Select[tuple[str, str, bool]]:
+    """Each instance of an instance alert, with its alert and whether it is current."""
+    return sa.select(instances.c.instance, instances.c.alert, instances.c.current)
 
 
 def prune_history(store: StateStore, older_than: dt.timedelta) -> dict[str, int]:
@@ -272,6 +287,8 @@ def _labels_from_json(alert: str, raw: str) -> AlertLabels:
     labels = AlertLabels(
         name=alert, severity=data.get("severity", ""), owners=tuple(data.get("owners", ())), tags=data.get("tags")
     )
+    if "alert_name" in data:  # an instance of an instance alert
+        return InstanceLabels(**{**asdict(labels), "alert_name": data["alert_name"], "labels": data.get("labels", {})})
     if data.get("check_name"):  # a partition of a watched check: silencing the check silences it too
         return WatchedLabels(**{**asdict(labels), "check_name": data["check_name"]})
     return labels
