@@ -77,9 +77,9 @@ def replay(
         raise click.ClickException(printable(str(exc))) from None
     if as_json:
         rows = [replay_json(r, notes=run.notes) for r in run.replays]
-        click.echo(json.dumps(rows[0] if name is not None else rows, indent=2))
+        click.echo(json.dumps(rows[0] if name is not None and len(rows) == 1 else rows, indent=2))
         return
-    _print(run, single=name is not None, file=file)
+    _print(run, single=name is not None and len(run.replays) == 1, file=file)
 
 
 def _alerts_file(path: str | None) -> str:

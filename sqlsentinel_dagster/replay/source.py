@@ -17,6 +17,7 @@ from ..cycle.alert import settings_of
 from ..state import admin
 from ..state.configs import last_valid
 from ..state.history import MAX_EVALUATIONS_READ, evaluations_between, first_evaluated_at
+from ..state.instance_model import InstanceLabels
 from ..state.model import StateSettings
 from ..state.silences import AlertLabels, Silence
 from ..state.store import StateStore
@@ -107,6 +108,8 @@ def replay_config(
 
     Raise ValueError for a ``name`` the file does not have, with the closest name."""
     silences = admin.list_silences(store, include_expired=True)
+    if name is not None and _instance_alert(config, name) is not None:
+        return _replay_instances(store, config, changes, name, start=start, end=end, silences=silences)
     if name is not None:
         alert = _alert(config, name)
         current = settings_of(alert)
@@ -131,6 +134,11 @@ def replay_config(
     recorded, notes = _recorded_alerts(store, config)
     replays = []
     for alert in config.alerts:
+        if alert.instances is not None:  # its instances, each replayed on its own
+            instances = _replay_instances(store, config, changes, alert.name, start=start, end=end, silences=silences)
+            replays += instances.replays
+            notes += instances.notes[:1]
+            continue
         before = alert if recorded is None else recorded.get(alert.name)
         alert_notes = (
             [] if before is not None else ["not in the recorded version: the file's settings are used for both"]
@@ -152,6 +160,50 @@ def replay_config(
         replays.append(replace(replay, notes=[*alert_notes, *replay.notes]))
     replays.sort(key=lambda r: (-abs(r.comparison.change), r.alert))
     return ReplayRun(replays, notes)
+
+
+def _replay_instances(
+    store: StateStore,
+    config: LoadedConfig,
+    changes: Changes,
+    name: str,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    silences: Sequence[Silence],
+) -> ReplayRun:
+    """Replay each recorded instance of the instance alert ``name`` (or only the instance ``name``), under the
+    file's settings and the proposed ones; the notes sum them for the alert."""
+    alert = _instance_alert(config, name)
+    assert alert is not None
+    current = settings_of(alert)
+    proposed = changes.apply(current)
+    parent = labels_of(alert)
+    recorded = store.instances_of(alert.name)
+    chosen = {name: recorded.get(name, {})} if name != alert.name else recorded
+    replays = []
+    for instance, labels in chosen.items():
+        instance_labels = InstanceLabels(
+            instance, parent.severity, parent.owners, parent.tags, alert_name=alert.name, labels=labels
+        )
+        replay = replay_alert(store, instance_labels, current, proposed, start=start, end=end, silences=silences)
+        replays.append(replay)
+    replays.sort(key=lambda r: (-abs(r.comparison.change), r.alert))
+    before, after = sum(r.comparison.current.total for r in replays), sum(r.comparison.proposed.total for r in replays)
+    total = (
+        f"{alert.name}: {len(replays)} instance{'s' if len(replays) != 1 else ''} replayed; notifications "
+        f"{before} under the current settings, {after} under the proposed ones ({after - before:+d})"
+    )
+    return ReplayRun(replays, [total, *([] if recorded else [f"no instance of '{alert.name}' is recorded"])])
+
+
+def _instance_alert(config: LoadedConfig, name: str) -> AlertConfig | None:
+    """The instance alert ``name`` is, or is an instance of (``error_rate{endpoint="/orders"}``), or None."""
+    try:
+        alert = config.alert(name.partition("{")[0])
+    except KeyError:
+        return None
+    return alert if alert.instances is not None else None
 
 
 def _alert(config: LoadedConfig, name: str) -> AlertConfig:

@@ -59,6 +59,16 @@ class _Known:
 class InstanceRecords:
     """The store's methods for instance alerts."""
 
+    def instances_of(self: _Recorder, alert: str, *, current_only: bool = False) -> dict[str, dict[str, str]]:
+        """The instances of ``alert`` ever recorded (or only the current ones), by name, with their labels."""
+        query = sa.select(instances.c.instance, instances.c.labels).where(instances.c.alert == alert)
+        if current_only:
+            query = query.where(instances.c.current.is_(True))
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(instances.name):  # a database last written before schema 4
+                return {}
+            return {name: json.loads(labels) for name, labels in conn.execute(query.order_by(instances.c.instance))}
+
     def instance_pending(self: _Recorder, alert: str) -> dict[str, list[Intent]]:
         """The undelivered notifications of each instance of ``alert`` that has any, oldest first: one query."""
         names = sa.select(instances.c.instance).where(instances.c.alert == alert).scalar_subquery()
