@@ -135,3 +135,24 @@ class TestChecksMode:
         assert (evaluation.metadata["instances"].value, evaluation.metadata["firing_instances"].value) == (3, 2)
         table_text = evaluation.metadata["firing"].value
         assert "/a" in table_text and "/b" in table_text and "/c" not in table_text
+
+
+class TestManyInstances:
+    def test_sixty_notifications_are_counted_on_the_run_not_listed_one_by_one(
+        self, write_alerts: WriteAlerts, tmp_path: Path, instance: dg.DagsterInstance
+    ) -> None:
+        """60 endpoints firing at once: the run's metadata counts them (one entry, count 60, delivered) and its
+        table lists every firing endpoint; the state has 60 firing instances."""
+        warehouse = tmp_path / "many.db"
+        with sqlite3.connect(warehouse) as db:
+            db.execute("CREATE TABLE api_metrics (endpoint TEXT, error_pct REAL)")
+            db.executemany("INSERT INTO api_metrics VALUES (?, 9)", [(f"/e{i:02d}",) for i in range(60)])
+        result = _run(build_definitions(write_alerts(_alerts(f"sqlite:///{warehouse}"))), instance)
+        assert result.success
+        metadata = _metadata(result)
+        assert metadata["notifications"] == [
+            {"channel": "0:log", "event": "firing", "outcome": "delivered", "count": 60}
+        ]
+        assert metadata["firing_instances"] == 60 and all(f"/e{i:02d}" in metadata["firing"] for i in range(60))
+        firing = [s for s in _statuses(instance).values() if s.instance_of and s.condition == "firing"]
+        assert len(firing) == 60

@@ -13,6 +13,7 @@ import click
 
 from ..config import AlertConfig, LoadedConfig
 from ..cycle.alert import AlertCycle, json_safe, run_cycle
+from ..cycle.cycles import MAX_REPORTS
 from ..cycle.delivery import CycleSettings
 from ..notifiers.base import text_table
 from ..state.store import StateStore
@@ -106,7 +107,7 @@ def _row(cycle: AlertCycle) -> dict[str, Any]:
         "several_rows": cycle.several_rows is not None,
         "decision": cycle.decision.code if cycle.decision else None,
         "reason": cycle.decision.reason if cycle.decision else cycle.state_error,
-        "notifications": [r.as_dict() for r in cycle.reports],
+        "notifications": cycle.report_data(),
         "dry_run": cycle.dry_run,
         **({"instances": _instances(cycle)} if cycle.instances is not None else {}),
     }
@@ -155,6 +156,9 @@ def _print(cycle: AlertCycle) -> None:
         lines += [f"  {line}" for line in text_table(table).splitlines()]
         if len(row["instances"]) > SHOWN_INSTANCES:
             lines.append(f"  ... {len(row['instances']) - SHOWN_INSTANCES:,} more instances (--json lists them all)")
-    lines += [f"  {report.describe()}" for report in cycle.reports]
+    if len(cycle.reports) <= MAX_REPORTS:
+        lines += [f"  {report.describe()}" for report in cycle.reports]
+    else:
+        lines += [f"  {n['count']} x {n['event']} via {n['channel']}: {n['outcome']}" for n in row["notifications"]]
     for line in lines:
         click.echo(printable(line))

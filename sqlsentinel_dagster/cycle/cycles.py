@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..state.instances import InstancesRecorded
 
 __all__ = [
+    "MAX_REPORTS",
     "STATE_ERRORS",
     "AlertCycle",
     "alert_payload",
@@ -41,6 +42,11 @@ __all__ = [
     "settings_of",
     "state_failure",
 ]
+
+
+MAX_REPORTS = 50
+"""The most notifications a run's log, metadata and ``sqlsentinel run`` describe one by one; past it they are
+counted by channel, event, outcome and part (an instance alert may notify thousands at once)."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +79,27 @@ class AlertCycle:
         if self.query_error:
             return self.query_error
         if self.undelivered:
-            lines = "; ".join(f"{r.event} via {r.channel}: {r.error} ({_what_next(r)})" for r in self.undelivered)
+            shown = self.undelivered[:MAX_REPORTS]
+            lines = "; ".join(f"{r.event} via {r.channel}: {r.error} ({_what_next(r)})" for r in shown)
+            lines += f"; and {len(self.undelivered) - len(shown):,} more" if len(self.undelivered) > len(shown) else ""
             return f"alert '{self.alert.name}': {len(self.undelivered)} notification(s) not delivered: {lines}"
         return None
+
+    def report_data(self) -> list[dict[str, Any]]:
+        """Each notification's fate as data or, past :data:`MAX_REPORTS` of them, their counts by channel, event,
+        outcome and part (with the first error of each)."""
+        if len(self.reports) <= MAX_REPORTS:
+            return [r.as_dict() for r in self.reports]
+        counted: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for report in self.reports:
+            key = (report.channel, report.event, report.outcome, report.part)
+            line = counted.setdefault(key, {"channel": key[0], "event": key[1], "outcome": key[2], "count": 0})
+            line["count"] += 1
+            if report.part:
+                line["part"] = report.part
+            if report.error and "error" not in line:
+                line["error"] = report.error
+        return list(counted.values())
 
     def shown_values(self) -> dict[str, Any]:
         """``actual_value``, ``threshold`` and ``context`` as JSON values (for metadata and logs)."""

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from ..cycle.alert import AlertCycle
+from ..cycle.cycles import MAX_REPORTS
 from ..cycle.delivery import CycleSettings
 from ..state.instance_model import InstanceDecision
 from .resources import AlertStateResource, NotificationsResource
@@ -41,7 +42,7 @@ def cycle_metadata(cycle: AlertCycle) -> dict[str, Any]:
         "decision": cycle.decision.code if cycle.decision else "not_recorded",
         "reason": cycle.decision.reason if cycle.decision else (cycle.state_error or ""),
         "dry_run": cycle.dry_run,
-        "notifications": dg.MetadataValue.json([r.as_dict() for r in cycle.reports]),
+        "notifications": dg.MetadataValue.json(cycle.report_data()),
     }
     if cycle.result is not None:
         metadata["query_ms"] = dg.MetadataValue.float(round(cycle.result.duration_ms, 2))
@@ -93,8 +94,13 @@ def log_cycle(log: Any, cycle: AlertCycle) -> None:
     if cycle.several_rows:
         log.warning(f"alert '{cycle.alert.name}': {cycle.several_rows}")
     (log.warning if cycle.outcome.status != "OK" else log.info)(cycle.summary())
-    for report in cycle.reports:
-        log.info(f"notification {report.describe()}")
+    if len(cycle.reports) <= MAX_REPORTS:
+        for report in cycle.reports:
+            log.info(f"notification {report.describe()}")
+        return
+    for line in cycle.report_data():  # an instance alert's thousands: one line per channel, event, outcome and part
+        part = f" ({line['part']})" if line.get("part") else ""
+        log.info(f"{line['count']} notification(s) {line['event']} via {line['channel']}: {line['outcome']}{part}")
 
 
 def _markdown_rows(cycle: AlertCycle, sample: int) -> str:
