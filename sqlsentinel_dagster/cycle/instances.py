@@ -2,7 +2,8 @@
 the result contract on its own. No Dagster here.
 
 Names follow Prometheus: ``error_rate{endpoint="/orders",region="eu"}``, labels sorted, values quoted with
-``\\``, ``"`` and newlines escaped (other control characters as ``\\xNN``). A name longer than
+``\\``, ``"`` and newlines escaped (any other character that does not print, such as a control character or a
+bidi override, as ``\\xNN`` or ``\\uNNNN``). A name longer than
 :data:`~..naming.MAX_STATE_NAME` (what the state tables keep) is cut and ends in ``~`` and 12 hex digits of the
 full name's sha256, as watched checks' names are.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,12 +22,18 @@ from ..errors import ResultContractError
 from ..naming import state_name
 from .results import AlertResult, parse_result
 
-__all__ = ["MAX_LABEL_CHARS", "InstanceResult", "InstanceRow", "instance_name", "label_text", "parse_instances"]
+__all__ = [
+    "MAX_LABEL_CHARS",
+    "InstanceResult",
+    "InstanceRow",
+    "instance_name",
+    "label_text",
+    "parse_instances",
+    "shown_label",
+]
 
 MAX_LABEL_CHARS = 200
 """Characters of a label value kept; a longer value is cut and ends in ``…``."""
-
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,8 @@ class InstanceResult:
 
 
 def label_text(value: Any) -> str:
-    """A label value as text: NULL is empty (as an absent label is in Prometheus), numbers and dates as written,
-    at most :data:`MAX_LABEL_CHARS` characters."""
+    """A label value as text, whole: NULL is empty (as an absent label is in Prometheus), numbers and dates as
+    written (see :func:`shown_label` for the text kept and shown)."""
     if value is None:
         text = ""
     elif isinstance(value, dt.datetime | dt.date | dt.time):
@@ -62,6 +68,12 @@ def label_text(value: Any) -> str:
         text = bytes(value).hex()
     else:
         text = str(value)
+    return text
+
+
+def shown_label(text: str) -> str:
+    """A label value as kept and shown: at most :data:`MAX_LABEL_CHARS` characters (the instance's name is made
+    of the whole value, so two values that differ only past the cut are two instances)."""
     return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "…"
 
 
@@ -72,7 +84,14 @@ def _whole(number: float) -> bool:
 
 def _quoted(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return '"' + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped) + '"'
+    if not escaped.isprintable():  # control, format (bidi overrides), line and paragraph separators, odd spaces
+        escaped = "".join(c if c.isprintable() else _escaped(c) for c in escaped)
+    return '"' + escaped + '"'
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def instance_name(alert: str, labels: Mapping[str, str]) -> str:
@@ -102,8 +121,9 @@ def parse_instances(
     seen: dict[str, int] = {}
     parsed: list[InstanceRow] = []
     for number, row in enumerate(rows[: spec.max], start=1):
-        labels = {c: label_text(row[i]) for c, i in label_at.items()}
-        name = instance_name(alert, labels)
+        whole = {c: label_text(row[i]) for c, i in label_at.items()}
+        name = instance_name(alert, whole)
+        labels = {c: shown_label(text) for c, text in whole.items()}
         if name in seen:
             raise ResultContractError(
                 alert,

@@ -87,13 +87,16 @@ class WebhookNotifier:
         self._post(_group_json(part), {"Idempotency-Key": key, "Content-Type": "application/json", **self.headers})
 
     def _json_template(self) -> bool:
-        """Whether ``body_template`` makes JSON: it does with the sample values (data never decides, so a value
-        cannot turn the escaping off). Missing context columns render as 0, valid in and out of quotes."""
+        """Whether ``body_template`` makes JSON: it does with the sample values, escaped as JSON strings as a real
+        message would be (data never decides, so a value cannot turn the escaping off; a sample value with quotes,
+        such as an instance's name, does not either). Missing context columns render as 0, valid in and out of
+        quotes."""
         if self._is_json_template is None:
             assert self.body_template is not None
             sample = {**SAMPLE, "context": _Zeros(SAMPLE["context"])}
             try:
-                self._is_json_template = _is_json(render(self.body_template, sample, self.variables))
+                rendered = render(self.body_template, sample, self.variables, escape=json_string)
+                self._is_json_template = _is_json(rendered)
             except TemplateRenderError:
                 self._is_json_template = False
         return self._is_json_template

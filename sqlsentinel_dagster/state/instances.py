@@ -132,7 +132,7 @@ class InstanceRecords:
                     if before.current and name not in seen and before.state is not None:
                         decided.append(_missing(name, before, labels, active, missing_after, now))
             current -= sum(1 for d in decided if d.decision.code.startswith("gone"))
-            parent = _summarized(parent, decided, current, not_added) if rows is not None else parent
+            parent = _summarized(parent, outcome, decided, current, not_added) if rows is not None else parent
             recorded = InstancesRecorded(parent, decided, current, not_added)
             if dry_run:
                 conn.rollback()
@@ -152,10 +152,13 @@ class InstanceRecords:
         return recorded
 
 
-def _summarized(parent: Decision, decided: Sequence[InstanceDecision], current: int, not_added: int) -> Decision:
+def _summarized(
+    parent: Decision, outcome: Outcome, decided: Sequence[InstanceDecision], current: int, not_added: int
+) -> Decision:
     """The alert's own decision, its reason telling what its instances did: ``2 of 12 instances firing;
-    notifying 1 firing, 1 resolved; 1 missing``. The alert itself notifies only errors (a cut result is one):
-    its firing and resolved are its instances'."""
+    notifying 1 firing, 1 resolved; 1 missing``. The alert itself notifies only errors: when ``outcome`` is one
+    (a cut result) its error decision is kept (``error``, ``error_pending``, ``error_already_notified``); its
+    firing and resolved are its instances'."""
     firing = sum(1 for d in decided if d.decision.state.condition == "firing")
     events: dict[str, int] = {}
     for item in decided:
@@ -171,7 +174,7 @@ def _summarized(parent: Decision, decided: Sequence[InstanceDecision], current: 
     if not_added:
         parts.append(f"{not_added} new not added: the alert keeps at most {current} (instances.max)")
     summary = "; ".join(parts)
-    if parent.event == "error":
+    if outcome.status == "ERROR":  # a cut result: the alert's own error decision stands, with the summary
         return Decision(parent.state, parent.code, f"{parent.reason}; {summary}", parent.event, parent.suppressed_by)
     return Decision(parent.state, "instances", summary)
 
