@@ -3,6 +3,8 @@
 from .loaded import LoadedConfig
 from .loader import load_config
 from .models import CHANNELS, AlertConfig, AlertDefaults, AlertsFile, DatabaseConfig, NotifyTarget
+from .routes import Route, RoutedBy
+from .targets import recipients_of
 
 __all__ = [
     "CHANNELS",
@@ -12,5 +14,8 @@ __all__ = [
     "DatabaseConfig",
     "LoadedConfig",
     "NotifyTarget",
+    "Route",
+    "RoutedBy",
     "load_config",
+    "recipients_of",
 ]

@@ -1,8 +1,9 @@
 """Per-alert isolation: a problem takes out the alerts it concerns, not the whole file.
 
 A problem inside an alert takes out that alert. A problem in something alerts share takes out the alerts that
-use it: a database (its alerts), a receiver (the alerts that notify it), a route (the alerts routed by it), a
-``defaults:`` key (the alerts that inherit it). A broken ``fallback:`` is dropped (no alert depends on it), and
+use it: a database (its alerts), a receiver (the alerts that notify it), a route (the alerts routed by it: by
+severity, or, in a list of routes, the alerts whose ``routed_by`` names it; the routes after it are renumbered),
+a ``defaults:`` key (the alerts that inherit it). A broken ``fallback:`` is dropped (no alert depends on it), and
 so is an unknown top-level key. No warehouse, or no ``alerts:`` list, takes out everything.
 """
 
@@ -51,7 +52,25 @@ def without(data: Mapping[str, Any], drop: set[int], remove: set[tuple[Any, ...]
     alerts = _alerts(data)
     kept = [] if drop >= ALL else [i for i in range(len(alerts)) if i not in drop]
     reduced["alerts"] = [alerts[i] for i in kept]
+    routes = reduced.get("routes")
+    if isinstance(routes, list) and any(("routes", i) in remove for i in range(len(routes))):
+        reduced["routes"], reduced["alerts"] = _without_routes(routes, reduced["alerts"], remove)
     return reduced, kept
+
+
+def _without_routes(routes: list[Any], alerts: list[Any], remove: set[tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
+    """A list of routes without the removed ones, and ``alerts`` with ``routed_by`` renumbered to match (no kept
+    alert is routed by a removed route: it was dropped with it)."""
+    kept = [i for i in range(len(routes)) if ("routes", i) not in remove]
+    position = {old: new for new, old in enumerate(kept)}
+    renumbered = []
+    for alert in alerts:
+        routed = alert.get("routed_by") if isinstance(alert, dict) else None
+        if isinstance(routed, dict) and isinstance(routed.get("routes"), list):
+            numbers = [position[i] for i in routed["routes"] if i in position]
+            alert = {**alert, "routed_by": {**routed, "routes": numbers}}
+        renumbered.append(alert)
+    return [routes[i] for i in kept], renumbered
 
 
 def _alerts(data: Mapping[str, Any]) -> list[Any]:
@@ -65,6 +84,9 @@ def _uses(alert: Any, entry: tuple[Any, ...], data: Mapping[str, Any], inherited
     kind, name = entry
     if kind == "defaults":
         return name in inherited
+    if kind == "routes" and isinstance(name, int):
+        routed = alert.get("routed_by")
+        return isinstance(routed, dict) and name in (routed.get("routes") or [])
     if kind == "routes":
         return "notify" in inherited and alert.get("severity", "warning") == name
     if kind == "receivers":

@@ -12,11 +12,13 @@ from pydantic import ValidationError
 from .. import envsubst
 from .._yaml import Located, Unreadable, load_located, read_text
 from ..errors import ConfigError, ConfigProblem, SecretResolutionError
+from .inheritance import Inheritance, RoutesAsRead
 from .isolation import affected, without
 from .loaded import LoadedConfig
 from .messages import describe_error, display_location
 from .models import AlertsFile
 from .references import ReferenceChecks
+from .routes import parse_routes
 
 __all__ = ["load_config"]
 
@@ -79,9 +81,10 @@ def load_config(
     )
 
 
-class _Checker(ReferenceChecks):
+class _Checker(ReferenceChecks, Inheritance):
     """Collects every problem of one file; each check adds to ``problems`` instead of raising (the checks across
-    the file's parts are in :class:`.references.ReferenceChecks`)."""
+    the file's parts are in :class:`.references.ReferenceChecks`, what alerts inherit in
+    :class:`.inheritance.Inheritance`)."""
 
     def __init__(self, file: str, located: Located) -> None:
         self.file = file
@@ -92,6 +95,7 @@ class _Checker(ReferenceChecks):
         self.inherited: dict[int, set[str]] = {}
         self.watch_inherited: dict[int, tuple[str, str]] = {}
         """Watch rules whose ``notify`` came from ``routes:`` or ``defaults:``, and from which entry."""
+        self.watch_sources: dict[int, list[tuple[Any, ...]]] = {}
         self.unresolved: set[tuple[Any, ...]] = set()
         self.environment: dict[str, str | None] = {}
         self.paths: list[tuple[Any, ...]] = []
@@ -115,7 +119,10 @@ class _Checker(ReferenceChecks):
             data["alerts"] = []  # a file of watch rules only needs no alerts
         alerts = data.get("alerts")
         defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
-        routes = data.get("routes") if isinstance(data.get("routes"), dict) else {}
+        written = data.get("routes")
+        routes: RoutesAsRead = parse_routes(written) if isinstance(written, list) else {}
+        if isinstance(written, dict):
+            routes = written
         if isinstance(alerts, list):
             databases = self._databases(data, quiet=True)
             data["alerts"] = [self._inherit(i, a, defaults, routes, databases) for i, a in enumerate(alerts)]
@@ -169,6 +176,8 @@ class _Checker(ReferenceChecks):
     def _watch_uses(self, index: int, rule: Any, remove: set[tuple[Any, ...]]) -> bool:
         if index in self.watch_inherited and self.watch_inherited[index] in remove:
             return True
+        if any(source in remove for source in self.watch_sources.get(index, [])):
+            return True
         notify = rule.get("notify") if isinstance(rule, dict) else None
         names = [entry for entry in notify if isinstance(entry, str)] if isinstance(notify, list) else []
         return any(("receivers", name) in remove for name in names)
@@ -213,47 +222,6 @@ class _Checker(ReferenceChecks):
             self._add(path, f"environment variable '{exc.variable}' is not set (write ${{{exc.variable}:-default}})")
             self.unresolved.add(path)
             return value
-
-    def _inherit(
-        self, index: int, alert: Any, defaults: dict[str, Any], routes: dict[str, Any], databases: dict[str, Any]
-    ) -> Any:
-        """Fill the keys ``alert`` does not set: ``notify`` from ``routes`` by severity, else from ``defaults``;
-        ``timeout`` from ``defaults``, else from its database's ``timeout``."""
-        if not isinstance(alert, dict):
-            return alert
-        merged = dict(alert)
-        severity = alert.get("severity", defaults.get("severity", "warning"))
-        if "notify" not in alert and isinstance(severity, str) and severity in routes:
-            merged["notify"] = routes[severity]
-            self.inherited.setdefault(index, set()).add("notify")
-        for key, value in defaults.items():
-            if key == "tags" and isinstance(value, dict) and isinstance(alert.get("tags"), dict):
-                merged["tags"] = {**value, **alert["tags"]}
-            elif key not in merged:
-                merged[key] = value
-                self.inherited.setdefault(index, set()).add(key)
-        only = next(iter(databases)) if len(databases) == 1 else None
-        database = databases.get(merged.get("database", only))  # type: ignore[arg-type]
-        if "timeout" not in merged and isinstance(database, dict) and "timeout" in database:
-            merged["timeout"] = database["timeout"]
-            self.inherited.setdefault(index, set()).add("timeout")
-        return merged
-
-    def _inherit_watch(self, index: int, rule: Any, defaults: dict[str, Any], routes: dict[str, Any]) -> Any:
-        """A watch rule without ``notify`` takes ``routes[error]`` when it watches ERROR failures (else
-        ``routes[warning]``), else ``defaults.notify``; no other default applies to watch rules."""
-        if not isinstance(rule, dict) or "notify" in rule:
-            return rule
-        severity = rule.get("severity", ["ERROR"])
-        listed = [severity] if isinstance(severity, str) else severity if isinstance(severity, list) else []
-        route = "error" if any(str(s).strip().upper() == "ERROR" for s in listed) else "warning"
-        if route in routes:
-            self.watch_inherited[index] = ("routes", route)
-            return {**rule, "notify": routes[route]}
-        if "notify" in defaults:
-            self.watch_inherited[index] = ("defaults", "notify")
-            return {**rule, "notify": defaults["notify"]}
-        return rule
 
 
 def _in_config_block(path: tuple[Any, ...], lines: Mapping[tuple[Any, ...], int]) -> tuple[Any, ...] | None:

@@ -10,9 +10,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from .models import CHANNELS, AlertsFile
+from .routes import SET_BY_LOADER
 from .targets import RECEIVER_TAG
 
 __all__ = ["describe_error", "display_location"]
+
+_ROUTES_FORMS = ("by_severity", "list")
+"""The tags of the two forms of ``routes:`` (see ``models.Routes``), which pydantic puts in error locations."""
 
 
 def display_location(path: tuple[Any, ...], data: Any) -> str:
@@ -99,7 +103,10 @@ def describe_error(error: Any) -> tuple[tuple[Any, ...], str]:
 
 
 def _is_union_tag(loc: tuple[Any, ...], index: int) -> bool:
-    """Pydantic puts the chosen union member's tag in the location (``notify.0.slack.url``): not a data key."""
+    """Pydantic puts the chosen union member's tag in the location (``notify.0.slack.url``, ``routes.list.0``):
+    not a data key."""
+    if index == 1 and loc[0] == "routes" and loc[index] in _ROUTES_FORMS:
+        return True
     in_list = any(key in loc[:index] for key in ("notify", "fallback", "receivers"))
     tags = (*CHANNELS, RECEIVER_TAG)
     return index > 0 and isinstance(loc[index - 1], int) and loc[index] in tags and in_list
@@ -119,7 +126,8 @@ def _allowed_keys(path: tuple[Any, ...], channel: str | None) -> list[str]:
             return []
     current = _unwrap(current, channel)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(info.alias or name for name, info in current.model_fields.items())
+        fields = current.model_fields.items()
+        return sorted(info.alias or name for name, info in fields if name not in SET_BY_LOADER)
     return []
 
 
@@ -128,6 +136,9 @@ def _step(tp: Any, part: Any, channel: str | None) -> Any:
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == str(part)), None)
         return field.annotation if field is not None else None
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # e.g. routes: a mapping or a list
+        wanted = list if isinstance(part, int) else dict
+        tp = next((_strip(a) for a in typing.get_args(tp) if typing.get_origin(_strip(a)) is wanted), None)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is list and isinstance(part, int):

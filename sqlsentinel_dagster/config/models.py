@@ -6,13 +6,14 @@ import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from .._dagster import is_valid_cron
 from ..cron_fields import describe_cron_problem
 from ..durations import parse_duration
 from .baseline import BaselineSpec
 from .instances import InstancesSpec
+from .routes import Route, RoutedBy
 from .rows import RowsSpec
 from .targets import CHANNELS, EMAIL_PATTERN, InlineTarget, NotifyEntry, NotifyTarget, Secret
 from .watch import WatchRule
@@ -121,6 +122,27 @@ Query = Annotated[str, AfterValidator(_query)]
 AssetKeyPath = Annotated[tuple[str, ...], BeforeValidator(_asset_key)]
 
 
+def _routes_form(value: Any) -> str:
+    return "list" if isinstance(value, list) else "by_severity"
+
+
+def _routes(value: Any) -> Any:
+    if not isinstance(value, dict | list):
+        raise ValueError(
+            f"expected a mapping of severity to receiver names, or a list of routes (- match: [...], receivers: "
+            f"[...]), got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+Routes = Annotated[
+    Annotated[dict[Severity, list[str]], Tag("by_severity")] | Annotated[list[Route], Tag("list")],
+    Discriminator(_routes_form),
+    BeforeValidator(_routes),
+]
+"""``routes:``: receiver names by severity, or a list of routes matching by label (see ``routes``)."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
@@ -211,6 +233,9 @@ class AlertConfig(_Strict):
         default=None,
         description="One instance per row, named by the `by` label columns, each with its own state and notifications",
     )
+    routed_by: RoutedBy | None = Field(
+        default=None, description="Set by the loader (not written in alerts.yaml): notify came from a list of routes"
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> AlertConfig:
@@ -245,8 +270,10 @@ class AlertsFile(_Strict):
     receivers: dict[ReceiverName, Annotated[list[InlineTarget], BeforeValidator(_as_list)]] = Field(
         default_factory=dict, description="Named notification targets, referenced by name from notify lists"
     )
-    routes: dict[Severity, list[str]] = Field(
-        default_factory=dict, description="Receivers per severity, for alerts that set no notify of their own"
+    routes: Routes = Field(
+        default_factory=dict,
+        description="For alerts that set no notify of their own: receivers per severity, or a list of routes "
+        "matching by label (first match wins unless continue: true)",
     )
     fallback: list[NotifyEntry] = Field(
         default_factory=list,

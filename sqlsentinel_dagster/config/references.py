@@ -1,9 +1,9 @@
 """The checks across an alerts file's parts, which its model cannot make alone.
 
-Receiver names exist; warehouse drivers are installed (SQLite files that cannot be opened are noted); alert and
-watch rule names are unique and fit Dagster; each alert has a trigger and a database it can name, and its query
-only reads. :class:`ReferenceChecks` is inherited by the loader's checker, which supplies ``_add`` and what it
-read of the file.
+Receiver names exist, and ``recipients_from`` is used by alerts with instances only; warehouse drivers are
+installed (SQLite files that cannot be opened are noted); alert and watch rule names are unique and fit Dagster;
+each alert has a trigger and a database it can name, and its query only reads. :class:`ReferenceChecks` is
+inherited by the loader's checker, which supplies ``_add`` and what it read of the file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .._yaml import Located
 from ..naming import safe_name
 from ..sql.drivers import driver_problem, missing_sqlite_file, sqlite_file
 from ..sql.readonly import dialect_for_url, read_only_problem
+from .recipients import recipients_from_problems
 
 __all__ = ["ReferenceChecks"]
 
@@ -47,6 +48,10 @@ class ReferenceChecks:
         routes = data.get("routes")
         if isinstance(routes, dict):
             lists.extend(((("routes", severity), names) for severity, names in routes.items()))
+        elif isinstance(routes, list):
+            lists.extend(
+                ((("routes", i, "receivers"), r.get("receivers")) for i, r in enumerate(routes) if isinstance(r, dict))
+            )
         alerts = data.get("alerts")
         for index, alert in enumerate(alerts if isinstance(alerts, list) else []):
             if isinstance(alert, dict) and "notify" not in self.inherited.get(index, set()):
@@ -65,6 +70,8 @@ class ReferenceChecks:
 
     def _check_cross_references(self, data: dict[str, Any]) -> None:
         self._check_receiver_names(data)
+        for path, message in recipients_from_problems(data, self.inherited, self.watch_inherited):
+            self._add(path, message)
         self._check_drivers(data)
         self._check_watch_names(data)
         databases = self._databases(data)

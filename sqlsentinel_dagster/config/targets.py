@@ -34,6 +34,7 @@ __all__ = [
     "Secret",
     "SlackTarget",
     "WebhookTarget",
+    "recipients_of",
 ]
 
 
@@ -67,6 +68,45 @@ Secret = Annotated[str, AfterValidator(_env_syntax)]
 MessageTemplate = Annotated[str, AfterValidator(_env_syntax), AfterValidator(_message_template)]
 """A Jinja2 template over the documented variables, checked when the file loads."""
 EmailAddress = Annotated[str, AfterValidator(_email)]
+
+MAX_COLUMN_NAME = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SEPARATORS = re.compile(r"[,;]")
+
+
+def _column_name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("recipients_from is empty; name the column of each row that holds its recipients")
+    if _CONTROL.search(value):
+        raise ValueError(f"recipients_from {value!r} has control characters; name a column of the query's result")
+    if len(value) > MAX_COLUMN_NAME:
+        raise ValueError(
+            f"recipients_from is {len(value)} characters long; a column name has at most {MAX_COLUMN_NAME}"
+        )
+    if "${" in value:
+        raise ValueError(f"recipients_from {value!r}: ${{VAR}} is not substituted here; name the column itself")
+    return value
+
+
+def recipients_of(value: Any) -> tuple[list[str], list[str]]:
+    """The recipients in one row's ``recipients_from`` column: the valid addresses (in order, without repeats) and
+    the parts that are not addresses. ``value`` holds one address or several separated by ',' or ';' (a list of
+    such values is read item by item); empty parts are skipped, and None gives no recipient."""
+    items = value if isinstance(value, list | tuple) else [value]
+    valid: list[str] = []
+    invalid: list[str] = []
+    for item in items:
+        if item is None:
+            continue
+        text = item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item)
+        for part in (p.strip() for p in _SEPARATORS.split(text)):
+            if not part:
+                continue
+            if EMAIL_PATTERN.match(part) and not _CONTROL.search(part):
+                valid.extend([part] if part not in valid else [])
+            else:
+                invalid.append(part)
+    return valid, invalid
 
 
 def _flattened(data: Any) -> Any:
@@ -125,12 +165,34 @@ class _Target(BaseModel):
 
 
 class EmailTarget(_Target):
-    """Send an email to ``recipients`` through the SMTP server of the notifications resource (or SMTP_*)."""
+    """Send an email to ``recipients`` through the SMTP server of the notifications resource (or SMTP_*); with
+    ``recipients_from``, also to the addresses in that column of each instance's row (see :func:`recipients_of`)."""
 
     channel: Literal["email"]
-    recipients: list[EmailAddress] = Field(min_length=1)
+    recipients: list[EmailAddress] = Field(
+        default_factory=list, min_length=1, description="Addresses; optional with recipients_from"
+    )
+    recipients_from: Annotated[str, AfterValidator(_column_name)] | None = Field(
+        default=None,
+        description="A column of each instance's row whose value gives that row's recipients (one address, or "
+        "several separated by ',' or ';'); alerts with instances: only",
+    )
     subject: MessageTemplate | None = Field(default=None, description="Subject template")
     body: MessageTemplate | None = Field(default=None, description="Plain-text body template")
+
+    @model_validator(mode="after")
+    def _someone(self) -> EmailTarget:
+        if not self.recipients and self.recipients_from is None:
+            raise ValueError(
+                "required key 'recipients' is missing; give recipients (email addresses), recipients_from (the "
+                "column of each instance's row that holds its recipients), or both"
+            )
+        if self.recipients_from is not None and self.group:
+            raise ValueError(
+                "group: true sends one message listing many alerts, so recipients_from (the recipients of one "
+                "instance's row) cannot apply; remove one of them"
+            )
+        return self
 
 
 class SlackTarget(_Target):
