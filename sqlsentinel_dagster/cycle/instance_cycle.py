@@ -7,17 +7,18 @@ instance is evaluated, and none counts as missing) or a cut result, each notifie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ..config import AlertConfig, LoadedConfig
-from ..config.targets import NotifyTarget
-from ..notifiers import DeliveryReport, channel_id, deliver_pending, notifiers_for
+from ..config.targets import EmailTarget, NotifyTarget, recipients_of
+from ..errors import SentinelError
+from ..notifiers import DeliveryReport, Notifier, channel_id, deliver_pending, notifiers_for
 from ..state.instances import InstanceLabels, InstanceRow
 from ..state.model import Outcome
 from ..state.silences import AlertLabels
-from ..state.store import StateStore
+from ..state.store import Intent, StateStore
 from .cycles import (
     STATE_ERRORS,
     AlertCycle,
@@ -79,7 +80,7 @@ def run_instances(
             about,
             None if found is None else _rows(alert, found, labels, about),
             settings.run_id,
-            instance_channels=channels,
+            instance_channels=_router(config, alert, targets, channels),
             cut=found is not None and found.cut,
             missing_after=spec.missing_after,
             most=spec.max,
@@ -107,6 +108,26 @@ def instance_targets(targets: Sequence[NotifyTarget]) -> tuple[list[int], list[i
         templated = any(getattr(target, name, None) is not None for name in ("subject", "body"))
         (each if target.channel == "pagerduty" or templated else listed).append(index)
     return listed, each
+
+
+def _router(
+    config: LoadedConfig, alert: AlertConfig, targets: Sequence[NotifyTarget], channels: Mapping[str, set[str]]
+) -> Callable[[InstanceLabels], Mapping[str, Collection[str]]]:
+    """The channels an instance with given labels notifies: every target's, or with ``routes:`` by label only
+    those of the routes its labels match (:meth:`.LoadedConfig.routed_positions`)."""
+    chosen: dict[tuple[int, ...], dict[str, set[str]]] = {}
+
+    def channels_for(labels: InstanceLabels) -> Mapping[str, Collection[str]]:
+        positions = config.routed_positions(alert, labels)
+        if positions is None:
+            return channels
+        key = tuple(positions)
+        if key not in chosen:
+            wanted = {channel_id(i, targets[i]) for i in positions}
+            chosen[key] = {c: events for c, events in channels.items() if c in wanted}
+        return chosen[key]
+
+    return channels_for
 
 
 def _rows(alert: AlertConfig, found: InstanceResult, parent: AlertLabels, about: dict[str, Any]) -> list[InstanceRow]:
@@ -142,15 +163,62 @@ def _deliver_instances(
     if not pending:
         return []
     listed, each = instance_targets(targets)
-    members = {name: [(channel_id(i, targets[i]), targets[i]) for i in listed] for name in pending}
-    reports = [r for found in deliver_to_groups(members, store, settings, logger).values() for r in found]
+    reports: list[DeliveryReport] = []
+    members: dict[str, list[tuple[str, NotifyTarget]]] = {}
+    for name, intents in pending.items():
+        for i in listed:
+            target = _addressed(store, targets[i], channel_id(i, targets[i]), intents, settings, reports)
+            if target is not None:
+                members.setdefault(name, []).append((channel_id(i, targets[i]), target))
+    reports += [r for found in deliver_to_groups(members, store, settings, logger).values() for r in found]
     if each:
-        notifiers = notifiers_for(alert.name, [targets[i] for i in each], settings.channels, logger)
-        renamed = {channel_id(i, targets[i]): notifiers[channel_id(n, targets[i])] for n, i in enumerate(each)}
         skip = [channel_id(i, t) for i, t in enumerate(targets) if i not in each]
         skip += [channel_id(i, t, FALLBACK) for i, t in enumerate(fallback)]
-        for name in pending:
-            reports += deliver_pending(store, name, renamed, **delivery_options(settings), skip=skip)
+        shared = {i: _one_notifier(alert.name, targets[i], settings, logger) for i in each}
+        for name, intents in pending.items():
+            notifiers: dict[str, Notifier | SentinelError] = {}
+            for i in each:
+                target = _addressed(store, targets[i], channel_id(i, targets[i]), intents, settings, reports)
+                if target is not None:
+                    own = shared[i] if target is targets[i] else _one_notifier(name, target, settings, logger)
+                    notifiers[channel_id(i, targets[i])] = own
+            reports += deliver_pending(store, name, notifiers, **delivery_options(settings), skip=skip)
     lost = [r for r in reports if r.given_up]
     tell_fallback_lost(alert.name, about, lost, fallback, settings, logger)
     return reports
+
+
+def _addressed(
+    store: StateStore,
+    target: NotifyTarget,
+    channel: str,
+    intents: Sequence[Intent],
+    settings: CycleSettings,
+    reports: list[DeliveryReport],
+) -> NotifyTarget | None:
+    """``target`` for an instance's notifications on ``channel`` (``intents``: the instance's undelivered ones):
+    with ``recipients_from``, addressed to the recipients its row's column names as well as the target's own.
+    A row whose column holds no address, or a part that is not one, fails those notifications for good (named in
+    ``reports``, so the fallback hears of them); nothing else fails. None when there is nothing to send."""
+    if not isinstance(target, EmailTarget) or target.recipients_from is None:
+        return target
+    column = target.recipients_from
+    mine = [i for i in intents if i.channel == channel]
+    if not mine:
+        return None
+    row = mine[-1].payload
+    value = (row.get("labels") or {}).get(column, (row.get("context") or {}).get(column))
+    valid, invalid = recipients_of(value)
+    if valid and not invalid:
+        return target.model_copy(update={"recipients": list(dict.fromkeys([*target.recipients, *valid]))})
+    shown = ", ".join(repr(part) for part in invalid[:3]) or "no address"
+    error = f"{channel}: recipients_from '{column}' of {mine[-1].alert} holds {shown}, not an email address"
+    claimed = store.claim_many([i.id for i in mine], settings.run_id, settings.lease)
+    store.finish_many(sorted(claimed), delivered=False, error=error, permanent=True)
+    reports += [DeliveryReport(i.channel, i.event, "failed", 0, error) for i in mine if i.id in claimed]
+    return None
+
+
+def _one_notifier(name: str, target: NotifyTarget, settings: CycleSettings, logger: Logger) -> Notifier | SentinelError:
+    """The notifier of ``target`` for the alert or instance ``name`` (an error in its place if it cannot be built)."""
+    return next(iter(notifiers_for(name, [target], settings.channels, logger).values()))

@@ -93,7 +93,7 @@ class InstanceRecords:
         rows: Sequence[InstanceRow] | None,
         run_id: str | None,
         *,
-        instance_channels: Mapping[str, Collection[str]],
+        instance_channels: Callable[[InstanceLabels], Mapping[str, Collection[str]]],
         cut: bool = False,
         missing_after: int = 2,
         most: int = 1000,
@@ -101,8 +101,8 @@ class InstanceRecords:
     ) -> InstancesRecorded:
         """Record one evaluation of the instance alert ``labels.name``: ``outcome`` for the alert itself (ERROR
         when the query failed; its ``channels`` should take only ``error``), and each of ``rows`` for its
-        instance, notified on ``instance_channels`` (``rows`` is None when the query failed: then no instance
-        is evaluated or counted missing).
+        instance, notified on the channels ``instance_channels`` gives for its labels (``rows`` is None when the
+        query failed: then no instance is evaluated or counted missing).
 
         A current instance without a row is missing; after ``missing_after`` results in a row it resolves, unless
         the result was ``cut`` (then nothing counts as missing). New instances are added while fewer than
@@ -202,9 +202,7 @@ def _missing(
     ``missing_after`` results in a row, otherwise counted."""
     assert before.state is not None
     missing = before.missing + 1
-    labels = InstanceLabels(
-        name, parent.severity, parent.owners, parent.tags, alert_name=parent.name, labels=before.labels
-    )
+    labels = _labels(parent, name, before.labels)
     if missing >= missing_after:
         why = f"missing from the last {missing} result{'s' if missing != 1 else ''}"
         decision = decide_gone(before.state, labels=labels, silences=silences, now=now, why=why)
@@ -214,12 +212,17 @@ def _missing(
     return InstanceDecision(name, before.labels, decision, None, missing)
 
 
+def _labels(parent: AlertLabels, name: str, labels: Mapping[str, str]) -> InstanceLabels:
+    """The labels of the instance ``name`` of the alert ``parent``, its label columns ``labels``."""
+    return InstanceLabels(name, parent.severity, parent.owners, parent.tags, alert_name=parent.name, labels=labels)
+
+
 def _write_instances(
     conn: sa.Connection,
     parent: AlertLabels,
     decided: Sequence[InstanceDecision],
     known: Mapping[str, _Known],
-    channels: Mapping[str, Collection[str]],
+    channels: Callable[[InstanceLabels], Mapping[str, Collection[str]]],
     parent_payload: Mapping[str, Any],
     rows: Mapping[str, InstanceRow],
     run_id: str | None,
@@ -229,7 +232,7 @@ def _write_instances(
     new_states, states, new_rows, updates, intents, evaluations = [], [], [], [], [], []
     for item in decided:
         row = rows.get(item.name)
-        labels = row.labels if row else InstanceLabels(item.name, alert_name=parent.name, labels=item.labels)
+        labels = row.labels if row else _labels(parent, item.name, item.labels)
         state = {
             "condition": item.decision.state.condition,
             "last_status": item.decision.state.last_status,
@@ -248,7 +251,8 @@ def _write_instances(
                 {"instance": item.name, "alert": parent.name, **listed, "first_seen": now, "last_seen": now}
             )
         payload = row.payload if row else _gone_payload(parent_payload, item)
-        intents += intent_rows(item.name, item.decision, channels, payload, run_id, now)
+        if item.decision.event is not None:
+            intents += intent_rows(item.name, item.decision, channels(labels), payload, run_id, now)
         if row or gone:
             outcome = row.outcome if row else Outcome("OK", error=None)
             evaluations.append(history_row(item.name, item.decision, outcome, run_id, now))
