@@ -11,18 +11,21 @@ alert notifies a ``log`` target and a webhook on a loopback server, both ``group
 through ``run_cycle`` (what ``sqlsentinel run`` and the Dagster runs call):
 
   baseline    a bare read of the same rows with SQLAlchemy (the alert's query, fetched fully), then one bulk
-              upsert of N rows (INSERT ... ON CONFLICT DO UPDATE, executemany) into a table of the state table's
-              shape in the same state database, with JSON texts the size of the alert's own state rows; the
-              table already holds the N rows, so every row is updated, as every state row is in steady state;
+              upsert of N rows (INSERT ... ON CONFLICT DO UPDATE, executemany through insertmanyvalues) into a
+              table of the state table's shape in the same state database, with JSON texts the size of the
+              alert's own state rows; the table already holds the N rows, so every row is updated, as every
+              state row is in steady state;
   first       the first evaluation: every instance new, N/10 firing, notified grouped on each target;
   steady      the same data again: nothing to notify;
   changed     --changes instances change status (half resolve, half fire): one grouped message per target.
 
-It prints the median CPU seconds (this process's time.process_time, which includes the loopback server's
-thread; on a local Postgres also the CPU of the server's processes, read from /proc) and wall seconds of
---repeat repeats, the ratio of each to the baseline's CPU, and the messages each target received (with the
-fewest that the channel's size limit allows). The aims: steady state within 5x the baseline, and the change
-notified as one grouped message per target. --profile adds a cProfile of one steady-state evaluation per backend.
+It prints, per backend, the median of --repeat repeats of: CPU seconds (this process's time.process_time, which
+includes the loopback server's thread), wall seconds, the CPU of the server's processes on a local Postgres
+(read from /proc), the ratio of the CPU to the baseline's, the statements the databases ran (on Postgres each
+is a round trip: a row-by-row executemany counts a statement per row), and the messages each target received
+(with the fewest the channel's size limit allows). The aims: steady state within 5x the baseline, and the
+change notified as one grouped message per target. --profile adds a cProfile of one steady-state evaluation
+per backend (top --profile-lines functions by cumulative, then by own time).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import ExecuteStyle
 
 from sqlsentinel_dagster.config import LoadedConfig, load_config
 from sqlsentinel_dagster.cycle.alert import AlertCycle, run_cycle
@@ -222,11 +226,29 @@ def postgres_cpu() -> dict[int, float]:
 # -- what is measured -------------------------------------------------------------------------------------------
 
 
+class Statements:
+    """Statements the databases ran, counted on every engine: an executemany that the driver runs row by row
+    (psycopg2 does, for UPDATE and for an INSERT that SQLAlchemy does not batch) counts one per row; on Postgres
+    each is a round trip, on SQLite a call into the library."""
+
+    count = 0
+
+    @classmethod
+    def listen(cls) -> None:
+        sa.event.listen(sa.Engine, "before_cursor_execute", cls._seen)
+
+    @classmethod
+    def _seen(cls, _conn: Any, _cursor: Any, _statement: str, parameters: Any, context: Any, many: bool) -> None:
+        row_by_row = many and context is not None and context.execute_style is ExecuteStyle.EXECUTEMANY
+        cls.count += len(parameters) if row_by_row else 1
+
+
 @dataclass
 class Sample:
     cpu: float
     wall: float
     server: float | None
+    statements: int
     log_sizes: list[int]
     bodies: list[bytes]
     cycle: AlertCycle | None = None
@@ -282,16 +304,18 @@ class Bench:
             self.hook.bodies.clear()
         gc.collect()
         server_before = self.backend.server_pids() if self.backend.server_pids else None
+        statements = Statements.count
         cpu, wall = time.process_time(), time.perf_counter()
         cycle = work()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        statements = Statements.count - statements
         server = None
         if server_before is not None and self.backend.server_pids is not None:
             after = self.backend.server_pids()
             server = sum(seconds - server_before.get(pid, 0.0) for pid, seconds in after.items())
         with self.hook.lock:
             bodies = list(self.hook.bodies)
-        return Sample(cpu, wall, server, list(self.records.sizes), bodies, cycle)
+        return Sample(cpu, wall, server, statements, list(self.records.sizes), bodies, cycle)
 
     def set_values(self, values: list[tuple[str, float]]) -> None:
         with self.reader.begin() as conn:
@@ -318,7 +342,7 @@ class Bench:
         with self.reader.connect() as conn:
             rows = conn.execute(sa.text(self.query)).fetchall()
         with engine.begin() as conn:
-            conn.execute(upsert(engine, table), self.state_rows(rows))
+            conn.execute(upsert(engine, table), self.state_rows(rows)).all()
         return engine, table
 
     def state_rows(self, rows: list[Any]) -> list[dict[str, Any]]:
@@ -345,7 +369,7 @@ class Bench:
         with self.reader.connect() as conn:
             rows = conn.execute(sa.text(self.query)).fetchall()
         with engine.begin() as conn:
-            conn.execute(upsert(engine, table), self.state_rows(rows))
+            conn.execute(upsert(engine, table), self.state_rows(rows)).all()
 
     # -- one repeat ------------------------------------------------------------------------------------------
 
@@ -411,10 +435,12 @@ class Bench:
 
 
 def upsert(engine: sa.Engine, table: sa.Table) -> Any:
-    """INSERT ... ON CONFLICT (alert) DO UPDATE of every other column."""
+    """INSERT ... ON CONFLICT (alert) DO UPDATE of every other column, RETURNING alert: with RETURNING, an
+    executemany goes through insertmanyvalues (1,000 rows a statement); without it SQLAlchemy 2.0.58 sends an
+    upsert row by row (its issue #13130), 10,000 round trips on Postgres."""
     insert = postgresql.insert(table) if engine.dialect.name == "postgresql" else sqlite.insert(table)
     updated = {c.name: insert.excluded[c.name] for c in table.columns if c.name != "alert"}
-    return insert.on_conflict_do_update(index_elements=[table.c.alert], set_=updated)
+    return insert.on_conflict_do_update(index_elements=[table.c.alert], set_=updated).returning(table.c.alert)
 
 
 # -- report -----------------------------------------------------------------------------------------------------
@@ -448,6 +474,7 @@ def main() -> None:
     parser.add_argument("--profile-lines", type=int, default=15)
     args = parser.parse_args()
     args.changes = min(args.changes, args.instances // 10 * 2)
+    Statements.listen()
 
     results: dict[str, dict[str, list[Sample]]] = {}
     profiles: dict[str, str] = {}
@@ -478,6 +505,8 @@ def main() -> None:
             finally:
                 cleanup()
 
+    if not results:
+        raise SystemExit("no backend could be measured")
     print(
         f"{args.instances:,} instances, {args.instances // 10:,} firing at first, {args.changes} changed; "
         f"median of {args.repeat} repeats; the baseline's state rows copy the alert's: "
@@ -485,7 +514,7 @@ def main() -> None:
     )
     print(
         f"{'backend':<8} | {'measurement':<24} | {'CPU s':>7} | {'wall s':>7} | {'server CPU s':>12} | "
-        f"{'CPU vs baseline':>15} | messages per target (fewest the limits allow)"
+        f"{'CPU vs baseline':>15} | {'statements':>10} | messages per target (fewest the limits allow)"
     )
     verdicts = []
     for name, samples in results.items():
@@ -494,10 +523,12 @@ def main() -> None:
             cpu = statistics.median(s.cpu for s in samples[measurement])
             wall = statistics.median(s.wall for s in samples[measurement])
             server = median([s.server for s in samples[measurement]])
+            statements = round(statistics.median(s.statements for s in samples[measurement]))
             shown_server = f"{server:>12.2f}" if server is not None else f"{'-':>12}"
             label = LABELS[measurement] if measurement != "changed" else f"{args.changes} changed"
             print(
                 f"{name:<8} | {label:<24} | {cpu:>7.3f} | {wall:>7.3f} | {shown_server} | {cpu / base:>14.1f}x | "
+                f"{statements:>10,} | "
                 f"{'-' if measurement == 'baseline' else messages(samples[measurement])}",
                 flush=True,
             )

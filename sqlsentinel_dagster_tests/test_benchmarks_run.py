@@ -89,3 +89,32 @@ def test_cli_startup_benchmark_prints_a_row_per_command() -> None:
         "history --database-url",
         "validate examples/alerts.yaml",
     ]
+
+
+def test_instances_benchmark_prints_a_row_per_measurement(postgres_url: str) -> None:
+    """bench/instances.py completes for 200 instances on SQLite and Postgres and reports both aims."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/instances.py",
+            "--instances",
+            "200",
+            "--changes",
+            "10",
+            "--repeat",
+            "1",
+            "--postgres-url",
+            postgres_url,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|") for line in result.stdout.splitlines() if line.startswith(("sqlite ", "postgres "))]
+    measured = [(row[0].strip(), row[1].strip()) for row in rows]
+    what = ["baseline: read + upsert", "first evaluation", "steady state", "10 changed"]
+    assert measured == [(backend, w) for backend in ("sqlite", "postgres") for w in what]
+    changed = [row[-1] for row in rows if row[1].strip() == "10 changed"]
+    assert all("webhook 1 (>= 1) listing 10" in cell for cell in changed)

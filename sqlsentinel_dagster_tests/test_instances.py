@@ -492,10 +492,9 @@ class TestMissingRows:
         self, make_setup: SetupFactory, receiver: Receiver
     ) -> None:
         """The receiver refuses the resolved notice of the vanished ``us``: it stays pending, and the next
-        evaluation delivers it once although ``us`` is no longer current; ``last_seen`` stays at its last row."""
+        evaluation delivers it once although ``us`` is no longer current (and still listed, with its history)."""
         setup = make_setup(hook(receiver), rows=THREE_REGIONS)
         setup.run()
-        seen = setup.listed()[named("us")]["last_seen"]
         setup.set_rows([("eu", 7.0), ("ap", 1.0)])
         setup.clock.advance(minutes=5)
         setup.run()
@@ -510,8 +509,8 @@ class TestMissingRows:
         resolved = [m for message in listed_messages(receiver) for m in message if m["event"] == "resolved"]
         assert [m["instance"] for m in resolved] == [named("us")]
         listed = setup.listed()
-        assert listed[named("us")]["last_seen"] == seen and not listed[named("us")]["current"]
-        assert listed[named("eu")]["last_seen"] == setup.clock() and listed[named("eu")]["last_seen"] > seen
+        assert not listed[named("us")]["current"] and listed[named("eu")]["current"]
+        assert setup.decisions(named("us"))[-1] == "gone"
 
     def test_a_row_back_before_missing_after_restarts_the_count(
         self, make_setup: SetupFactory, receiver: Receiver

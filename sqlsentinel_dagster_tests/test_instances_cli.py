@@ -9,9 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from sqlsentinel_dagster.cli.main import main
+from sqlsentinel_dagster.state.schema import metadata
 
 ALERTS = """
 database: {url: "sqlite:///warehouse.db"}
@@ -102,3 +104,55 @@ class TestHistoryAndReplay:
         assert "3 instances replayed; notifications 2 under the current settings, 2 under the proposed" in replay.output
         one = json.loads(cli("replay", US, "--file", str(alerts), "--json", "--database-url", state).stdout)
         assert one["alert"] == US and one["current"]["notifications"]["firing"] == 1
+
+
+class TestOnMariaDB:
+    def test_instances_on_a_mariadb_warehouse_and_state_notify_once_and_resolve_alone(
+        self, mariadb_url: str, metrics_table: str, tmp_path: Path
+    ) -> None:
+        """Warehouse and state both on the local MariaDB (the state written with ON DUPLICATE KEY UPDATE, the rows
+        read unbuffered): two of three regions fire once each, nothing the second time, then one resolves alone."""
+        engine = sa.create_engine(mariadb_url)
+        state_tables = [t.name for t in metadata.sorted_tables]
+        with engine.begin() as conn:
+            for table in reversed(state_tables):
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            conn.exec_driver_sql(f"CREATE TABLE {metrics_table} (region VARCHAR(10), err DOUBLE)")
+            conn.exec_driver_sql(f"INSERT INTO {metrics_table} VALUES ('us', 9), ('eu', 7), ('ap', 1)")
+        path = tmp_path / "alerts.yaml"
+        query = (
+            "SELECT region, CASE WHEN err > 5 THEN 'ALERT' ELSE 'OK' END AS status, err AS actual_value "
+            f"FROM {metrics_table}"
+        )
+        path.write_text(
+            textwrap.dedent(
+                f"""
+                database: {{url: "{mariadb_url}"}}
+                alerts:
+                  - {{name: by_region, query: "{query}", schedule: "@hourly", instances: {{by: [region]}},
+                      notify: [{{channel: log}}]}}
+                """
+            ),
+            encoding="utf-8",
+        )
+        try:
+            runs = [json.loads(cli("run", str(path), "--json", "--database-url", mariadb_url).stdout)[0]]
+            runs.append(json.loads(cli("run", str(path), "--json", "--database-url", mariadb_url).stdout)[0])
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"UPDATE {metrics_table} SET err = 1 WHERE region = 'eu'")
+            runs.append(json.loads(cli("run", str(path), "--json", "--database-url", mariadb_url).stdout)[0])
+            events = [sorted((n["event"], n["outcome"]) for n in run["notifications"]) for run in runs]
+            assert events[0] == [("firing", "delivered")] * 2 and events[1] == []
+            assert events[2] == [("resolved", "delivered")]
+            states = {i["instance"]: i["state"] for i in runs[2]["instances"]}
+            assert states == {
+                'by_region{region="us"}': "firing",
+                'by_region{region="eu"}': "inactive",
+                'by_region{region="ap"}': "inactive",
+            }
+        finally:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {metrics_table}")
+                for table in reversed(state_tables):
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            engine.dispose()

@@ -15,7 +15,7 @@ from ..config import AlertConfig, LoadedConfig
 from ..config.targets import EmailTarget, NotifyTarget, recipients_of
 from ..errors import SentinelError
 from ..notifiers import DeliveryReport, Notifier, channel_id, deliver_pending, notifiers_for
-from ..state.instances import InstanceLabels, InstanceRow
+from ..state.instances import InstanceLabels, InstanceRow, without_collection
 from ..state.model import Outcome
 from ..state.silences import AlertLabels
 from ..state.store import Intent, StateStore
@@ -46,6 +46,7 @@ from .results import AlertResult
 __all__ = ["instance_targets", "run_instances"]
 
 
+@without_collection
 def run_instances(
     alert: AlertConfig,
     config: LoadedConfig,

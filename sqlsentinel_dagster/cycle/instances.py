@@ -20,7 +20,7 @@ from typing import Any
 from ..config.instances import InstancesSpec
 from ..errors import ResultContractError
 from ..naming import state_name
-from .results import AlertResult, parse_result
+from .results import AlertResult, row_judge
 
 __all__ = [
     "MAX_LABEL_CHARS",
@@ -117,7 +117,7 @@ def parse_instances(
         )
     label_at = {c: lowered.index(c.lower()) for c in spec.by}
     others = [i for i, n in enumerate(lowered) if i not in label_at.values()]
-    kept_columns = [names[i] for i in others]
+    judge = row_judge(alert, [names[i] for i in others])
     seen: dict[str, int] = {}
     parsed: list[InstanceRow] = []
     for number, row in enumerate(rows[: spec.max], start=1):
@@ -133,7 +133,7 @@ def parse_instances(
             )
         seen[name] = number
         try:
-            result = parse_result(alert, kept_columns, [[row[i] for i in others]])
+            result = judge([row[i] for i in others])
         except ResultContractError as exc:
             raise ResultContractError(alert, f"instance {name[len(alert) :]}: {exc.problem}", names) from None
         parsed.append(InstanceRow(name, labels, result))

@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +33,7 @@ __all__ = [
     "RowsTally",
     "parse_result",
     "parse_rows",
+    "row_judge",
     "safe_value",
 ]
 
@@ -74,6 +75,19 @@ def parse_result(
     """Apply the result contract to a query's columns and rows (the first row is used). Values are made safe
     to store and send (see :func:`safe_value`); context beyond :data:`MAX_CONTEXT_COLUMNS` is summarized.
     Without ``status_required`` (a baseline alert) a missing ``status`` column reads as OK."""
+    judge = row_judge(alert, columns, status_required=status_required)
+    if not rows:
+        raise ResultContractError(alert, "the query returned no rows", [str(c) for c in columns])
+    result = judge(rows[0])
+    return replace(result, more_rows=True) if len(rows) > 1 else result
+
+
+def row_judge(
+    alert: str, columns: Sequence[str], *, status_required: bool = True
+) -> Callable[[Sequence[Any]], AlertResult]:
+    """The result contract for rows with ``columns``, checked once: a function judging one row (raising
+    :class:`ResultContractError` for a bad ``status``), so thousands of rows (an instance alert's) cost little.
+    Raises :class:`ResultContractError` when the columns themselves break the contract."""
     names = [str(c) for c in columns]
     lowered = [c.lower() for c in names]
     if "status" not in lowered and status_required:
@@ -81,26 +95,29 @@ def parse_result(
     repeated = sorted({c for c in lowered if c in _RESERVED and lowered.count(c) > 1})
     if repeated:
         raise ResultContractError(alert, f"the result has more than one '{repeated[0]}' column; name it once", names)
-    if not rows:
-        raise ResultContractError(alert, "the query returned no rows", names)
-    row = dict(zip(lowered, rows[0], strict=False))
-    raw_status = row.get("status", "OK")
-    status = raw_status.strip().upper() if isinstance(raw_status, str) else ""
-    if status not in ("ALERT", "OK"):
-        shown = safe_value(raw_status)
-        raise ResultContractError(alert, f"'status' is {shown!r}, expected 'ALERT' or 'OK'", names)
-    others = [(name, value) for name, value in zip(names, rows[0], strict=False) if name.lower() not in _RESERVED]
+    at = {name: lowered.index(name) for name in _RESERVED if name in lowered}
+    others = [i for i, name in enumerate(lowered) if name not in _RESERVED]
     shown = others[:MAX_CONTEXT_COLUMNS]  # two columns of the same name: both kept
-    context = {key: safe_value(value) for key, (_, value) in zip(_unique([n for n, _ in shown]), shown, strict=True)}
-    if len(others) > MAX_CONTEXT_COLUMNS:
-        context["..."] = f"{len(others) - MAX_CONTEXT_COLUMNS} more columns not shown"
-    return AlertResult(
-        status="ALERT" if status == "ALERT" else "OK",
-        actual_value=safe_value(row.get("actual_value")),
-        threshold=safe_value(row.get("threshold")),
-        context=context,
-        more_rows=len(rows) > 1,
-    )
+    keys = list(zip(_unique([names[i] for i in shown]), shown, strict=True))
+    more = len(others) - len(shown)
+
+    def judge(row: Sequence[Any]) -> AlertResult:
+        raw_status = row[at["status"]] if "status" in at else "OK"
+        status = raw_status.strip().upper() if isinstance(raw_status, str) else ""
+        if status not in ("ALERT", "OK"):
+            shown_status = safe_value(raw_status)
+            raise ResultContractError(alert, f"'status' is {shown_status!r}, expected 'ALERT' or 'OK'", names)
+        context = {key: safe_value(row[i]) for key, i in keys}
+        if more > 0:
+            context["..."] = f"{more} more columns not shown"
+        return AlertResult(
+            status="ALERT" if status == "ALERT" else "OK",
+            actual_value=safe_value(row[at["actual_value"]]) if "actual_value" in at else None,
+            threshold=safe_value(row[at["threshold"]]) if "threshold" in at else None,
+            context=context,
+        )
+
+    return judge
 
 
 def parse_rows(alert: str, columns: Sequence[str], fetched: Sequence[Sequence[Any]], spec: RowsSpec) -> AlertResult:

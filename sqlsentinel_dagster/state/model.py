@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 __all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings"]
@@ -71,5 +71,15 @@ class AlertState:
     last_error: str | None = None
 
     def evolve(self, **changes: Any) -> AlertState:
-        """A copy with ``changes`` applied."""
-        return replace(self, **changes)
+        """A copy with ``changes`` applied (as :func:`dataclasses.replace`, a few times faster: an instance alert
+        evolves thousands of states per evaluation). Raises TypeError for a name that is not a field."""
+        unknown = changes.keys() - _STATE_FIELDS
+        if unknown:
+            raise TypeError(f"AlertState has no field {sorted(unknown)[0]!r}")
+        copy = object.__new__(AlertState)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
+
+
+_STATE_FIELDS = frozenset(f.name for f in fields(AlertState))

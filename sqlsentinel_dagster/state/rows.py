@@ -65,11 +65,13 @@ def text_or_none(value: Any) -> str | None:
 
 
 _DATETIME_FIELDS = {f.name for f in fields(AlertState) if "datetime" in str(f.type)}
+_STATE_FIELDS = frozenset(f.name for f in fields(AlertState))
 
 
 def state_from_json(alert: str, data: str) -> AlertState:
+    """The state stored as ``data`` (JSON) for ``alert``; keys it does not know (from a newer version) are left."""
     raw = json.loads(data)
-    known = {f.name for f in fields(AlertState)}
+    known = _STATE_FIELDS
     values: dict[str, Any] = {
         k: (dt.datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v else v) for k, v in raw.items() if k in known
     }

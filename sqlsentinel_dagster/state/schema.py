@@ -157,7 +157,6 @@ instances = sa.Table(
     sa.Column("current", sa.Boolean, nullable=False),
     sa.Column("missing", sa.Integer, nullable=False, server_default="0"),
     sa.Column("first_seen", UTCDateTime, nullable=False),
-    sa.Column("last_seen", UTCDateTime, nullable=False),
 )
 """The instances of instance alerts (``instances:``): the alert each belongs to, its labels, whether it is current
 (in the latest results, or missing from fewer than ``missing_after`` of them) and for how many results in a row it
