@@ -112,6 +112,26 @@ class TestJobsMode:
         assert not failed.success and run is not None and run.tags[TAG_STATUS] == "ERROR"
         assert _statuses(instance)['error_rate_by_endpoint{endpoint="/orders"}'].condition == "firing"
 
+    def test_the_replay_job_replays_each_instance_and_sums_them(
+        self, write_alerts: WriteAlerts, sqlite_warehouse: Path, instance: dg.DagsterInstance
+    ) -> None:
+        """After two runs, sqlsentinel_replay on the alert lists both instances in its table and JSON, and its
+        note sums their notifications (1 firing now; a 1-minute reminder proposed changes nothing yet)."""
+        defs = build_definitions(write_alerts(_alerts(f"sqlite:///{sqlite_warehouse}")))
+        for _ in range(2):
+            assert _run(defs, instance).success
+        config = {"alert": "error_rate_by_endpoint", "repeat_interval": "1m", "days": 1}
+        result = defs.resolve_job_def("sqlsentinel_replay").execute_in_process(
+            instance=instance, run_config={"ops": {"sqlsentinel_replay_op": {"config": config}}}
+        )
+        assert result.success
+        metadata = _metadata(result)
+        assert [r["alert"] for r in metadata["replay_json"]] == [
+            'error_rate_by_endpoint{endpoint="/orders"}',
+            'error_rate_by_endpoint{endpoint="/users"}',
+        ]
+        assert "2 instances replayed; notifications 1 under the current settings" in metadata["replay"]
+
 
 class TestChecksMode:
     def test_one_check_per_alert_fails_while_an_instance_fires_with_plotted_counts(

@@ -70,7 +70,7 @@ def build_replay_job(config_path: str, name: str = REPLAY_JOB_NAME) -> dg.JobDef
             )
         except ValueError as exc:
             raise dg.Failure(description=f"cannot replay: {exc}") from None
-        context.add_output_metadata(replay_metadata(run, single=bool(config.alert)))
+        context.add_output_metadata(replay_metadata(run, single=bool(config.alert) and len(run.replays) == 1))
         current = sum(r.comparison.current.total for r in run.replays)
         proposed = sum(r.comparison.proposed.total for r in run.replays)
         context.log.info(f"replayed {len(run.replays)} alert(s): {current} notifications now, {proposed} proposed")
