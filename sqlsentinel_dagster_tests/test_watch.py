@@ -437,9 +437,13 @@ class TestRecordWatched:
 
 class TestSensor:
     def test_definition(self, write_alerts: WriteAlerts, receiver: Receiver) -> None:
-        """One sensor, RUNNING by default, every 30 s; none without watch rules."""
-        sensor = build_definitions(watch_file(write_alerts, receiver)).resolve_sensor_def("sqlsentinel_watch")
+        """One sensor, RUNNING by default, every 30 s unless watch_interval says otherwise; none without watch
+        rules."""
+        path = watch_file(write_alerts, receiver)
+        sensor = build_definitions(path).resolve_sensor_def("sqlsentinel_watch")
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING and sensor.minimum_interval_seconds == 30
+        path.write_text("watch_interval: 2m\n" + path.read_text())
+        assert build_definitions(path).resolve_sensor_def("sqlsentinel_watch").minimum_interval_seconds == 120
         no_watch = write_alerts('database: {url: "sqlite:///w.db"}\nalerts: []\n', "plain.yaml")
         assert "sqlsentinel_watch" not in [s.name for s in build_definitions(no_watch).sensors]
 
@@ -706,7 +710,7 @@ def test_a_team_check_in_another_code_location_is_notified_through_the_daemon(
     failing in a real run reaches the webhook once; silenced, a reminder is not sent; when the silence ends the
     reminder is; passing again resolves."""
     (tmp_path / "alerts.yaml").write_text(
-        f'watch:\n  - {{name: dbt_tests, checks: "shop/*", repeat_interval: 20s, '
+        f'watch_interval: 5s\nwatch:\n  - {{name: dbt_tests, checks: "shop/*", repeat_interval: 20s, '
         f'notify: [{{channel: webhook, url: "{receiver.url}"}}]}}\n'
     )
     (tmp_path / "alerts_defs.py").write_text(

@@ -284,6 +284,10 @@ class AlertsFile(_Strict):
     watch: list[WatchRule] = Field(
         default_factory=list, description="Rules that notify about the deployment's asset checks (optional)"
     )
+    watch_interval: Annotated[float, BeforeValidator(parse_duration), Field(ge=5, le=3600)] = Field(
+        default=30.0,
+        description="How often the sqlsentinel_watch sensor reads new asset check evaluations (5s to 1h)",
+    )
 
     def targets(self, entries: list[Any]) -> list[NotifyTarget]:
         """``entries`` with receiver names replaced by the receivers' targets."""

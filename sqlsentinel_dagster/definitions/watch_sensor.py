@@ -73,7 +73,7 @@ def build_watch_sensor(config: LoadedConfig, name: str = WATCH_SENSOR_NAME) -> d
 
     @dg.sensor(
         name=name,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=round(config.file.watch_interval),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Notify about failed asset checks in every code location: {listed}"
         + (f" and {len(rules) - 5} more rule(s)" if len(rules) > 5 else ""),
