@@ -7,6 +7,7 @@ import json
 import sqlite3
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -156,3 +157,66 @@ class TestOnMariaDB:
                 for table in reversed(state_tables):
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
             engine.dispose()
+
+
+class TestBaselinePerInstance:
+    def test_each_instance_learns_its_own_baseline(self, tmp_path: Path) -> None:
+        """Store a sells about 100 and store b about 10: after 3 evaluations learning, 50 is anomalous for b
+        (it fires) but a's 100 is not, each judged by what it learnt from its own values, and a new store c is still
+        learning."""
+        with sqlite3.connect(tmp_path / "warehouse.db") as db:
+            db.execute("CREATE TABLE sales (store TEXT, amount REAL)")
+            db.executemany("INSERT INTO sales VALUES (?, ?)", [("a", 100), ("b", 10)])
+        path = tmp_path / "alerts.yaml"
+        path.write_text(
+            textwrap.dedent(
+                """
+                database: {url: "sqlite:///warehouse.db"}
+                alerts:
+                  - name: sales_by_store
+                    query: "SELECT store, amount AS actual_value FROM sales"
+                    schedule: "@hourly"
+                    instances: {by: [store]}
+                    baseline: {min_history: 3, history: 7d, min_change: 10%}
+                    notify: [{channel: log}]
+                """
+            ),
+            encoding="utf-8",
+        )
+        state = f"sqlite:///{tmp_path / 'state.db'}"
+
+        def run() -> dict[str, dict[str, Any]]:
+            rows = json.loads(cli("run", str(path), "--json", "--database-url", state).stdout)
+            return {i["instance"]: i for i in rows[0]["instances"]}
+
+        learning = [run() for _ in range(3)]
+        assert all(i["status"] == "OK" for r in learning for i in r.values())
+        with sqlite3.connect(tmp_path / "warehouse.db") as db:
+            db.execute("UPDATE sales SET amount = 50 WHERE store = 'b'")
+            db.execute("INSERT INTO sales VALUES ('c', 50)")
+        judged = run()
+        a, b, c = (judged[f'sales_by_store{{store="{s}"}}'] for s in "abc")
+        assert (a["status"], b["status"], c["status"]) == ("OK", "ALERT", "OK")
+        assert b["decision"] == "first_notification" and a["decision"] == "ok"
+        assert (a["threshold"], b["threshold"], c["threshold"]) == ("100", "10", None)  # each its own history
+
+    def test_more_history_than_the_bound_is_a_named_error_not_a_slow_read(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With the bound on values learnt from lowered to 3, the third evaluation of two stores (4 recorded
+        values) errors, saying what to shorten; nothing is resolved."""
+        monkeypatch.setattr("sqlsentinel_dagster.cycle.learned.MAX_INSTANCE_SAMPLES", 3)
+        with sqlite3.connect(tmp_path / "warehouse.db") as db:
+            db.execute("CREATE TABLE sales (store TEXT, amount REAL)")
+            db.executemany("INSERT INTO sales VALUES (?, ?)", [("a", 100), ("b", 10)])
+        path = tmp_path / "alerts.yaml"
+        path.write_text(
+            'database: {url: "sqlite:///warehouse.db"}\nalerts:\n  - {name: s, query: "SELECT store, amount AS '
+            'actual_value FROM sales", schedule: "@hourly", instances: {by: [store]}, baseline: {min_history: 3}}\n',
+            encoding="utf-8",
+        )
+        state = f"sqlite:///{tmp_path / 'state.db'}"
+        runs = [json.loads(cli("run", str(path), "--json", "--database-url", state).stdout)[0] for _ in range(3)]
+        assert [r["status"] for r in runs] == ["OK", "OK", "ERROR"]
+        assert "more than 3 evaluations of 2 instances to learn from" in runs[2]["error"]
+        assert "shorten baseline.history or lower instances.max" in runs[2]["error"]

@@ -246,10 +246,6 @@ class AlertConfig(_Strict):
                 "instances and rows cannot be combined: a failed-rows alert counts its rows, an instance alert "
                 "judges each row on its own"
             )
-        if self.instances is not None and self.baseline is not None:
-            raise ValueError(
-                "instances and baseline cannot be combined yet: a baseline is learned per alert, not per instance"
-            )
         return self
 
     @property

@@ -85,9 +85,8 @@ def evaluate_query(
     if rows is not None:
         result = tally.result()
     elif instances is not None:
-        found = parse_instances(alert, stream.columns, fetched, instances)
-        firing = sum(1 for row in found.rows if row.result.firing)
-        result = AlertResult("ALERT" if firing else "OK", firing, None, more_rows=found.cut, instances=found)
+        found = parse_instances(alert, stream.columns, fetched, instances, status_required=status_required)
+        result = found.summary()
     else:
         result = parse_result(alert, stream.columns, fetched, status_required=status_required)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})

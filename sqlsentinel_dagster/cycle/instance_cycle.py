@@ -41,6 +41,7 @@ from .delivery import (
     tell_fallback_lost,
 )
 from .instances import InstanceResult
+from .learned import baseline_payload
 from .results import AlertResult
 
 __all__ = ["instance_targets", "run_instances"]
@@ -140,7 +141,8 @@ def _rows(alert: AlertConfig, found: InstanceResult, parent: AlertLabels, about:
         shown = json_safe(
             {"actual_value": result.actual_value, "threshold": result.threshold, "context": result.context}
         )
-        payload = {**about, **shown, "status": result.status, "error": None, "instance": row.name, "labels": row.labels}
+        payload = {**about, **shown, **baseline_payload(result), "status": result.status, "error": None}
+        payload.update(instance=row.name, labels=row.labels)
         labels = InstanceLabels(
             row.name, parent.severity, parent.owners, parent.tags, alert_name=alert.name, labels=row.labels
         )

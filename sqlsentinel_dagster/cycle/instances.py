@@ -54,6 +54,11 @@ class InstanceResult:
     """The query returned more than ``max`` rows: only the first ``max`` were read."""
     columns: tuple[str, ...] = ()
 
+    def summary(self) -> AlertResult:
+        """The alert's result: ALERT when any row is, ``actual_value`` the number that are, these instances."""
+        firing = sum(1 for row in self.rows if row.result.firing)
+        return AlertResult("ALERT" if firing else "OK", firing, None, more_rows=self.cut, instances=self)
+
 
 def label_text(value: Any) -> str:
     """A label value as text, whole: NULL is empty (as an absent label is in Prometheus), numbers and dates as
@@ -101,9 +106,15 @@ def instance_name(alert: str, labels: Mapping[str, str]) -> str:
 
 
 def parse_instances(
-    alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], spec: InstancesSpec
+    alert: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    spec: InstancesSpec,
+    *,
+    status_required: bool = True,
 ) -> InstanceResult:
-    """Each of ``rows`` (at most ``spec.max + 1``: one more tells the result was cut) as an instance.
+    """Each of ``rows`` (at most ``spec.max + 1``: one more tells the result was cut) as an instance (without
+    ``status_required``, a baseline alert's, a row without a ``status`` column reads as OK).
 
     Raises :class:`ResultContractError` when a ``by`` column is missing (listing the columns returned), two rows
     have the same labels (naming them), or a row breaks the contract (naming its instance).
@@ -117,7 +128,7 @@ def parse_instances(
         )
     label_at = {c: lowered.index(c.lower()) for c in spec.by}
     others = [i for i, n in enumerate(lowered) if i not in label_at.values()]
-    judge = row_judge(alert, [names[i] for i in others])
+    judge = row_judge(alert, [names[i] for i in others], status_required=status_required)
     seen: dict[str, int] = {}
     parsed: list[InstanceRow] = []
     for number, row in enumerate(rows[: spec.max], start=1):

@@ -24,6 +24,7 @@ __all__ = [
     "first_evaluated_at",
     "history_stats",
     "known_alerts",
+    "values_of_many",
 ]
 
 
@@ -61,6 +62,36 @@ def evaluations_between(
         rows = [dict(row) for row in conn.execute(query).mappings()]
     cut = len(rows) > limit
     return rows[:limit][::-1], cut
+
+
+def values_of_many(
+    store: StateStore, alerts: Sequence[str], start: dt.datetime, end: dt.datetime, most: int
+) -> dict[str, list[tuple[dt.datetime, str | None, str]]]:
+    """The evaluations of each of ``alerts`` (an instance alert's instances) recorded from ``start`` to ``end``,
+    as ``(evaluated_at, actual_value cut at 200 characters, status)``: one query per 500 names, read as they come.
+
+    Raises ValueError when there are more than ``most`` in all (they are not all held in memory)."""
+    found: dict[str, list[tuple[dt.datetime, str | None, str]]] = {}
+    count = 0
+    names = sorted(set(alerts))
+    with store.engine.connect() as conn:
+        for start_at in range(0, len(names), 500):
+            query = sa.select(
+                history.c.alert,
+                history.c.evaluated_at,
+                sa.func.substr(history.c.actual_value, 1, 200),
+                history.c.status,
+            ).where(
+                history.c.alert.in_(names[start_at : start_at + 500]),
+                history.c.evaluated_at >= start,
+                history.c.evaluated_at <= end,
+            )
+            for alert, at, value, status in conn.execution_options(yield_per=5_000).execute(query):
+                count += 1
+                if count > most:
+                    raise ValueError(f"more than {most:,} evaluations of {len(names):,} instances to learn from")
+                found.setdefault(alert, []).append((at, value, status))
+    return found
 
 
 def first_evaluated_at(store: StateStore, alert: str) -> dt.datetime | None:
