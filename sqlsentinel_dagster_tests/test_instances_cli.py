@@ -220,3 +220,35 @@ class TestBaselinePerInstance:
         assert [r["status"] for r in runs] == ["OK", "OK", "ERROR"]
         assert "more than 3 evaluations of 2 instances to learn from" in runs[2]["error"]
         assert "shorten baseline.history or lower instances.max" in runs[2]["error"]
+
+
+class TestChurn:
+    def test_a_whole_result_adds_every_row_while_the_missing_ones_wait_to_resolve(self, tmp_path: Path) -> None:
+        """max: 3 and three regions; then three other regions (a whole result, not cut): all three new ones fire
+        at once, while the three gone ones count as missing (1 of 2) rather than keeping them out."""
+        with sqlite3.connect(tmp_path / "warehouse.db") as db:
+            db.execute("CREATE TABLE metrics (region TEXT, err REAL)")
+            db.executemany("INSERT INTO metrics VALUES (?, 9)", [("a",), ("b",), ("c",)])
+        path = tmp_path / "alerts.yaml"
+        path.write_text(
+            'database: {url: "sqlite:///warehouse.db"}\nalerts:\n  - {name: r, query: "SELECT region, '
+            "CASE WHEN err > 5 THEN 'ALERT' ELSE 'OK' END AS status FROM metrics\", schedule: \"@hourly\", "
+            "instances: {by: [region], max: 3}, notify: [{channel: log}]}\n",
+            encoding="utf-8",
+        )
+        state = f"sqlite:///{tmp_path / 'state.db'}"
+        assert cli("run", str(path), "--database-url", state).exit_code == 0
+        with sqlite3.connect(tmp_path / "warehouse.db") as db:
+            db.execute("DELETE FROM metrics")
+            db.executemany("INSERT INTO metrics VALUES (?, 9)", [("d",), ("e",), ("f",)])
+        run = json.loads(cli("run", str(path), "--json", "--database-url", state).stdout)[0]
+        decisions = {i["instance"][1:]: i["decision"] for i in run["instances"]}
+        assert decisions == {
+            '{region="d"}': "first_notification",
+            '{region="e"}': "first_notification",
+            '{region="f"}': "first_notification",
+            '{region="a"}': "missing",
+            '{region="b"}': "missing",
+            '{region="c"}': "missing",
+        }
+        assert "not added" not in run["reason"] and run["several_rows"] is False

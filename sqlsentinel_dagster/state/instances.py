@@ -128,24 +128,25 @@ class InstanceRecords:
         query failed: then no instance is evaluated or counted missing).
 
         A current instance without a row is missing; after ``missing_after`` results in a row it resolves, unless
-        the result was ``cut`` (then nothing counts as missing). New instances are added while fewer than
-        ``most`` are current. Unless ``dry_run``, everything is written in this one transaction.
+        the result was ``cut`` (then nothing counts as missing). A whole result's rows are all instances (there
+        are at most ``most``); a cut one adds new instances only while fewer than ``most`` are current. Unless ``dry_run``, everything is written in this one transaction.
         """
         now = self.clock()
         with self.engine.begin() as conn:
             previous = self._lock_state(conn, labels.name, create=not dry_run)
             active = [s for s in self._silences(conn) if s.state(now) == "active"]
             parent = decide(previous, outcome, labels=labels, silences=active, settings=settings, now=now)
-            known = _known(conn, labels.name) if rows is not None else {}
+            names = [row.labels.name for row in rows or ()]
+            known = _known(conn, labels.name, names) if rows is not None else {}
             decided, not_added = [], 0
-            current = sum(1 for k in known.values() if k.current)
+            kept = sum(1 for k in known.values() if k.current)  # a cut result adds new ones up to the cap only
             for row in rows or ():
                 name, before = row.labels.name, known.get(row.labels.name)
-                if before is None or not before.current:
-                    if current >= most:
+                if cut and (before is None or not before.current):
+                    if kept >= most:
                         not_added += 1
                         continue
-                    current += 1
+                    kept += 1
                 state = before.state if before else None
                 decision = decide(state, row.outcome, labels=row.labels, silences=active, settings=settings, now=now)
                 decided.append(InstanceDecision(name, row.labels.labels, decision, row.outcome))
@@ -154,8 +155,8 @@ class InstanceRecords:
                 for name, before in known.items():
                     if before.current and name not in seen and before.state is not None:
                         decided.append(_missing(name, before, labels, active, missing_after, now))
-            current -= sum(1 for d in decided if d.decision.code.startswith("gone"))
-            parent = _summarized(parent, outcome, decided, current, not_added) if rows is not None else parent
+            current = sum(1 for d in decided if not d.decision.code.startswith("gone"))
+            parent = _summarized(parent, outcome, decided, current, not_added, most) if rows is not None else parent
             recorded = InstancesRecorded(parent, decided, current, not_added)
             if dry_run:
                 conn.rollback()
@@ -176,7 +177,7 @@ class InstanceRecords:
 
 
 def _summarized(
-    parent: Decision, outcome: Outcome, decided: Sequence[InstanceDecision], current: int, not_added: int
+    parent: Decision, outcome: Outcome, decided: Sequence[InstanceDecision], current: int, not_added: int, most: int
 ) -> Decision:
     """The alert's own decision, its reason telling what its instances did: ``2 of 12 instances firing;
     notifying 1 firing, 1 resolved; 1 missing``. The alert itself notifies only errors: when ``outcome`` is one
@@ -195,26 +196,31 @@ def _summarized(
     if missing:
         parts.append(f"{missing} missing from the result")
     if not_added:
-        parts.append(f"{not_added} new not added: the alert keeps at most {current} (instances.max)")
+        parts.append(f"{not_added} new not added: the alert keeps at most {most:,} (instances.max)")
     summary = "; ".join(parts)
     if outcome.status == "ERROR":  # a cut result: the alert's own error decision stands, with the summary
         return Decision(parent.state, parent.code, f"{parent.reason}; {summary}", parent.event, parent.suppressed_by)
     return Decision(parent.state, "instances", summary)
 
 
-def _known(conn: sa.Connection, alert: str) -> dict[str, Known]:
-    """The alert's instances as recorded, with their states: one query."""
-    query = (
-        sa.select(
-            instances.c.instance, instances.c.labels, instances.c.current, instances.c.missing, alert_state.c.data
-        )
-        .select_from(instances.outerjoin(alert_state, alert_state.c.alert == instances.c.instance))
-        .where(instances.c.alert == alert)
-    )
-    known = {}
-    for name, raw_labels, current, missing, data in conn.execute(query):
-        state = state_from_json(name, data) if data and data != "{}" else None
-        known[name] = Known(json.loads(raw_labels), bool(current), int(missing), state)
+def _known(conn: sa.Connection, alert: str, names: Sequence[str]) -> dict[str, Known]:
+    """The alert's current instances, and those of ``names`` (this result's) that are not current any more, as
+    recorded with their states: one query, and one per 500 names of instances new or back in this result."""
+    columns = (instances.c.instance, instances.c.labels, instances.c.current, instances.c.missing, alert_state.c.data)
+    joined = instances.outerjoin(alert_state, alert_state.c.alert == instances.c.instance)
+    known: dict[str, Known] = {}
+
+    def read(*where: Any) -> None:
+        for name, raw_labels, current, missing, data in conn.execute(
+            sa.select(*columns).select_from(joined).where(*where)
+        ):
+            state = state_from_json(name, data) if data and data != "{}" else None
+            known[name] = Known(json.loads(raw_labels), bool(current), int(missing), state)
+
+    read(instances.c.alert == alert, instances.c.current.is_(True))
+    others = sorted(set(names) - known.keys())
+    for start in range(0, len(others), 500):
+        read(instances.c.alert == alert, instances.c.instance.in_(others[start : start + 500]))
     return known
 
 
