@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.state.schema import metadata
+from sqlsentinel_dagster.state.store import StateStore
 
 ALERTS = """
 database: {url: "sqlite:///warehouse.db"}
@@ -112,14 +113,15 @@ class TestOnMariaDB:
         self, mariadb_url: str, metrics_table: str, tmp_path: Path
     ) -> None:
         """Warehouse and state both on the local MariaDB (the state written with ON DUPLICATE KEY UPDATE, the rows
-        read unbuffered): two of three regions fire once each, nothing the second time, then one resolves alone."""
+        read unbuffered): three of four regions fire once each (us and US are two), nothing the second time, then
+        one resolves alone."""
         engine = sa.create_engine(mariadb_url)
         state_tables = [t.name for t in metadata.sorted_tables]
         with engine.begin() as conn:
             for table in reversed(state_tables):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
             conn.exec_driver_sql(f"CREATE TABLE {metrics_table} (region VARCHAR(10), err DOUBLE)")
-            conn.exec_driver_sql(f"INSERT INTO {metrics_table} VALUES ('us', 9), ('eu', 7), ('ap', 1)")
+            conn.exec_driver_sql(f"INSERT INTO {metrics_table} VALUES ('us', 9), ('US', 8), ('eu', 7), ('ap', 1)")
         path = tmp_path / "alerts.yaml"
         query = (
             "SELECT region, CASE WHEN err > 5 THEN 'ALERT' ELSE 'OK' END AS status, err AS actual_value "
@@ -143,11 +145,12 @@ class TestOnMariaDB:
                 conn.exec_driver_sql(f"UPDATE {metrics_table} SET err = 1 WHERE region = 'eu'")
             runs.append(json.loads(cli("run", str(path), "--json", "--database-url", mariadb_url).stdout)[0])
             events = [sorted((n["event"], n["outcome"]) for n in run["notifications"]) for run in runs]
-            assert events[0] == [("firing", "delivered")] * 2 and events[1] == []
+            assert events[0] == [("firing", "delivered")] * 3 and events[1] == []
             assert events[2] == [("resolved", "delivered")]
             states = {i["instance"]: i["state"] for i in runs[2]["instances"]}
             assert states == {
                 'by_region{region="us"}': "firing",
+                'by_region{region="US"}': "firing",  # names compare byte for byte, not as MariaDB's default does
                 'by_region{region="eu"}': "inactive",
                 'by_region{region="ap"}': "inactive",
             }
@@ -252,3 +255,35 @@ class TestChurn:
             '{region="c"}': "missing",
         }
         assert "not added" not in run["reason"] and run["several_rows"] is False
+
+
+class TestMariaDBMigration:
+    def test_tables_made_before_schema_4_get_binary_names(self, mariadb_url: str) -> None:
+        """A state database whose alert column still has MariaDB's default collation (schema 3) is migrated to
+        compare names byte for byte."""
+        engine = sa.create_engine(mariadb_url)
+        state_tables = [t.name for t in metadata.sorted_tables]
+        try:
+            with engine.begin() as conn:
+                for table in reversed(state_tables):
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            StateStore(engine)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    "ALTER TABLE sqlsentinel_alert_state MODIFY alert VARCHAR(255) "
+                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL"
+                )
+                conn.exec_driver_sql("DELETE FROM sqlsentinel_schema_version WHERE version = 4")
+                conn.exec_driver_sql("INSERT INTO sqlsentinel_schema_version VALUES (3, NOW())")
+            StateStore(engine)
+            with engine.connect() as conn:
+                collation = conn.exec_driver_sql(
+                    "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+                    "AND TABLE_NAME = 'sqlsentinel_alert_state' AND COLUMN_NAME = 'alert'"
+                ).scalar()
+            assert collation == "utf8mb4_bin"
+        finally:
+            with engine.begin() as conn:
+                for table in reversed(state_tables):
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+            engine.dispose()

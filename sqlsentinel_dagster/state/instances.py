@@ -129,7 +129,8 @@ class InstanceRecords:
 
         A current instance without a row is missing; after ``missing_after`` results in a row it resolves, unless
         the result was ``cut`` (then nothing counts as missing). A whole result's rows are all instances (there
-        are at most ``most``); a cut one adds new instances only while fewer than ``most`` are current. Unless ``dry_run``, everything is written in this one transaction.
+        are at most ``most``); a cut one adds new instances only while fewer than ``most`` are current. Unless
+        ``dry_run``, everything is written in this one transaction.
         """
         now = self.clock()
         with self.engine.begin() as conn:

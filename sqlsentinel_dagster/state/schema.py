@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 
 __all__ = [
@@ -27,7 +28,7 @@ __all__ = [
     "watched",
 ]
 
-SCHEMA_VERSION = 4  # 2: sqlsentinel_configs; 3: sqlsentinel_watched; 4: sqlsentinel_instances
+SCHEMA_VERSION = 4  # 2: sqlsentinel_configs; 3: sqlsentinel_watched; 4: sqlsentinel_instances, binary names
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):
@@ -51,7 +52,9 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
 
 
 metadata = sa.MetaData()
-NAME = sa.String(255)
+NAME = sa.String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
+"""A name (alert, instance, ledger key): compared byte for byte everywhere, also on MySQL and MariaDB, whose
+default collation would make ``us`` and ``US`` (or ``é`` and ``e``) the same key."""
 
 schema_version = sa.Table(
     "sqlsentinel_schema_version",
@@ -171,8 +174,23 @@ def migrate(engine: sa.Engine) -> None:
         metadata.create_all(conn, checkfirst=True)
         current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
         _refuse_newer(current)
+        if current is not None and current < 4 and conn.dialect.name in ("mysql", "mariadb"):
+            _binary_names(conn)
         if current is None or current < SCHEMA_VERSION:  # new tables were created just above
             conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION, applied_at=dt.datetime.now(dt.UTC)))
+
+
+def _binary_names(conn: sa.Connection) -> None:
+    """Tables made before schema 4 on MySQL/MariaDB: their name columns compared byte for byte (see :data:`NAME`)."""
+    quote = conn.dialect.identifier_preparer.quote  # `key` is a reserved word
+    for table in metadata.sorted_tables:
+        for column in table.columns:
+            if column.type is NAME:
+                null = "" if column.nullable else " NOT NULL"
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table.name)} MODIFY {quote(column.name)} VARCHAR(255) "
+                    f"CHARACTER SET utf8mb4 COLLATE utf8mb4_bin{null}"
+                )
 
 
 def installed_version(engine: sa.Engine) -> int | None:
