@@ -161,3 +161,57 @@ class TestRecipientsFrom:
         engine.dispose()
         assert statuses['errors{endpoint="/d"}'] == "failed"
         assert {statuses[f'errors{{endpoint="/{e}"}}'] for e in "abc"} == {"delivered"}
+
+
+class TestGivenUp:
+    def test_sixty_refused_notifications_make_one_short_fallback_notice(
+        self, tmp_path: Path, receiver: Receiver
+    ) -> None:
+        """A webhook refusing for good (400) the firing of 60 instances: the fallback is told once, counting them
+        (60 x firing via 0:webhook), with a short idempotency key."""
+        _warehouse(tmp_path, [(f"/e{i:02d}", "t", "x", 9) for i in range(60)])
+        receiver.fail_with, receiver.fail_when = 400, lambda body: isinstance(body, list)
+        _run(
+            tmp_path,
+            f"""
+            database: {{url: "sqlite:///warehouse.db"}}
+            fallback: [{{channel: webhook, url: "{receiver.url}/fallback"}}]
+            alerts:
+              - name: errors
+                query: "{QUERY}"
+                schedule: "*/5 * * * *"
+                instances: {{by: [endpoint]}}
+                notify: [{{channel: webhook, url: "{receiver.url}/hook"}}]
+            """,
+        )
+        [told] = [r for r in receiver.delivered() if r.path == "/fallback"]
+        assert "could not be delivered: 60 x firing via 0:webhook (failed: webhook: HTTP 400" in told.body["error"]
+        assert len(told.headers["Idempotency-Key"]) < 120
+
+    def test_a_notification_on_a_target_removed_from_the_file_is_given_up_and_told(
+        self, tmp_path: Path, receiver: Receiver
+    ) -> None:
+        """The second webhook refuses (retryable 503) and is then removed from the file: the next run gives its
+        pending notification up as no longer in the file and tells the fallback, instead of keeping it forever."""
+        _warehouse(tmp_path, [("/orders", "t", "x", 9)])
+        receiver.fail_with, receiver.fail_when = 503, lambda body: isinstance(body, list)
+        text = """
+            database: {{url: "sqlite:///warehouse.db"}}
+            fallback: [{{channel: webhook, url: "{url}/fallback"}}]
+            alerts:
+              - name: errors
+                query: "{query}"
+                schedule: "*/5 * * * *"
+                instances: {{by: [endpoint]}}
+                notify: {notify}
+            """
+        two = f'[{{channel: log}}, {{channel: webhook, url: "{receiver.url}/second"}}]'
+        first = _run(tmp_path, text.format(url=receiver.url, query=QUERY, notify=two))
+        assert sorted((n["channel"], n["outcome"]) for n in first["notifications"]) == [
+            ("0:log", "delivered"),
+            ("1:webhook", "retry"),
+        ]
+        second = _run(tmp_path, text.format(url=receiver.url, query=QUERY, notify="[{channel: log}]"))
+        assert [(n["channel"], n["outcome"]) for n in second["notifications"]] == [("1:webhook", "failed")]
+        assert "no longer exists in the alerts file" in second["notifications"][0]["error"]
+        assert [r.path for r in receiver.delivered()] == ["/fallback"]

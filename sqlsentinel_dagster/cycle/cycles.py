@@ -21,10 +21,10 @@ from ..state.store import StateStore
 from .delivery import (
     CycleSettings,
     Logger,
-    _what_next,
     deliver_to_groups,
     grouped_channels,
     tell_fallback_lost,
+    what_next,
 )
 from .results import AlertResult
 
@@ -80,7 +80,7 @@ class AlertCycle:
             return self.query_error
         if self.undelivered:
             shown = self.undelivered[:MAX_REPORTS]
-            lines = "; ".join(f"{r.event} via {r.channel}: {r.error} ({_what_next(r)})" for r in shown)
+            lines = "; ".join(f"{r.event} via {r.channel}: {r.error} ({what_next(r)})" for r in shown)
             lines += f"; and {len(self.undelivered) - len(shown):,} more" if len(self.undelivered) > len(shown) else ""
             return f"alert '{self.alert.name}': {len(self.undelivered)} notification(s) not delivered: {lines}"
         return None

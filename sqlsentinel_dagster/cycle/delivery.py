@@ -4,6 +4,7 @@ a whole batch, alerts and watched checks alike), and telling the fallback receiv
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "grouped_channels",
     "ledger_channels",
     "tell_fallback_lost",
+    "what_next",
 ]
 
 
@@ -117,14 +119,23 @@ def tell_fallback_lost(
     never be delivered."""
     if not given_up or not fallback:
         return
-    lost = "; ".join(f"{r.event} via {r.channel} ({r.outcome}: {r.error})" for r in given_up)
+    counted: dict[tuple[str, str, str], list[DeliveryReport]] = {}
+    for report in given_up:  # an instance alert may give up thousands: told once per channel, event and outcome
+        counted.setdefault((report.event, report.channel, report.outcome), []).append(report)
+    lost = "; ".join(
+        f"{f'{len(reports)} x ' if len(reports) > 1 else ''}{event} via {channel} ({outcome}: {reports[0].error})"
+        for (event, channel, outcome), reports in list(counted.items())[:_TOLD_GROUPS]
+    )
+    if len(counted) > _TOLD_GROUPS:
+        lost += f"; and {sum(len(r) for r in list(counted.values())[_TOLD_GROUPS:]):,} more"
     message = {
         **about,
         "event": "error",
         "error": f"notification(s) of alert '{name}' could not be delivered: {lost}",
         "reason": "delivery failed",
     }
-    key = f"{name}/fallback/{settings.run_id}/{'+'.join(r.channel for r in given_up)}"
+    channels = hashlib.sha256("+".join(sorted(r.channel for r in given_up)).encode()).hexdigest()[:16]
+    key = f"{name}/fallback/{settings.run_id}/{channels}"
     for result in broadcast(name, fallback, message, key, settings.channels, logger, FALLBACK):
         if result.delivered:
             logger.warning(f"told fallback {result.channel} that notifications of '{name}' were lost")
@@ -132,7 +143,7 @@ def tell_fallback_lost(
             logger.error(f"fallback {result.channel} could not be told either: {result.error}")
 
 
-def _what_next(report: DeliveryReport) -> str:
+def what_next(report: DeliveryReport) -> str:
     attempts = tries(report.attempts)
     return {
         "retry": f"{attempts}; will retry at the next evaluation",
@@ -140,6 +151,9 @@ def _what_next(report: DeliveryReport) -> str:
         "expired": "undelivered past the expiry, given up",
     }[report.outcome]
 
+
+_TOLD_GROUPS = 20
+"""The most (event, channel, outcome) kinds a fallback notice lists; the others are counted."""
 
 FALLBACK = "fallback:"
 

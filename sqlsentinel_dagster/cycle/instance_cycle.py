@@ -167,6 +167,13 @@ def _deliver_instances(
         return []
     listed, each = instance_targets(targets)
     reports: list[DeliveryReport] = []
+    offered = {channel_id(i, t) for i, t in enumerate(targets)}
+    for intents in pending.values():  # left by an earlier version of the file: given up, and the fallback told
+        gone = [i for i in intents if i.channel not in offered]
+        if gone:
+            reports += _fail(
+                store, gone, f"{gone[0].channel}: this notify entry no longer exists in the alerts file", settings
+            )
     members: dict[str, list[tuple[str, NotifyTarget]]] = {}
     for name, intents in pending.items():
         for i in listed:
@@ -216,10 +223,15 @@ def _addressed(
         return target.model_copy(update={"recipients": list(dict.fromkeys([*target.recipients, *valid]))})
     shown = ", ".join(repr(part) for part in invalid[:3]) or "no address"
     error = f"{channel}: recipients_from '{column}' of {mine[-1].alert} holds {shown}, not an email address"
-    claimed = store.claim_many([i.id for i in mine], settings.run_id, settings.lease)
-    store.finish_many(sorted(claimed), delivered=False, error=error, permanent=True)
-    reports += [DeliveryReport(i.channel, i.event, "failed", 0, error) for i in mine if i.id in claimed]
+    reports += _fail(store, mine, error, settings)
     return None
+
+
+def _fail(store: StateStore, intents: Sequence[Intent], error: str, settings: CycleSettings) -> list[DeliveryReport]:
+    """Give up on ``intents`` for good with ``error`` (those another run holds are left to it): their reports."""
+    claimed = store.claim_many([i.id for i in intents], settings.run_id, settings.lease)
+    store.finish_many(sorted(claimed), delivered=False, error=error, permanent=True)
+    return [DeliveryReport(i.channel, i.event, "failed", 0, error) for i in intents if i.id in claimed]
 
 
 def _one_notifier(name: str, target: NotifyTarget, settings: CycleSettings, logger: Logger) -> Notifier | SentinelError:

@@ -21,9 +21,11 @@ from .parts import Part, split_parts
 from .registry import ChannelSettings, build_notifier
 from .retry import RetryPolicy, send_with_retries, tries
 
-__all__ = ["DeliveryReport", "channel_id", "deliver_grouped", "deliver_pending", "notifiers_for"]
+__all__ = ["NO_LONGER_LISTED", "DeliveryReport", "channel_id", "deliver_grouped", "deliver_pending", "notifiers_for"]
 
 DEFAULT_RETRY = RetryPolicy()
+NO_LONGER_LISTED = "this notify entry no longer exists in the alerts file"
+"""Why a notification whose notify entry was removed from the file is given up."""
 
 
 @dataclass(frozen=True)
@@ -284,9 +286,7 @@ def _deliver(
         message["receipt"] = store.last_receipt(intent.alert, intent.channel)
     try:
         if notifier is None:
-            raise DeliveryError(
-                intent.channel, "this notify entry no longer exists in the alerts file", retryable=False
-            )
+            raise DeliveryError(intent.channel, NO_LONGER_LISTED, retryable=False)
         if isinstance(notifier, SentinelError):
             raise notifier
         receipt, attempts = send_with_retries(notifier, message, retry)
