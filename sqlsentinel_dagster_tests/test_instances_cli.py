@@ -3,6 +3,7 @@ instance's name or its labels, history and replay work per instance and summed f
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import textwrap
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from sqlsentinel_dagster.cli.main import main
+from sqlsentinel_dagster.state import admin
 from sqlsentinel_dagster.state.schema import metadata
 from sqlsentinel_dagster.state.store import StateStore
 
@@ -287,3 +289,29 @@ class TestMariaDBMigration:
                 for table in reversed(state_tables):
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
             engine.dispose()
+
+    def test_the_prune_forgets_instances_gone_past_the_retention_but_not_current_ones(self, tmp_path: Path) -> None:
+        """b is gone (missing_after: 1): pruning everything older than now removes b's state and listing, keeps a
+        (current), and the next evaluation reads only a."""
+        with sqlite3.connect(tmp_path / "warehouse.db") as db:
+            db.execute("CREATE TABLE metrics (region TEXT, err REAL)")
+            db.executemany("INSERT INTO metrics VALUES (?, 9)", [("a",), ("b",)])
+        path = tmp_path / "alerts.yaml"
+        path.write_text(
+            'database: {url: "sqlite:///warehouse.db"}\nalerts:\n  - {name: r, query: "SELECT region, '
+            "CASE WHEN err > 5 THEN 'ALERT' ELSE 'OK' END AS status FROM metrics\", schedule: \"@hourly\", "
+            "instances: {by: [region], missing_after: 1}, notify: [{channel: log}]}\n",
+            encoding="utf-8",
+        )
+        state = f"sqlite:///{tmp_path / 'state.db'}"
+        assert cli("run", str(path), "--database-url", state).exit_code == 0
+        with sqlite3.connect(tmp_path / "warehouse.db") as db:
+            db.execute("DELETE FROM metrics WHERE region = 'b'")
+        assert cli("run", str(path), "--database-url", state).exit_code == 0
+        store = StateStore.from_url(state)
+        assert admin.prune_history(store, dt.timedelta(0))["instances"] == 1
+        assert list(store.instances_of("r")) == ['r{region="a"}']
+        names = {s.alert for s in admin.alert_statuses(store)}
+        assert names == {"r", 'r{region="a"}'}
+        run = json.loads(cli("run", str(path), "--json", "--database-url", state).stdout)[0]
+        assert [i["instance"] for i in run["instances"]] == ['r{region="a"}']

@@ -180,7 +180,7 @@ def history(
 @database_option
 @database_errors
 def prune(older_than: str, database_url: str | None) -> None:
-    """Delete history, finished notifications and expired silences older than --older-than."""
+    """Delete history, finished notifications, expired silences and gone instances older than --older-than."""
     try:
         age = dt.timedelta(seconds=parse_duration(older_than))
         removed = admin.prune_history(open_store(database_url, create_tables=False), age)

@@ -48,7 +48,9 @@ COMMANDS = {
         "Show each alert in PATH: schedule, timezone, next run times, channels, job and schedule names.",
     ),
     "prune": Command(
-        ".history", "prune", "Delete history, finished notifications and expired silences older than --older-than."
+        ".history",
+        "prune",
+        "Delete history, finished notifications, expired silences and gone instances older than --older-than.",
     ),
     "replay": Command(
         ".replay",

@@ -78,7 +78,7 @@ def sqlsentinel_unsilence_op(context: dg.OpExecutionContext, config: UnsilenceCo
 
 @dg.op(required_resource_keys={STATE_RESOURCE_KEY})
 def sqlsentinel_prune_op(context: dg.OpExecutionContext, config: PruneConfig) -> None:
-    """Delete history, finished notifications and expired silences past the retention."""
+    """Delete history, finished notifications, expired silences and gone instances past the retention."""
     state: AlertStateResource = getattr(context.resources, STATE_RESOURCE_KEY)
     try:
         if config.older_than:

@@ -194,7 +194,14 @@ def _replay_instances(
         f"{alert.name}: {len(replays)} instance{'s' if len(replays) != 1 else ''} replayed; notifications "
         f"{before} under the current settings, {after} under the proposed ones ({after - before:+d})"
     )
-    return ReplayRun(replays, [total, *([] if recorded else [f"no instance of '{alert.name}' is recorded"])])
+    if len(replays) > MAX_INSTANCES_SHOWN:
+        total += f"; the {MAX_INSTANCES_SHOWN} largest changes are listed"
+    notes = [total, *([] if recorded else [f"no instance of '{alert.name}' is recorded"])]
+    return ReplayRun(replays[:MAX_INSTANCES_SHOWN], notes)
+
+
+MAX_INSTANCES_SHOWN = 200
+"""The most instances of one alert a replay lists (largest change first); its note sums them all."""
 
 
 def _instance_alert(config: LoadedConfig, name: str) -> AlertConfig | None:

@@ -258,8 +258,8 @@ def _instance_list() -> sa.Select[tuple[str, str, bool]]:
 
 
 def prune_history(store: StateStore, older_than: dt.timedelta) -> dict[str, int]:
-    """Delete evaluations, finished notifications and expired silences older than ``older_than``; raise
-    ValueError if that reaches before year 1."""
+    """Delete evaluations, finished notifications, expired silences and instances no longer current (see
+    :mod:`.instances`) older than ``older_than``; raise ValueError if that reaches before year 1."""
     now = store.clock()
     try:
         cutoff = now - older_than
@@ -272,7 +272,30 @@ def prune_history(store: StateStore, older_than: dt.timedelta) -> dict[str, int]
             sa.delete(notifications).where(notifications.c.created_at < cutoff, notifications.c.status.in_(finished))
         ).rowcount
         removed_silences = conn.execute(sa.delete(silences).where(silences.c.ends_at < cutoff)).rowcount
-    return {"history": removed_history, "notifications": removed_notifications, "silences": removed_silences}
+        removed_instances = _prune_instances(conn, cutoff)
+    return {
+        "history": removed_history,
+        "notifications": removed_notifications,
+        "silences": removed_silences,
+        "instances": removed_instances,
+    }
+
+
+def _prune_instances(conn: sa.Connection, cutoff: dt.datetime) -> int:
+    """Forget the instances that stopped being current before ``cutoff`` (their state, not their alert's)."""
+    if not sa.inspect(conn).has_table(instances.name):
+        return 0
+    stale = (
+        sa.select(instances.c.instance)
+        .join(alert_state, alert_state.c.alert == instances.c.instance)
+        .where(instances.c.current.is_(False), alert_state.c.updated_at < cutoff)
+    )
+    names = list(conn.execute(stale).scalars())
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        conn.execute(sa.delete(alert_state).where(alert_state.c.alert.in_(chunk)))
+        conn.execute(sa.delete(instances).where(instances.c.instance.in_(chunk)))
+    return len(names)
 
 
 def _utc(value: object) -> dt.datetime:
