@@ -52,17 +52,28 @@ SQLITE_ENDLESS = (  # no end at all: only a reader that stops can finish it
 
 CHILD = """
 import json, resource, sys
+from sqlsentinel_dagster.config.instances import InstancesSpec
 from sqlsentinel_dagster.config.rows import RowsSpec
 from sqlsentinel_dagster.cycle.evaluate import evaluate_query
+
+
+class RowsView:  # an instance alert's result in the terms measured below: its instances as the rows kept
+    def __init__(self, result):
+        self.status, self.actual_value, self.more_rows = result.status, result.actual_value, result.more_rows
+        self.rows = [{**r.labels, **r.result.context} for r in result.instances.rows]
 from sqlsentinel_dagster.sql.drivers import create_warehouse_engine
 
 url, query, rows = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 engine = create_warehouse_engine(url)
 evaluate_query(engine, alert="warm_up", database="w", query="SELECT 'OK' AS status", timeout=30)
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+instances = InstancesSpec(**rows.pop("instances")) if rows and "instances" in rows else None
 result = evaluate_query(
-    engine, alert="big", database="w", query=query, timeout=120, rows=None if rows is None else RowsSpec(**rows)
+    engine, alert="big", database="w", query=query, timeout=120, rows=RowsSpec(**rows) if rows else None,
+    instances=instances,
 )
+if result.instances is not None:
+    result = RowsView(result)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({
     "baseline_kb": baseline, "peak_kb": peak, "status": result.status, "count": result.actual_value,
@@ -126,6 +137,17 @@ class TestPostgres:
         query = "SELECT g AS id, repeat('x', 5000000) AS note FROM generate_series(1, 100) g"
         measured = _measure(postgres_url, query, {"limit": 1000, "attach": "csv"})
         assert (measured.count, measured.more_rows, measured.kept) == (100, False, 100)
+        assert MAX_CELL_CHARS < measured.longest_cell < MAX_CELL_CHARS + 50
+        assert measured.growth_mb < MAX_GROWTH_MB
+
+    def test_an_instance_alert_reads_rows_of_five_megabytes_one_at_a_time_and_cuts_them(
+        self, postgres_url: str
+    ) -> None:
+        """An instance alert over 100 rows of 5 MB: each row is judged and its cells cut as it arrives, so 100
+        instances are kept in a few MB, not the 500 MB of the whole result."""
+        query = "SELECT g AS id, 'OK' AS status, repeat('x', 5000000) AS note FROM generate_series(1, 100) g"
+        measured = _measure(postgres_url, query, {"instances": {"by": ["id"], "max": 1000}})
+        assert (measured.status, measured.count, measured.more_rows, measured.kept) == ("OK", 0, False, 100)
         assert MAX_CELL_CHARS < measured.longest_cell < MAX_CELL_CHARS + 50
         assert measured.growth_mb < MAX_GROWTH_MB
 

@@ -23,7 +23,7 @@ from ..config.rows import RowsSpec
 from ..errors import AlertQueryError
 from ..redact import redact_text
 from ..sql.engines import abandon_unbuffered, checkout_deadline, cut_by_deadline
-from .instances import parse_instances
+from .instances import InstanceParser
 from .results import AlertResult, RowsTally, parse_result
 
 __all__ = ["evaluate_query"]
@@ -66,11 +66,12 @@ def evaluate_query(
             _streamed(conn, query) as stream,
         ):
             if instances is not None:
-                fetched: list[tuple[Any, ...]] = []
-                while len(fetched) <= instances.max and not stream.exhausted:  # one more than kept: "cut"
+                parser = InstanceParser(alert, stream.columns, instances, status_required=status_required)
+                while parser.wanted and not stream.exhausted:  # one more than kept: "cut"
                     if time.monotonic() > deadline:
                         raise AlertQueryError(alert, database, f"timed out after {timeout:g}s reading the rows")
-                    fetched += stream.batch(instances.max + 1 - len(fetched))
+                    for row in stream.batch(parser.wanted):
+                        parser.add(row)
             elif rows is None:
                 fetched = stream.take(2)  # one more than used: to tell "several rows"
             else:
@@ -85,8 +86,7 @@ def evaluate_query(
     if rows is not None:
         result = tally.result()
     elif instances is not None:
-        found = parse_instances(alert, stream.columns, fetched, instances, status_required=status_required)
-        result = found.summary()
+        result = parser.result().summary()
     else:
         result = parse_result(alert, stream.columns, fetched, status_required=status_required)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})

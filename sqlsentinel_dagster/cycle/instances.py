@@ -24,6 +24,7 @@ from .results import AlertResult, row_judge
 
 __all__ = [
     "MAX_LABEL_CHARS",
+    "InstanceParser",
     "InstanceResult",
     "InstanceRow",
     "instance_name",
@@ -114,38 +115,70 @@ def parse_instances(
     status_required: bool = True,
 ) -> InstanceResult:
     """Each of ``rows`` (at most ``spec.max + 1``: one more tells the result was cut) as an instance (without
-    ``status_required``, a baseline alert's, a row without a ``status`` column reads as OK).
+    ``status_required``, a baseline alert's, a row without a ``status`` column reads as OK); see
+    :class:`InstanceParser`, which evaluation feeds the rows as they stream in."""
+    parser = InstanceParser(alert, columns, spec, status_required=status_required)
+    for row in rows[: parser.wanted]:
+        parser.add(row)
+    return parser.result()
+
+
+class InstanceParser:
+    """An instance alert's result built one row at a time, as the rows stream in: each row is judged, and its
+    values made safe (:func:`.results.safe_value`), when it arrives, so memory follows what is kept, not what the
+    query returns. It reads ``spec.max + 1`` rows at most (one more tells that the result is cut).
 
     Raises :class:`ResultContractError` when a ``by`` column is missing (listing the columns returned), two rows
     have the same labels (naming them), or a row breaks the contract (naming its instance).
     """
-    names = [str(c) for c in columns]
-    lowered = [n.lower() for n in names]
-    missing = [c for c in spec.by if c.lower() not in lowered]
-    if missing:
-        raise ResultContractError(
-            alert, f"instances.by names {', '.join(repr(c) for c in missing)}, which the query does not return", names
-        )
-    label_at = {c: lowered.index(c.lower()) for c in spec.by}
-    others = [i for i, n in enumerate(lowered) if i not in label_at.values()]
-    judge = row_judge(alert, [names[i] for i in others], status_required=status_required)
-    seen: dict[str, int] = {}
-    parsed: list[InstanceRow] = []
-    for number, row in enumerate(rows[: spec.max], start=1):
-        whole = {c: label_text(row[i]) for c, i in label_at.items()}
+
+    def __init__(
+        self, alert: str, columns: Sequence[str], spec: InstancesSpec, *, status_required: bool = True
+    ) -> None:
+        self.alert, self.spec = alert, spec
+        self.names = [str(c) for c in columns]
+        lowered = [n.lower() for n in self.names]
+        missing = [c for c in spec.by if c.lower() not in lowered]
+        if missing:
+            listed = ", ".join(repr(c) for c in missing)
+            raise ResultContractError(
+                alert, f"instances.by names {listed}, which the query does not return", self.names
+            )
+        self._label_at = {c: lowered.index(c.lower()) for c in spec.by}
+        self._others = [i for i in range(len(lowered)) if i not in self._label_at.values()]
+        self._judge = row_judge(alert, [self.names[i] for i in self._others], status_required=status_required)
+        self._seen: dict[str, int] = {}
+        self._parsed: list[InstanceRow] = []
+        self.count = 0
+        """Rows seen so far, at most ``spec.max + 1``."""
+
+    @property
+    def wanted(self) -> int:
+        """How many more rows are worth reading: 0 once there are more than ``spec.max``."""
+        return self.spec.max + 1 - self.count
+
+    def add(self, row: Sequence[Any]) -> None:
+        """Judge ``row`` as the next instance (the row past ``spec.max`` is only counted: the result is cut)."""
+        self.count += 1
+        if self.count > self.spec.max:
+            return
+        alert = self.alert
+        whole = {c: label_text(row[i]) for c, i in self._label_at.items()}
         name = instance_name(alert, whole)
-        labels = {c: shown_label(text) for c, text in whole.items()}
-        if name in seen:
+        if name in self._seen:
             raise ResultContractError(
                 alert,
-                f"rows {seen[name]} and {number} have the same labels {name[len(alert) :]}; each instance needs its "
-                f"own row (add a label column to instances.by, or aggregate the rows)",
-                names,
+                f"rows {self._seen[name]} and {self.count} have the same labels {name[len(alert) :]}; each instance "
+                "needs its own row (add a label column to instances.by, or aggregate the rows)",
+                self.names,
             )
-        seen[name] = number
+        self._seen[name] = self.count
         try:
-            result = judge([row[i] for i in others])
+            result = self._judge([row[i] for i in self._others])
         except ResultContractError as exc:
-            raise ResultContractError(alert, f"instance {name[len(alert) :]}: {exc.problem}", names) from None
-        parsed.append(InstanceRow(name, labels, result))
-    return InstanceResult(tuple(parsed), cut=len(rows) > spec.max, columns=tuple(names))
+            raise ResultContractError(alert, f"instance {name[len(alert) :]}: {exc.problem}", self.names) from None
+        self._parsed.append(InstanceRow(name, {c: shown_label(text) for c, text in whole.items()}, result))
+
+    def result(self) -> InstanceResult:
+        """The instances read, in the query's order, and whether the result was cut."""
+        return InstanceResult(tuple(self._parsed), cut=self.count > self.spec.max, columns=tuple(self.names))
