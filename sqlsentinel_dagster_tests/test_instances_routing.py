@@ -121,7 +121,7 @@ class TestRecipientsFrom:
     ) -> None:
         """Two endpoints owned by ana, one by li, one whose owner column is not an address: ana gets one email
         listing her two, li one with hers; the bad one is failed for good naming the column and the value, and
-        nothing else fails."""
+        nothing else fails. The column is found whatever its case (the query returns OWNER)."""
         _warehouse(
             tmp_path,
             [
@@ -138,7 +138,7 @@ class TestRecipientsFrom:
             database: {{url: "sqlite:///warehouse.db"}}
             alerts:
               - name: errors
-                query: "{QUERY}"
+                query: "{QUERY.replace("owner,", "owner AS OWNER,")}"
                 schedule: "*/5 * * * *"
                 instances: {{by: [endpoint]}}
                 notify: [{{channel: email, recipients_from: owner}}]

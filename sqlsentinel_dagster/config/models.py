@@ -47,6 +47,8 @@ def _timezone(value: str) -> str:
 
 
 MAX_TIMEOUT_SECONDS = 86_400.0
+MAX_INSTANCE_ALERT_NAME = 150
+"""The longest name of an alert with ``instances:`` (its instances' names add their labels, up to 200 in all)."""
 
 
 def _timeout(seconds: float) -> float:
@@ -241,6 +243,11 @@ class AlertConfig(_Strict):
     def _one_kind(self) -> AlertConfig:
         if self.rows is not None and self.baseline is not None:
             raise ValueError("rows and baseline cannot be combined: a failed-rows alert's threshold is rows.max")
+        if self.instances is not None and ("{" in self.name or len(self.name) > MAX_INSTANCE_ALERT_NAME):
+            raise ValueError(
+                f"an instance alert's name has no '{{' and at most {MAX_INSTANCE_ALERT_NAME} characters: its instances "
+                "are named <alert>{labels}, and the name must stay whole in them"
+            )
         if self.instances is not None and self.rows is not None:
             raise ValueError(
                 "instances and rows cannot be combined: a failed-rows alert counts its rows, an instance alert "

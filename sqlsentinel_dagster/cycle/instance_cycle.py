@@ -217,7 +217,7 @@ def _addressed(
     if not mine:
         return None
     row = mine[-1].payload
-    value = (row.get("labels") or {}).get(column, (row.get("context") or {}).get(column))
+    value = _column(row.get("labels") or {}, column, _column(row.get("context") or {}, column))
     valid, invalid = recipients_of(value)
     if valid and not invalid:
         return target.model_copy(update={"recipients": list(dict.fromkeys([*target.recipients, *valid]))})
@@ -225,6 +225,14 @@ def _addressed(
     error = f"{channel}: recipients_from '{column}' of {mine[-1].alert} holds {shown}, not an email address"
     reports += _fail(store, mine, error, settings)
     return None
+
+
+def _column(values: Mapping[str, Any], column: str, default: Any = None) -> Any:
+    """``values[column]``, the name matched as ``by`` columns are, whatever its case (``OWNER_EMAIL``)."""
+    if column in values:
+        return values[column]
+    lowered = column.lower()
+    return next((value for key, value in values.items() if key.lower() == lowered), default)
 
 
 def _fail(store: StateStore, intents: Sequence[Intent], error: str, settings: CycleSettings) -> list[DeliveryReport]:

@@ -54,7 +54,7 @@ def cycle_metadata(cycle: AlertCycle) -> dict[str, Any]:
     if cycle.result is not None and cycle.alert.rows is not None:
         metadata["row_count"] = dg.MetadataValue.int(int(cycle.result.actual_value))
         metadata["rows"] = dg.MetadataValue.md(_markdown_rows(cycle, cycle.alert.rows.sample))
-    if cycle.instances is not None:
+    if cycle.instances is not None and cycle.query_error is None:  # a failed query evaluated no instance
         firing = [d for d in cycle.instances.instances if d.decision.state.condition == "firing"]
         metadata["instances"] = dg.MetadataValue.int(cycle.instances.current)
         metadata["firing_instances"] = dg.MetadataValue.int(len(firing))
