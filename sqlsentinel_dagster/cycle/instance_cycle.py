@@ -47,7 +47,6 @@ from .results import AlertResult
 __all__ = ["instance_targets", "run_instances"]
 
 
-@without_collection
 def run_instances(
     alert: AlertConfig,
     config: LoadedConfig,
@@ -132,6 +131,7 @@ def _router(
     return channels_for
 
 
+@without_collection
 def _rows(alert: AlertConfig, found: InstanceResult, parent: AlertLabels, about: dict[str, Any]) -> list[InstanceRow]:
     """Each row of ``found`` as an instance to record, with its labels for silences and its message."""
     rows = []
@@ -143,9 +143,7 @@ def _rows(alert: AlertConfig, found: InstanceResult, parent: AlertLabels, about:
         )
         payload = {**about, **shown, **baseline_payload(result), "status": result.status, "error": None}
         payload.update(instance=row.name, labels=row.labels)
-        labels = InstanceLabels(
-            row.name, parent.severity, parent.owners, parent.tags, alert_name=alert.name, labels=row.labels
-        )
+        labels = InstanceLabels.of(parent, row.name, row.labels)
         rows.append(InstanceRow(labels, outcome, payload))
     return rows
 

@@ -26,7 +26,7 @@ __all__ = [
     "MAX_LABEL_CHARS",
     "InstanceParser",
     "InstanceResult",
-    "InstanceRow",
+    "ParsedInstance",
     "instance_name",
     "label_text",
     "parse_instances",
@@ -38,7 +38,7 @@ MAX_LABEL_CHARS = 200
 
 
 @dataclass(frozen=True)
-class InstanceRow:
+class ParsedInstance:
     """One row of an instance alert: its name, labels and its result under the contract."""
 
     name: str
@@ -50,7 +50,7 @@ class InstanceRow:
 class InstanceResult:
     """All the instances one evaluation returned, in the query's order."""
 
-    rows: tuple[InstanceRow, ...]
+    rows: tuple[ParsedInstance, ...]
     cut: bool = False
     """The query returned more than ``max`` rows: only the first ``max`` were read."""
     columns: tuple[str, ...] = ()
@@ -148,7 +148,7 @@ class InstanceParser:
         self._others = [i for i in range(len(lowered)) if i not in self._label_at.values()]
         self._judge = row_judge(alert, [self.names[i] for i in self._others], status_required=status_required)
         self._seen: dict[str, int] = {}
-        self._parsed: list[InstanceRow] = []
+        self._parsed: list[ParsedInstance] = []
         self.count = 0
         """Rows seen so far, at most ``spec.max + 1``."""
 
@@ -177,7 +177,7 @@ class InstanceParser:
             result = self._judge([row[i] for i in self._others])
         except ResultContractError as exc:
             raise ResultContractError(alert, f"instance {name[len(alert) :]}: {exc.problem}", self.names) from None
-        self._parsed.append(InstanceRow(name, {c: shown_label(text) for c, text in whole.items()}, result))
+        self._parsed.append(ParsedInstance(name, {c: shown_label(text) for c, text in whole.items()}, result))
 
     def result(self) -> InstanceResult:
         """The instances read, in the query's order, and whether the result was cut."""

@@ -183,9 +183,7 @@ def _replay_instances(
     chosen = {name: recorded.get(name, {})} if name != alert.name else recorded
     replays = []
     for instance, labels in chosen.items():
-        instance_labels = InstanceLabels(
-            instance, parent.severity, parent.owners, parent.tags, alert_name=alert.name, labels=labels
-        )
+        instance_labels = InstanceLabels.of(parent, instance, labels)
         replay = replay_alert(store, instance_labels, current, proposed, start=start, end=end, silences=silences)
         replays.append(replay)
     replays.sort(key=lambda r: (-abs(r.comparison.change), r.alert))

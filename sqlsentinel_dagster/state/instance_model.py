@@ -24,6 +24,12 @@ class InstanceLabels(AlertLabels):
     labels: Mapping[str, str] = field(default_factory=dict)
     """The instance's label columns and their values."""
 
+    @classmethod
+    def of(cls, parent: AlertLabels, name: str, labels: Mapping[str, str]) -> InstanceLabels:
+        """The labels of the instance ``name`` of the alert ``parent`` (whose severity, owners and tags it has), its
+        label columns ``labels``."""
+        return cls(name, parent.severity, parent.owners, parent.tags, alert_name=parent.name, labels=labels)
+
     def values(self, key: str) -> list[str]:
         """As :meth:`AlertLabels.values`, with the alert's name among the names and the label columns."""
         if key in ("alert", "name"):

@@ -17,7 +17,7 @@ from .rows import dumps, history_row, intent_rows
 from .schema import alert_state, history, instances, notifications
 from .silences import AlertLabels
 
-__all__ = ["Known", "instance_labels", "write_instances"]
+__all__ = ["Known", "write_instances"]
 
 
 @dataclass
@@ -28,11 +28,6 @@ class Known:
     current: bool
     missing: int
     state: AlertState | None
-
-
-def instance_labels(parent: AlertLabels, name: str, labels: Mapping[str, str]) -> InstanceLabels:
-    """The labels of the instance ``name`` of the alert ``parent``, its label columns ``labels``."""
-    return InstanceLabels(name, parent.severity, parent.owners, parent.tags, alert_name=parent.name, labels=labels)
 
 
 def write_instances(
@@ -51,7 +46,7 @@ def write_instances(
     states, new_rows, changed, intents, evaluations = [], [], [], [], []
     for item in decided:
         row = rows.get(item.name)
-        labels = row.labels if row else instance_labels(parent, item.name, item.labels)
+        labels = row.labels if row else InstanceLabels.of(parent, item.name, item.labels)
         states.append(
             {
                 "alert": item.name,

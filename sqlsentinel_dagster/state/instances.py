@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from .decision import Decision, decide, decide_gone
 from .instance_model import InstanceDecision, InstanceLabels, InstanceRow, InstancesRecorded
-from .instance_writes import Known, instance_labels, write_instances
+from .instance_writes import Known, write_instances
 from .model import AlertState, Outcome, StateSettings
 from .rows import Intent, intent_from_row, state_from_json
 from .schema import alert_state, instances, notifications
@@ -232,7 +232,7 @@ def _missing(
     ``missing_after`` results in a row, otherwise counted."""
     assert before.state is not None
     missing = before.missing + 1
-    labels = instance_labels(parent, name, before.labels)
+    labels = InstanceLabels.of(parent, name, before.labels)
     if missing >= missing_after:
         why = f"missing from the last {missing} result{'s' if missing != 1 else ''}"
         decision = decide_gone(before.state, labels=labels, silences=silences, now=now, why=why)
