@@ -40,6 +40,7 @@ from sqlsentinel_dagster.state.store import StateStore
 
 from .loopback import Receiver, loopback_receiver, slack_limits
 from .smtp_server import smtp_server
+from .test_watch import FakeClock as Clock
 
 ALERT = "error_rate_by_region"
 QUERY = (
@@ -53,19 +54,6 @@ LOGGER = logging.getLogger("sqlsentinel.test_instances")
 def named(region: str) -> str:
     """The instance name of ``region`` (a plain value: nothing to escape)."""
     return f'{ALERT}{{region="{region}"}}'
-
-
-class Clock:
-    """A clock the test moves by hand; starts at the real time so silences made by the CLI are active."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += dt.timedelta(**delta)
 
 
 @dataclass

@@ -14,14 +14,15 @@ import functools
 import gc
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
 from .decision import Decision, decide, decide_gone
 from .instance_model import InstanceDecision, InstanceLabels, InstanceRow, InstancesRecorded
 from .instance_writes import Known, write_instances
-from .model import AlertState, Outcome, StateSettings
+from .model import Outcome, StateSettings
+from .recorder import Recorder
 from .rows import Intent, intent_from_row, state_from_json
 from .schema import alert_state, instances, notifications
 from .silences import AlertLabels, Silence
@@ -34,27 +35,6 @@ __all__ = [
     "InstancesRecorded",
     "without_collection",
 ]
-
-
-class _Recorder(Protocol):
-    engine: sa.Engine
-    clock: Callable[[], dt.datetime]
-
-    def _lock_state(self, conn: sa.Connection, alert: str, create: bool) -> AlertState | None: ...
-
-    def _silences(self, conn: sa.Connection) -> list[Silence]: ...
-
-    def _write_decision(
-        self,
-        conn: sa.Connection,
-        decision: Decision,
-        labels: AlertLabels,
-        outcome: Outcome,
-        channels: Mapping[str, Collection[str]],
-        payload: dict[str, Any],
-        run_id: str | None,
-        now: dt.datetime,
-    ) -> None: ...
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,7 +61,7 @@ def without_collection(function: F) -> F:
 class InstanceRecords:
     """The store's methods for instance alerts."""
 
-    def instances_of(self: _Recorder, alert: str, *, current_only: bool = False) -> dict[str, dict[str, str]]:
+    def instances_of(self: Recorder, alert: str, *, current_only: bool = False) -> dict[str, dict[str, str]]:
         """The instances of ``alert`` ever recorded (or only the current ones), by name, with their labels."""
         query = sa.select(instances.c.instance, instances.c.labels).where(instances.c.alert == alert)
         if current_only:
@@ -91,7 +71,7 @@ class InstanceRecords:
                 return {}
             return {name: json.loads(labels) for name, labels in conn.execute(query.order_by(instances.c.instance))}
 
-    def instance_pending(self: _Recorder, alert: str) -> dict[str, list[Intent]]:
+    def instance_pending(self: Recorder, alert: str) -> dict[str, list[Intent]]:
         """The undelivered notifications of each instance of ``alert`` that has any, oldest first: one query."""
         names = sa.select(instances.c.instance).where(instances.c.alert == alert).scalar_subquery()
         query = (
@@ -107,7 +87,7 @@ class InstanceRecords:
 
     @without_collection
     def record_instances(
-        self: _Recorder,
+        self: Recorder,
         labels: AlertLabels,
         outcome: Outcome,
         settings: StateSettings,

@@ -8,19 +8,19 @@ the episode of a check that no longer exists (:meth:`WatchedChecks.resolve_gone_
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
 from .decision import Decision, decide, decide_gone
 from .model import AlertState, Outcome, StateSettings
+from .recorder import Recorder
 from .rows import dumps, state_from_json
 from .schema import alert_state, notifications, watched
-from .silences import AlertLabels, Silence
+from .silences import AlertLabels
 
 __all__ = ["WatchedCheck", "WatchedChecks", "WatchedLabels"]
 
@@ -62,34 +62,11 @@ class WatchedCheck:
     """The partition this state is of, or None for an unpartitioned check."""
 
 
-class _Recorder(Protocol):
-    """What :class:`WatchedChecks` uses of the store that inherits it."""
-
-    engine: sa.Engine
-    clock: Callable[[], dt.datetime]
-
-    def _lock_state(self, conn: sa.Connection, alert: str, create: bool) -> AlertState | None: ...
-
-    def _silences(self, conn: sa.Connection) -> list[Silence]: ...
-
-    def _write_decision(
-        self,
-        conn: sa.Connection,
-        decision: Decision,
-        labels: AlertLabels,
-        outcome: Outcome,
-        channels: Mapping[str, Collection[str]],
-        payload: dict[str, Any],
-        run_id: str | None,
-        now: dt.datetime,
-    ) -> None: ...
-
-
 class WatchedChecks:
     """The store's methods for watched asset checks (``watch:``)."""
 
     def record_watched(
-        self: _Recorder,
+        self: Recorder,
         labels: AlertLabels,
         outcome: Outcome,
         settings: StateSettings,
@@ -139,7 +116,7 @@ class WatchedChecks:
         return decision
 
     def resolve_gone_watched(
-        self: _Recorder,
+        self: Recorder,
         watched_check: WatchedCheck,
         channels: Mapping[str, Collection[str]],
         payload: dict[str, Any],
@@ -169,7 +146,7 @@ class WatchedChecks:
             conn.execute(sa.update(watched).where(watched.c.alert == name).values(updated_at=now))
         return decision
 
-    def watched_needing_work(self: _Recorder, rules: Collection[str]) -> list[WatchedCheck]:
+    def watched_needing_work(self: Recorder, rules: Collection[str]) -> list[WatchedCheck]:
         """The checks watched by ``rules`` that are firing (a reminder may be due, or a silence may have ended)
         or have notifications not delivered yet."""
         if not rules:
