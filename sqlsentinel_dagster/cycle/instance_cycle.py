@@ -15,6 +15,7 @@ from ..config import AlertConfig, LoadedConfig
 from ..config.targets import EmailTarget, NotifyTarget, recipients_of
 from ..errors import SentinelError
 from ..notifiers import DeliveryReport, Notifier, channel_id, deliver_pending, notifiers_for
+from ..notifiers.deliver import NO_LONGER_LISTED
 from ..state.instances import InstanceLabels, InstanceRow, without_collection
 from ..state.model import Outcome
 from ..state.silences import AlertLabels
@@ -169,9 +170,7 @@ def _deliver_instances(
     for intents in pending.values():  # left by an earlier version of the file: given up, and the fallback told
         gone = [i for i in intents if i.channel not in offered]
         if gone:
-            reports += _fail(
-                store, gone, f"{gone[0].channel}: this notify entry no longer exists in the alerts file", settings
-            )
+            reports += _fail(store, gone, f"{gone[0].channel}: {NO_LONGER_LISTED}", settings)
     members: dict[str, list[tuple[str, NotifyTarget]]] = {}
     for name, intents in pending.items():
         for i in listed:
@@ -183,7 +182,10 @@ def _deliver_instances(
         skip = [channel_id(i, t) for i, t in enumerate(targets) if i not in each]
         skip += [channel_id(i, t, FALLBACK) for i, t in enumerate(fallback)]
         shared = {i: _one_notifier(alert.name, targets[i], settings, logger) for i in each}
+        own_channels = {channel_id(i, targets[i]) for i in each}
         for name, intents in pending.items():
+            if not any(intent.channel in own_channels for intent in intents):
+                continue
             notifiers: dict[str, Notifier | SentinelError] = {}
             for i in each:
                 target = _addressed(store, targets[i], channel_id(i, targets[i]), intents, settings, reports)
