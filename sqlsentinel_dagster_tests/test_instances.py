@@ -716,6 +716,7 @@ class TestCap:
         assert setup.current() == kept and len(kept) == 1000
         assert all(row["missing"] == 0 for row in setup.listed().values()) and len(setup.listed()) == 1000
         assert cycle.instances is not None and cycle.instances.not_added == 1000
+        assert cycle.instances.current == 1000  # the kept ones count, though this cut result does not list them
         assert cycle.decision is not None and "1000 new not added" in cycle.decision.reason
 
     def test_a_result_back_under_max_is_not_cut_and_ends_the_error(

@@ -131,12 +131,13 @@ class InstanceRecords:
                 state = before.state if before else None
                 decision = decide(state, row.outcome, labels=row.labels, silences=active, settings=settings, now=now)
                 decided.append(InstanceDecision(name, row.labels.labels, decision, row.outcome))
-            seen = {d.name for d in decided} | {r.labels.name for r in rows or ()}
+            seen = set(names)
             if rows is not None and not cut:
                 for name, before in known.items():
                     if before.current and name not in seen and before.state is not None:
                         decided.append(_missing(name, before, labels, active, missing_after, now))
-            current = sum(1 for d in decided if not d.decision.code.startswith("gone"))
+            alive = {name for name, before in known.items() if before.current} | {d.name for d in decided}
+            current = len(alive) - sum(1 for d in decided if d.decision.code.startswith("gone"))
             parent = _summarized(parent, outcome, decided, current, not_added, most) if rows is not None else parent
             recorded = InstancesRecorded(parent, decided, current, not_added)
             if dry_run:
