@@ -31,6 +31,7 @@ from .watch import WatchRule
 __all__ = ["CHANNELS", "AlertConfig", "AlertDefaults", "AlertsFile", "DatabaseConfig", "NotifyTarget", "Severity"]
 
 Severity = Literal["info", "warning", "error", "critical"]
+NoData = Literal["error", "ok", "alert", "keep"]
 ScheduleStatus = Literal["running", "stopped"]
 
 MAX_INSTANCE_ALERT_NAME = 150
@@ -148,6 +149,10 @@ class AlertConfig(_Strict):
         default=None,
         description="One instance per row, named by the `by` label columns, each with its own state and notifications",
     )
+    no_data: NoData = Field(
+        default="error",
+        description="What a result without rows means: error (default), ok, alert, or keep (the alert stays as it is)",
+    )
     routed_by: RoutedBy | None = Field(
         default=None, description="Set by the loader (not written in alerts.yaml): notify came from a list of routes"
     )
@@ -160,6 +165,11 @@ class AlertConfig(_Strict):
             raise ValueError(
                 f"an instance alert's name has no '{{' and at most {MAX_INSTANCE_ALERT_NAME} characters: its instances "
                 "are named <alert>{labels}, and the name must stay whole in them"
+            )
+        if self.no_data != "error" and (self.instances is not None or self.rows is not None):
+            kind = "an instance alert counts every instance missing" if self.instances else "0 rows is OK"
+            raise ValueError(
+                f"no_data applies to alerts that read one row; on this one an empty result is clear: {kind}"
             )
         if self.instances is not None and self.rows is not None:
             raise ValueError(

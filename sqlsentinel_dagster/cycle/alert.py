@@ -42,9 +42,17 @@ def run_cycle(
     query_error: str | None = None
     result: AlertResult | None = None
     try:
-        result = evaluate(alert) if alert.baseline is None else judged(alert, evaluate(alert), store)
+        result = evaluate(alert)
+        if alert.baseline is not None and result.no_data is None:  # no rows: no value to judge, no_data decides
+            result = judged(alert, result, store)
         outcome = Outcome(
-            result.status, result.actual_value, result.threshold, result.context, None, result.duration_ms
+            result.status,
+            result.actual_value,
+            result.threshold,
+            result.context,
+            None,
+            result.duration_ms,
+            keep=result.no_data == "keep",
         )
     except SentinelError as exc:
         query_error = str(exc)
@@ -68,7 +76,9 @@ def run_cycle(
         )
     except STATE_ERRORS as exc:
         return replace(cycle, state_error=state_failure(alert, outcome, exc))
-    cycle = replace(cycle, decision=decision)
+    if outcome.keep:  # the status the state gave the empty result (no_data: keep)
+        outcome = replace(outcome, status=decision.state.last_status or "OK", keep=False)
+    cycle = replace(cycle, outcome=outcome, decision=decision)
     if settings.dry_run:
         return cycle
     skip = [c for c, _ in grouped_channels(config.targets(alert), config.fallback_targets())]

@@ -24,7 +24,7 @@ from ..errors import AlertQueryError
 from ..redact import redact_text
 from ..sql.engines import abandon_unbuffered, checkout_deadline, cut_by_deadline
 from .instances import InstanceParser
-from .results import AlertResult, RowsTally, parse_result
+from .results import AlertResult, NoData, RowsTally, parse_result
 
 __all__ = ["evaluate_query"]
 
@@ -47,11 +47,12 @@ def evaluate_query(
     rows: RowsSpec | None = None,
     status_required: bool = True,
     instances: InstancesSpec | None = None,
+    no_data: NoData = "error",
 ) -> AlertResult:
     """Run ``query`` read-only with ``timeout`` seconds and return its result under the contract (or, with
     ``rows``, as a failed-rows alert: up to ``rows.limit`` rows are fetched, within the same timeout; with
     ``instances``, each of up to ``instances.max`` rows as an instance). Rows are read as they come, and no more
-    than needed: see :func:`_streamed`.
+    than needed: see :func:`_streamed`. ``no_data`` says what a result without rows is (see :func:`.parse_result`).
 
     Raises :class:`AlertQueryError` naming the alert and the database error (secrets redacted), or
     :class:`ResultContractError` when the result breaks the contract.
@@ -88,7 +89,7 @@ def evaluate_query(
     elif instances is not None:
         result = parser.result().summary()
     else:
-        result = parse_result(alert, stream.columns, fetched, status_required=status_required)
+        result = parse_result(alert, stream.columns, fetched, status_required=status_required, no_data=no_data)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})
 
 

@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 Status = Literal["ALERT", "OK"]
+NoData = Literal["error", "ok", "alert", "keep"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class AlertResult:
     (at most :data:`MAX_ROWS_BYTES` of them)."""
     verdict: Verdict | None = None
     """A baseline alert's verdict on ``actual_value`` (see :mod:`.learned`)."""
+    no_data: NoData | None = None
+    """The query returned no rows, and the alert's ``no_data`` (``ok``, ``alert`` or ``keep``) made this result."""
     instances: InstanceResult | None = None
     """An instance alert's rows, each an instance (``status`` is then ALERT when any is, ``actual_value`` the
     number that are)."""
@@ -70,12 +73,22 @@ class AlertResult:
 
 
 def parse_result(
-    alert: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, status_required: bool = True
+    alert: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    status_required: bool = True,
+    no_data: NoData = "error",
 ) -> AlertResult:
     """Apply the result contract to a query's columns and rows (the first row is used). Values are made safe
     to store and send (see :func:`safe_value`); context beyond :data:`MAX_CONTEXT_COLUMNS` is summarized.
-    Without ``status_required`` (a baseline alert) a missing ``status`` column reads as OK."""
+    Without ``status_required`` (a baseline alert) a missing ``status`` column reads as OK. No rows is an error,
+    unless ``no_data`` says otherwise: ``ok`` and ``alert`` are that status, ``keep`` leaves the status to the
+    alert's state (:attr:`AlertResult.no_data` is set, and the context says so)."""
     judge = row_judge(alert, columns, status_required=status_required)
+    if not rows and no_data != "error":
+        note = {"no_data": f"the query returned no rows (no_data: {no_data})"}
+        return AlertResult("ALERT" if no_data == "alert" else "OK", context=note, no_data=no_data)
     if not rows:
         raise ResultContractError(alert, "the query returned no rows", [str(c) for c in columns])
     result = judge(rows[0])

@@ -69,6 +69,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 rows=alert.rows,
                 status_required=alert.baseline is None,
                 instances=alert.instances,
+                no_data=alert.no_data,
             )
         except AlertQueryError as exc:
             if missing is None:

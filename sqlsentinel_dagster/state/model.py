@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-__all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings"]
+__all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings", "kept"]
 
 OutcomeStatus = Literal["ALERT", "OK", "ERROR"]
 Event = Literal["firing", "reminder", "resolved", "error"]
@@ -23,6 +23,9 @@ class Outcome:
     context: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     duration_ms: float = 0.0
+    keep: bool = False
+    """No rows with ``no_data: keep``: the status is the alert's own (ALERT while firing or pending, else OK), as
+    :func:`kept` decides where the state is read."""
 
 
 @dataclass(frozen=True)
@@ -83,3 +86,12 @@ class AlertState:
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(AlertState))
+
+
+def kept(outcome: Outcome, previous: AlertState | None) -> Outcome:
+    """``outcome`` with the status ``no_data: keep`` gives it: ALERT while ``previous`` is firing or pending (it
+    stays so, and reminds), else OK; unchanged for any other outcome."""
+    if not outcome.keep:
+        return outcome
+    firing = previous is not None and previous.condition in ("firing", "pending")
+    return replace(outcome, status="ALERT" if firing else "OK", keep=False)

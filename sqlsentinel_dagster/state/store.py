@@ -21,7 +21,7 @@ from ..sql.engines import bounded_engine
 from .decision import Decision, decide
 from .instances import InstanceRecords
 from .ledger import Ledger
-from .model import AlertState, Outcome, StateSettings
+from .model import AlertState, Outcome, StateSettings, kept
 from .rows import Intent, dumps, history_row, intent_rows, silence_from_row, state_from_json
 from .schema import alert_state, history, migrate, notifications, silences
 from .silences import AlertLabels, Silence
@@ -95,6 +95,9 @@ class StateStore(Ledger, WatchedChecks, InstanceRecords):
         now = self.clock()
         with self.engine.begin() as conn:
             previous = self._lock_state(conn, labels.name, create=not dry_run)
+            if outcome.keep:  # no rows, no_data: keep: the status is the state's (messages say it too)
+                outcome = kept(outcome, previous)
+                payload = {**payload, "status": outcome.status}
             decision = decide(
                 previous, outcome, labels=labels, silences=self._silences(conn), settings=settings, now=now
             )
