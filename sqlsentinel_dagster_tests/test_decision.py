@@ -133,6 +133,46 @@ SCENARIOS: dict[str, tuple[StateSettings, list[Step]]] = {
         StateSettings(),
         [Step(30, "ALERT", "first_notification:firing", silenced_until=10)],
     ),
+    "min_interval_holds_a_flapping_alerts_second_firing": (
+        StateSettings(min_interval=dt.timedelta(minutes=30)),
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(5, "OK", "resolved:resolved"),
+            Step(10, "ALERT", "held_min_interval"),
+            Step(20, "ALERT", "still_held"),
+            Step(30, "ALERT", "min_interval_elapsed:firing"),
+            Step(35, "ALERT", "already_firing"),
+        ],
+    ),
+    "min_interval_held_firing_that_resolves_sends_nothing": (
+        StateSettings(min_interval=dt.timedelta(minutes=30)),
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(5, "OK", "resolved:resolved"),
+            Step(10, "ALERT", "held_min_interval"),
+            Step(15, "OK", "resolved_unnotified"),
+            Step(40, "ALERT", "first_notification:firing"),
+        ],
+    ),
+    "min_interval_counts_from_the_last_firing_not_the_reminders": (
+        StateSettings(repeat_interval=dt.timedelta(minutes=10), min_interval=dt.timedelta(minutes=25)),
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(10, "ALERT", "repeat_interval_elapsed:reminder"),
+            Step(20, "OK", "resolved:resolved"),
+            Step(26, "ALERT", "first_notification:firing"),
+        ],
+    ),
+    "min_interval_release_inside_a_silence_is_owed": (
+        StateSettings(min_interval=dt.timedelta(minutes=30)),
+        [
+            Step(0, "ALERT", "first_notification:firing"),
+            Step(5, "OK", "resolved:resolved"),
+            Step(10, "ALERT", "held_min_interval"),
+            Step(30, "ALERT", "suppressed:firing", silenced_until=40),
+            Step(45, "ALERT", "silence_ended:firing"),
+        ],
+    ),
 }
 
 

@@ -197,6 +197,15 @@ class TestIncidentReplays:
         ]
         assert [i.started_at for i in comparison.missed] == [at(2), at(4), at(12)]
 
+    def test_a_proposed_min_interval_holds_a_flapping_alerts_refirings(self) -> None:
+        """A flapping alert every 5 minutes (five incidents): with min_interval 30m the firings at minutes 0 and 30
+        go out, those at 10 and 20 are held and resolve unsent, and the one at 40 is held and sent at 60, still
+        firing then; each sent firing gets its resolved notice."""
+        marks = "AOAOAOAOAAAAAOO"
+        comparison = replayed(marks, settings(), StateSettings(min_interval=dt.timedelta(minutes=30)), [])
+        assert counts(comparison.current)[:3] == (5, 0, 5)
+        assert counts(comparison.proposed)[:3] == (3, 0, 3)
+
     def test_a_missed_incident_has_no_firing_and_no_resolution(self) -> None:
         """A missed incident has neither fired_at, delay nor resolved_at."""
         missed = replayed("OAAO", settings(), settings(for_count=3), []).proposed.incidents[0]
@@ -401,6 +410,7 @@ class TestReplayCommand:
             "recover_after": 1,
             "error_after": 1,
             "repeat_interval_seconds": None,
+            "min_interval_seconds": None,
             "baseline": None,
         }
         # OOAOAAOAAAOO, then AOAAAAOO whose first ALERT is silenced: 5 incidents; for 3 fires on 2 of them
@@ -485,6 +495,15 @@ class TestReplayCommand:
         """A repeat interval that is neither a duration nor 'none' is refused before anything is read."""
         result = invoke("orders_late", "--file", str(alerts), "--repeat-interval", "often", "--database-url", state)
         assert result.exit_code == 1 and "or 'none' to turn reminders off" in result.output
+
+    def test_a_bad_min_interval_is_refused_naming_none(self, state: str, alerts: Path) -> None:
+        """--min-interval takes a duration or 'none', as --repeat-interval does."""
+        result = invoke("orders_late", "--file", str(alerts), "--min-interval", "rarely", "--database-url", state)
+        assert (
+            result.exit_code == 1
+            and "min_interval:" in result.output
+            and "or 'none' to hold no firing" in result.output
+        )
 
     def test_a_database_without_tables_is_refused_and_left_alone(self, alerts: Path, tmp_path: Path) -> None:
         """replay only reads: an empty database is an error, and no table is created in it."""

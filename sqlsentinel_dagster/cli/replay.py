@@ -30,6 +30,7 @@ DEFAULT_FILE = "alerts.yaml"
 )
 @click.option("--error-after", type=click.IntRange(1, 1000), help="Proposed `error_after`: errors in a row to notify.")
 @click.option("--repeat-interval", help="Proposed `repeat_interval`, e.g. 4h; 'none' turns reminders off.")
+@click.option("--min-interval", help="Proposed `min_interval`, e.g. 30m; 'none' holds no firing.")
 @click.option("--days", type=int, help="Replay the last N days (default 30).")
 @click.option("--since", help="Replay from then on: a duration back (7d) or an ISO date or time.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -42,6 +43,7 @@ def replay(
     recover_after: int | None,
     error_after: int | None,
     repeat_interval: str | None,
+    min_interval: str | None,
     days: int | None,
     since: str | None,
     as_json: bool,
@@ -63,7 +65,11 @@ def replay(
     file = _alerts_file(path)
     try:
         changes = Changes.parse(
-            for_count=for_count, recover_after=recover_after, error_after=error_after, repeat_interval=repeat_interval
+            for_count=for_count,
+            recover_after=recover_after,
+            error_after=error_after,
+            repeat_interval=repeat_interval,
+            min_interval=min_interval,
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

@@ -102,6 +102,7 @@ class AlertDefaults(_Strict):
     error_after: Streak | None = None
     asset: AssetKeyPath | None = None
     on_materialization: bool | None = None
+    min_interval: Duration | None = None
 
 
 class AlertConfig(_Strict):
@@ -130,6 +131,11 @@ class AlertConfig(_Strict):
     for_: Streak = Field(default=1, alias="for", description="Consecutive ALERT results needed before firing")
     recover_after: Streak = Field(default=1, description="Consecutive OK results needed before resolving")
     error_after: Streak = Field(default=1, description="Consecutive errors needed before notifying an error")
+    min_interval: Duration | None = Field(
+        default=None,
+        description="Hold a new firing notification while the last one sent is younger than this (e.g. '30m'); "
+        "sent when it expires if the alert still fires",
+    )
     asset: AssetKeyPath | None = Field(
         default=None,
         description="Asset key the alert watches ('shop/orders' or ['shop', 'orders']): in checks mode the alert "

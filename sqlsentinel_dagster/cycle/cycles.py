@@ -207,7 +207,8 @@ def _tell_fallback(
 def settings_of(alert: AlertConfig) -> StateSettings:
     """The state-machine settings of ``alert``."""
     interval = dt.timedelta(seconds=alert.repeat_interval) if alert.repeat_interval else None
-    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after)
+    least = dt.timedelta(seconds=alert.min_interval) if alert.min_interval else None
+    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after, least)
 
 
 def cut_result(most: int) -> str:

@@ -41,6 +41,9 @@ class ReplayConfig(dg.Config):
     repeat_interval: str | None = Field(
         default=None, description="Proposed `repeat_interval`, e.g. 4h; 'none' turns reminders off."
     )
+    min_interval: str | None = Field(
+        default=None, description="Proposed `min_interval`, e.g. 30m; 'none' holds no firing."
+    )
     days: int = Field(
         default=DEFAULT_DAYS,
         description="Replay the last N days (history older than the state resource's retention is pruned).",
@@ -63,6 +66,7 @@ def build_replay_job(config_path: str, name: str = REPLAY_JOB_NAME) -> dg.JobDef
                 recover_after=config.recover_after,
                 error_after=config.error_after,
                 repeat_interval=config.repeat_interval,
+                min_interval=config.min_interval,
             )
             start = parse_period(end, days=config.days, option="")  # named `days`, as in this config
             run = replay_config(

@@ -36,6 +36,8 @@ class Changes:
     error_after: int | None = None
     repeat_interval: dt.timedelta | Literal["none"] | None = None
     """A new interval, ``"none"`` to turn reminders off, or None to keep the alert's."""
+    min_interval: dt.timedelta | Literal["none"] | None = None
+    """A new ``min_interval``, ``"none"`` to hold no firing, or None to keep the alert's."""
 
     @classmethod
     def parse(
@@ -45,6 +47,7 @@ class Changes:
         recover_after: int | None = None,
         error_after: int | None = None,
         repeat_interval: str | None = None,
+        min_interval: str | None = None,
     ) -> Changes:
         """Changes from options as typed; raise ValueError naming every problem."""
         problems = [
@@ -52,33 +55,46 @@ class Changes:
             for name, value in (("for", for_count), ("recover_after", recover_after), ("error_after", error_after))
             if value is not None and not 1 <= value <= _LONGEST_STREAK
         ]
-        interval: dt.timedelta | Literal["none"] | None = None
-        if repeat_interval is not None and repeat_interval.strip().lower() == "none":
-            interval = "none"
-        elif repeat_interval is not None and repeat_interval.strip():
-            try:
-                interval = dt.timedelta(seconds=parse_duration(repeat_interval.strip()))
-            except ValueError as exc:
-                problems.append(f"repeat_interval: {exc}, or 'none' to turn reminders off")
+        interval = _interval("repeat_interval", repeat_interval, "to turn reminders off", problems)
+        least = _interval("min_interval", min_interval, "to hold no firing", problems)
         if problems:
             raise ValueError("; ".join(problems))
-        return cls(for_count, recover_after, error_after, interval)
+        return cls(for_count, recover_after, error_after, interval, least)
 
     @property
     def any(self) -> bool:
         """Whether any setting is changed."""
-        return any(v is not None for v in (self.for_count, self.recover_after, self.error_after, self.repeat_interval))
+        settings = (self.for_count, self.recover_after, self.error_after, self.repeat_interval, self.min_interval)
+        return any(v is not None for v in settings)
 
     def apply(self, settings: StateSettings) -> StateSettings:
         """``settings`` with these changes."""
         interval = settings.repeat_interval if self.repeat_interval is None else self.repeat_interval
+        least = settings.min_interval if self.min_interval is None else self.min_interval
         return replace(
             settings,
             repeat_interval=None if interval == "none" else interval,
+            min_interval=None if least == "none" else least,
             for_count=self.for_count or settings.for_count,
             recover_after=self.recover_after or settings.recover_after,
             error_after=self.error_after or settings.error_after,
         )
+
+
+def _interval(
+    name: str, text: str | None, none_means: str, problems: list[str]
+) -> dt.timedelta | Literal["none"] | None:
+    """A proposed interval as typed: a duration, ``none``, or None when not given (a problem appended to
+    ``problems``)."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        return dt.timedelta(seconds=parse_duration(text.strip()))
+    except ValueError as exc:
+        problems.append(f"{name}: {exc}, or 'none' {none_means}")
+        return None
 
 
 def parse_period(

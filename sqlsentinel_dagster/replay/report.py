@@ -35,11 +35,13 @@ class AlertReplay:
 
 
 def describe_settings(settings: StateSettings) -> str:
-    """``for 3, recover_after 1, error_after 1, repeat_interval 4h`` (``none`` when reminders are off)."""
+    """``for 3, recover_after 1, error_after 1, repeat_interval 4h`` (``none`` when reminders are off), and
+    ``, min_interval 30m`` when one is set."""
     interval = format_duration(settings.repeat_interval) if settings.repeat_interval else "none"
+    least = f", min_interval {format_duration(settings.min_interval)}" if settings.min_interval else ""
     return (
         f"for {settings.for_count}, recover_after {settings.recover_after}, "
-        f"error_after {settings.error_after}, repeat_interval {interval}"
+        f"error_after {settings.error_after}, repeat_interval {interval}{least}"
     )
 
 
@@ -204,6 +206,7 @@ def _settings_json(settings: StateSettings) -> dict[str, Any]:
         "recover_after": settings.recover_after,
         "error_after": settings.error_after,
         "repeat_interval_seconds": interval.total_seconds() if interval else None,
+        "min_interval_seconds": settings.min_interval.total_seconds() if settings.min_interval else None,
     }
 
 

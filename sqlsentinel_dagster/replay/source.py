@@ -125,7 +125,10 @@ def replay_config(
             silences=silences,
             baselines=baselines,
         )
-        unchanged = "no change proposed (for, recover_after, error_after or repeat_interval): both sides are the same"
+        unchanged = (
+            "no change proposed (for, recover_after, error_after, repeat_interval or min_interval): both sides are "
+            "the same"
+        )
         rejudged = (
             f"the baseline in {config.path} is not the one of its version recorded in the state database, which "
             "judged the recorded statuses: both sides re-judge them"

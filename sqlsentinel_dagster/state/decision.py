@@ -73,6 +73,7 @@ def decide_gone(
         firing_since=None,
         episode_notified=False,
         episode_suppressed=False,
+        held_until=None,
         consecutive_alerts=0,
         consecutive_oks=0,
         evaluation_count=previous.evaluation_count + 1,
@@ -127,7 +128,19 @@ def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, sile
             episode_notified=False,
             episode_suppressed=False,
         )
+        held = _held_until(state, settings, now)
+        if held is not None:
+            until = held.isoformat(timespec="seconds")
+            reason = f"firing held: the last firing notification is younger than min_interval; sent at {until} if "
+            reason += "still firing"
+            return Decision(fired.evolve(held_until=held), "held_min_interval", reason)
         return Decision(fired, "first_notification", "firing: first notification", "firing")
+    if state.held_until is not None:
+        if now < state.held_until:
+            until = state.held_until.isoformat(timespec="seconds")
+            return Decision(state, "still_held", f"firing: held by min_interval until {until}")
+        released = state.evolve(held_until=None)
+        return Decision(released, "min_interval_elapsed", "firing: min_interval elapsed, still firing", "firing")
     if state.episode_suppressed and silence is None:
         event: Event = "reminder" if state.episode_notified else "firing"
         return Decision(state, "silence_ended", f"{event}: silence ended while still firing", event)
@@ -143,6 +156,14 @@ def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, sile
     return Decision(state, "already_firing", f"firing: already notified; next reminder after {next_at}")
 
 
+def _held_until(state: AlertState, settings: StateSettings, now: dt.datetime) -> dt.datetime | None:
+    """When a new firing notification may go out, if ``min_interval`` holds it now (the last one is too young)."""
+    last, interval = state.last_firing_at, settings.min_interval
+    if interval is None or last is None or now - last >= interval:
+        return None
+    return last + interval
+
+
 def _on_ok(state: AlertState, settings: StateSettings, *, first: bool) -> Decision:
     if state.condition == "pending":
         return Decision(state.evolve(condition="inactive"), "pending_cleared", "ok: recovered before firing")
@@ -151,7 +172,9 @@ def _on_ok(state: AlertState, settings: StateSettings, *, first: bool) -> Decisi
     count, needed = state.consecutive_oks, settings.recover_after
     if count < needed:
         return Decision(state, "recovering", f"recovering: OK {count} of {needed}")
-    resolved = state.evolve(condition="inactive", firing_since=None, episode_notified=False, episode_suppressed=False)
+    resolved = state.evolve(
+        condition="inactive", firing_since=None, episode_notified=False, episode_suppressed=False, held_until=None
+    )
     if not state.episode_notified:
         return Decision(resolved, "resolved_unnotified", "resolved: firing was never notified, nothing to resolve")
     return Decision(resolved, "resolved", "resolved", "resolved")
@@ -172,6 +195,8 @@ def _apply_silence(decision: Decision, silence: Silence | None, now: dt.datetime
         )
     if event in ("firing", "reminder"):
         state = state.evolve(episode_notified=True, episode_suppressed=False, last_notified_at=now)
+    if event == "firing":
+        state = state.evolve(last_firing_at=now)
     return Decision(
         state.evolve(notification_count=state.notification_count + 1), decision.code, decision.reason, event
     )

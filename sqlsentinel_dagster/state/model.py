@@ -40,6 +40,8 @@ class StateSettings:
     """Consecutive OK results needed before resolving."""
     error_after: int = 1
     """Consecutive ERROR results needed before notifying an error."""
+    min_interval: dt.timedelta | None = None
+    """A new firing notification is held while the last one sent is younger than this (SQL Sentinel's)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class AlertState:
     """A notification of the current firing episode was suppressed by a silence and is owed once it ends."""
     last_notified_at: dt.datetime | None = None
     """The last time a firing or reminder notification was sent (the repeat interval counts from here)."""
+    last_firing_at: dt.datetime | None = None
+    """The last time a firing notification was sent (``min_interval`` counts from here)."""
+    held_until: dt.datetime | None = None
+    """The firing notification of this episode is held by ``min_interval`` until then (sent if still firing)."""
     notification_count: int = 0
     evaluation_count: int = 0
     last_evaluated_at: dt.datetime | None = None
