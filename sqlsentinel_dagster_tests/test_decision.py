@@ -10,6 +10,7 @@ import pytest
 from sqlsentinel_dagster.state.decision import decide
 from sqlsentinel_dagster.state.model import AlertState, Outcome, StateSettings
 from sqlsentinel_dagster.state.silences import AlertLabels, Matcher, Silence, parse_matcher
+from sqlsentinel_dagster.state.time_intervals import Span, TimeInterval, TimeIntervalSpec
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 LABELS = AlertLabels(name="orders_late", severity="critical", owners=("team:sales",), tags={"domain": "sales"})
@@ -34,6 +35,10 @@ def _silence(until_minute: int) -> Silence:
         created_at=T0,
     )
 
+
+NOON_HALF_HOUR = TimeInterval("lunch_deploys", (TimeIntervalSpec(times=(Span(12 * 60, 12 * 60 + 30),)),))
+"""12:00 to 12:30 UTC every day: T0 is 12:00."""
+AFTER_HALF_PAST = TimeInterval("afternoon", (TimeIntervalSpec(times=(Span(12 * 60 + 30, 24 * 60),)),))
 
 SCENARIOS: dict[str, tuple[StateSettings, list[Step]]] = {
     "first_ok_is_silent": (StateSettings(), [Step(0, "OK", "first_evaluation"), Step(5, "OK", "ok")]),
@@ -132,6 +137,23 @@ SCENARIOS: dict[str, tuple[StateSettings, list[Step]]] = {
     "expired_silence_does_not_suppress": (
         StateSettings(),
         [Step(30, "ALERT", "first_notification:firing", silenced_until=10)],
+    ),
+    "a_firing_due_inside_a_mute_is_held_and_sent_once_after_it": (
+        StateSettings(mute=(NOON_HALF_HOUR,)),
+        [
+            Step(0, "ALERT", "muted:firing"),
+            Step(10, "ALERT", "still_muted"),
+            Step(30, "ALERT", "silence_ended:firing"),
+            Step(35, "ALERT", "already_firing"),
+        ],
+    ),
+    "an_alert_that_fires_and_resolves_inside_a_mute_sends_nothing": (
+        StateSettings(mute=(NOON_HALF_HOUR,)),
+        [Step(0, "ALERT", "muted:firing"), Step(10, "OK", "resolved_unnotified"), Step(35, "OK", "ok")],
+    ),
+    "outside_its_active_intervals_an_alert_is_held_until_one_starts": (
+        StateSettings(active=(AFTER_HALF_PAST,)),
+        [Step(0, "ALERT", "muted:firing"), Step(29, "ALERT", "still_muted"), Step(30, "ALERT", "silence_ended:firing")],
     ),
     "min_interval_holds_a_flapping_alerts_second_firing": (
         StateSettings(min_interval=dt.timedelta(minutes=30)),

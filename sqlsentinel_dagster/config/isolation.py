@@ -3,8 +3,9 @@
 A problem inside an alert takes out that alert. A problem in something alerts share takes out the alerts that
 use it: a database (its alerts), a receiver (the alerts that notify it), a route (the alerts routed by it: by
 severity, or, in a list of routes, the alerts whose ``routed_by`` names it; the routes after it are renumbered),
-a ``defaults:`` key (the alerts that inherit it). A broken ``fallback:`` is dropped (no alert depends on it), and
-so is an unknown top-level key. No warehouse, or no ``alerts:`` list, takes out everything.
+a ``defaults:`` key (the alerts that inherit it), a time interval (the alerts naming it). A broken ``fallback:``
+is dropped (no alert depends on it), and so is an unknown top-level key. No warehouse, or no ``alerts:`` list,
+takes out everything.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ def affected(
         head = path[0] if path else None
         if head == "alerts" and len(path) > 1 and isinstance(path[1], int):
             drop.add(path[1])
+        elif head == "time_intervals" and len(path) > 1 and isinstance(path[1], int):
+            remove.add(path[:2])  # a broken interval: the alerts naming it go with it
+            named = _interval_name(data, path[1])
+            drop |= {i for i, alert in enumerate(alerts) if named is not None and _names_interval(alert, named)}
         elif head in ("defaults", "routes", "receivers", "databases") and len(path) > 1:
             remove.add(path[:2])
             drop |= {i for i, alert in enumerate(alerts) if _uses(alert, path[:2], data, inherited.get(i, set()))}
@@ -52,6 +57,9 @@ def without(data: Mapping[str, Any], drop: set[int], remove: set[tuple[Any, ...]
     alerts = _alerts(data)
     kept = [] if drop >= ALL else [i for i in range(len(alerts)) if i not in drop]
     reduced["alerts"] = [alerts[i] for i in kept]
+    intervals = reduced.get("time_intervals")
+    if isinstance(intervals, list):
+        reduced["time_intervals"] = [e for i, e in enumerate(intervals) if ("time_intervals", i) not in remove]
     routes = reduced.get("routes")
     if isinstance(routes, list) and any(("routes", i) in remove for i in range(len(routes))):
         reduced["routes"], reduced["alerts"] = _without_routes(routes, reduced["alerts"], remove)
@@ -71,6 +79,22 @@ def _without_routes(routes: list[Any], alerts: list[Any], remove: set[tuple[Any,
             alert = {**alert, "routed_by": {**routed, "routes": numbers}}
         renumbered.append(alert)
     return [routes[i] for i in kept], renumbered
+
+
+def _interval_name(data: Mapping[str, Any], index: int) -> str | None:
+    """The name of ``time_intervals[index]``, if it has one."""
+    intervals = data.get("time_intervals")
+    entry = intervals[index] if isinstance(intervals, list) and index < len(intervals) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _names_interval(alert: Any, name: str) -> bool:
+    """Whether ``alert`` (after inheritance) mutes or acts in the interval ``name``."""
+    if not isinstance(alert, dict):
+        return False
+    named = [alert.get("mute_time_intervals"), alert.get("active_time_intervals")]
+    return any(isinstance(names, list) and name in names for names in named)
 
 
 def _alerts(data: Mapping[str, Any]) -> list[Any]:

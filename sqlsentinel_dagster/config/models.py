@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from ..durations import parse_duration
+from ..state.time_intervals import TimeInterval
 from .baseline import BaselineSpec
 from .fields import (
     AssetKeyPath,
@@ -26,6 +27,7 @@ from .instances import InstancesSpec
 from .routes import Route, RoutedBy
 from .rows import RowsSpec
 from .targets import CHANNELS, InlineTarget, NotifyEntry, NotifyTarget, Secret
+from .time_intervals import NamedTimeInterval
 from .watch import WatchRule
 
 __all__ = ["CHANNELS", "AlertConfig", "AlertDefaults", "AlertsFile", "DatabaseConfig", "NotifyTarget", "Severity"]
@@ -103,6 +105,8 @@ class AlertDefaults(_Strict):
     asset: AssetKeyPath | None = None
     on_materialization: bool | None = None
     min_interval: Duration | None = None
+    mute_time_intervals: list[str] | None = None
+    active_time_intervals: list[str] | None = None
 
 
 class AlertConfig(_Strict):
@@ -135,6 +139,12 @@ class AlertConfig(_Strict):
         default=None,
         description="Hold a new firing notification while the last one sent is younger than this (e.g. '30m'); "
         "sent when it expires if the alert still fires",
+    )
+    mute_time_intervals: list[str] = Field(
+        default_factory=list, description="Names of time_intervals during which notifications are held"
+    )
+    active_time_intervals: list[str] = Field(
+        default_factory=list, description="Names of time_intervals outside which notifications are held"
     )
     asset: AssetKeyPath | None = Field(
         default=None,
@@ -216,6 +226,9 @@ class AlertsFile(_Strict):
     watch: list[WatchRule] = Field(
         default_factory=list, description="Rules that notify about the deployment's asset checks (optional)"
     )
+    time_intervals: list[NamedTimeInterval] = Field(
+        default_factory=list, description="Named time intervals (Alertmanager's syntax) that alerts mute or act in"
+    )
     watch_interval: Annotated[float, BeforeValidator(parse_duration), Field(ge=5, le=3600)] = Field(
         default=30.0,
         description="How often the sqlsentinel_watch sensor reads new asset check evaluations (5s to 1h)",
@@ -227,6 +240,12 @@ class AlertsFile(_Strict):
         for entry in entries:
             expanded.extend(self.receivers[entry] if isinstance(entry, str) else [entry])
         return expanded
+
+    def time_windows(self, names: list[str]) -> tuple[TimeInterval, ...]:
+        """The named time intervals, as the decision reads them (names the file does not define are refused when
+        it loads)."""
+        defined = {interval.name: interval for interval in self.time_intervals}
+        return tuple(defined[name].compiled() for name in names if name in defined)
 
     def all_databases(self) -> dict[str, DatabaseConfig]:
         """Named databases, with the single ``database:`` form available as ``default``."""

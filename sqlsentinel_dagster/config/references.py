@@ -68,8 +68,37 @@ class ReferenceChecks:
                     suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
                     self._add((*path, position), f"unknown receiver '{entry}'; defined: {defined}{suggestion}")
 
+    def _check_time_interval_names(self, data: dict[str, Any]) -> None:
+        """Names in ``mute_time_intervals`` and ``active_time_intervals`` are defined under ``time_intervals:``,
+        and each defined name once."""
+        intervals = data.get("time_intervals")
+        defined: list[str] = []
+        for index, entry in enumerate(intervals if isinstance(intervals, list) else []):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name in defined:
+                self._add(("time_intervals", index, "name"), f"time interval '{name}' is defined twice")
+            elif isinstance(name, str):
+                defined.append(name)
+        alerts = data.get("alerts")
+        places: list[tuple[tuple[Any, ...], Any]] = []
+        defaults = data.get("defaults")
+        for key in ("mute_time_intervals", "active_time_intervals"):
+            if isinstance(defaults, dict):
+                places.append((("defaults", key), defaults.get(key)))
+            for index, alert in enumerate(alerts if isinstance(alerts, list) else []):
+                if isinstance(alert, dict) and key not in self.inherited.get(index, set()):
+                    places.append((("alerts", index, key), alert.get(key)))
+        for path, names in places:
+            for position, name in enumerate(names if isinstance(names, list) else []):
+                if isinstance(name, str) and name not in defined:
+                    listed = ", ".join(defined) or "(none: declare them under 'time_intervals:')"
+                    hint = difflib.get_close_matches(name, defined, n=1)
+                    suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
+                    self._add((*path, position), f"unknown time interval '{name}'; defined: {listed}{suggestion}")
+
     def _check_cross_references(self, data: dict[str, Any]) -> None:
         self._check_receiver_names(data)
+        self._check_time_interval_names(data)
         for path, message in recipients_from_problems(data, self.inherited, self.watch_inherited):
             self._add(path, message)
         self._check_drivers(data)

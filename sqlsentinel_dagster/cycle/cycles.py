@@ -204,11 +204,13 @@ def _tell_fallback(
     tell_fallback_lost(alert.name, about, given_up, config.fallback_targets(), settings, logger)
 
 
-def settings_of(alert: AlertConfig) -> StateSettings:
-    """The state-machine settings of ``alert``."""
+def settings_of(alert: AlertConfig, config: LoadedConfig | None = None) -> StateSettings:
+    """The state-machine settings of ``alert`` (its time intervals from ``config``'s ``time_intervals:``)."""
     interval = dt.timedelta(seconds=alert.repeat_interval) if alert.repeat_interval else None
     least = dt.timedelta(seconds=alert.min_interval) if alert.min_interval else None
-    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after, least)
+    mute = config.file.time_windows(alert.mute_time_intervals) if config is not None else ()
+    active = config.file.time_windows(alert.active_time_intervals) if config is not None else ()
+    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after, least, mute, active)
 
 
 def cut_result(most: int) -> str:

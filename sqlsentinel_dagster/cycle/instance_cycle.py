@@ -77,7 +77,7 @@ def run_instances(
         recorded = state.record_instances(
             labels,
             recorded_as,
-            settings_of(alert),
+            settings_of(alert, config),
             {channel: events & {"error"} for channel, events in channels.items()},
             about,
             None if found is None else _rows(alert, found, labels, about),

@@ -112,7 +112,7 @@ def replay_config(
         return _replay_instances(store, config, changes, name, start=start, end=end, silences=silences)
     if name is not None:
         alert = _alert(config, name)
-        current = settings_of(alert)
+        current = settings_of(alert, config)
         deployed = (_recorded_alerts(store, config)[0] or {}).get(name, alert)  # what judged the recorded statuses
         baselines = Baselines(Rule.of(deployed), Rule.of(alert), Rule.of(alert))
         replay = replay_alert(
@@ -147,8 +147,8 @@ def replay_config(
             [] if before is not None else ["not in the recorded version: the file's settings are used for both"]
         )
         deployed = before or alert
-        current = settings_of(deployed)
-        proposed = changes.apply(settings_of(alert))
+        current = settings_of(deployed, config)
+        proposed = changes.apply(settings_of(alert, config))
         baselines = Baselines(Rule.of(deployed), Rule.of(deployed), Rule.of(alert))
         replay = replay_alert(
             store,
@@ -179,7 +179,7 @@ def _replay_instances(
     file's settings and the proposed ones; the notes sum them for the alert."""
     alert = _instance_alert(config, name)
     assert alert is not None
-    current = settings_of(alert)
+    current = settings_of(alert, config)
     proposed = changes.apply(current)
     parent = labels_of(alert)
     recorded = store.instances_of(alert.name)

@@ -1,4 +1,6 @@
 """The dedupe / reminder / resolve / silence decision: a pure function of (state, outcome, silences, settings, now).
+Time intervals (``mute_time_intervals``, ``active_time_intervals``, in ``settings``) hold notifications as a silence
+does, recorded as ``muted``.
 
 It returns the next state, the event to notify (if any), whether it is delivered or suppressed, and a named
 reason that is logged and shown on the run. :func:`decide_gone` is the same decision for what no evaluation can
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from .model import AlertState, Event, Outcome, StateSettings
 from .silences import AlertLabels, Silence
+from .time_intervals import Mute, muted
 
 __all__ = ["Decision", "decide", "decide_gone"]
 
@@ -29,8 +32,8 @@ class Decision:
     """The reason in words, shown on the run."""
     event: Event | None = None
     """The notification this evaluation creates, if any."""
-    suppressed_by: Silence | None = None
-    """The silence that suppresses ``event``; the event is then recorded but not sent."""
+    suppressed_by: Silence | Mute | None = None
+    """The silence, or the time intervals' mute, that holds ``event``; it is then recorded but not sent."""
 
     @property
     def notify(self) -> bool:
@@ -49,7 +52,7 @@ def decide(
 ) -> Decision:
     """Decide what ``outcome`` means for the alert given what was remembered, the silences and ``now``."""
     state = previous or AlertState(alert=labels.name)
-    silence = next((s for s in silences if s.state(now) == "active" and s.matches(labels)), None)
+    silence = _holding(silences, labels, settings, now)
     state = _record(state, outcome, now)
     if outcome.status == "ERROR":
         decision = _on_error(state, settings)
@@ -58,6 +61,15 @@ def decide(
     else:
         decision = _on_ok(state, settings, first=previous is None)
     return _apply_silence(decision, silence, now)
+
+
+def _holding(
+    silences: Sequence[Silence], labels: AlertLabels, settings: StateSettings, now: dt.datetime
+) -> Silence | Mute | None:
+    """What holds the alert's notifications at ``now``: an active silence matching it, else its time intervals'
+    mute (:func:`.time_intervals.muted`), else nothing."""
+    silence = next((s for s in silences if s.state(now) == "active" and s.matches(labels)), None)
+    return silence if silence is not None else muted(settings.mute, settings.active, now)
 
 
 def decide_gone(
@@ -116,7 +128,7 @@ def _on_error(state: AlertState, settings: StateSettings) -> Decision:
     )
 
 
-def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, silence: Silence | None) -> Decision:
+def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, silence: Silence | Mute | None) -> Decision:
     if state.condition != "firing":
         count, needed = state.consecutive_alerts, settings.for_count
         if count < needed:
@@ -143,7 +155,9 @@ def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, sile
         return Decision(released, "min_interval_elapsed", "firing: min_interval elapsed, still firing", "firing")
     if state.episode_suppressed and silence is None:
         event: Event = "reminder" if state.episode_notified else "firing"
-        return Decision(state, "silence_ended", f"{event}: silence ended while still firing", event)
+        return Decision(state, "silence_ended", f"{event}: silence or mute ended while still firing", event)
+    if isinstance(silence, Mute) and state.episode_suppressed:
+        return Decision(state, "still_muted", f"firing: still held, {silence.describe()}")
     if state.episode_suppressed:
         return Decision(state, "still_silenced", "firing: still silenced")
     interval = settings.repeat_interval
@@ -180,16 +194,17 @@ def _on_ok(state: AlertState, settings: StateSettings, *, first: bool) -> Decisi
     return Decision(resolved, "resolved", "resolved", "resolved")
 
 
-def _apply_silence(decision: Decision, silence: Silence | None, now: dt.datetime) -> Decision:
+def _apply_silence(decision: Decision, silence: Silence | Mute | None, now: dt.datetime) -> Decision:
     state, event = decision.state, decision.event
     if event is None:
         return decision
     if silence is not None:
         owed = event in ("firing", "reminder") and state.condition == "firing"
+        held = "muted" if isinstance(silence, Mute) else "suppressed"
         return Decision(
             state.evolve(episode_suppressed=owed or state.episode_suppressed),
-            "suppressed",
-            f"suppressed {event}: {silence.describe()}",
+            held,
+            f"{held} {event}: {silence.describe()}",
             event,
             silence,
         )

@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from .time_intervals import TimeInterval
+
 __all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings", "kept"]
 
 OutcomeStatus = Literal["ALERT", "OK", "ERROR"]
@@ -42,6 +44,10 @@ class StateSettings:
     """Consecutive ERROR results needed before notifying an error."""
     min_interval: dt.timedelta | None = None
     """A new firing notification is held while the last one sent is younger than this (SQL Sentinel's)."""
+    mute: tuple[TimeInterval, ...] = ()
+    """Notifications are held while one of these contains the moment (``mute_time_intervals``)."""
+    active: tuple[TimeInterval, ...] = ()
+    """When given, notifications are held while none of these contains the moment (``active_time_intervals``)."""
 
 
 @dataclass(frozen=True)
