@@ -121,6 +121,7 @@ class TestDefinitionsShape:
         assert names == [
             "nightly",
             "sqlsentinel__error_rate",
+            "sqlsentinel_ack",
             "sqlsentinel_prune",
             "sqlsentinel_replay",
             "sqlsentinel_silence",

@@ -80,6 +80,7 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             "failed_notifications": s.failed_notifications,
             "undelivered_notifications": s.undelivered_notifications,
             **({"instance_of": s.instance_of} if s.instance_of else {}),
+            "acknowledged": s.acknowledged,
         }
         for s in admin.alert_statuses(store)
         if s.current
@@ -104,6 +105,7 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             echo(f"{row['alert']}: never evaluated")
             continue
         silenced = f"  [{row['silenced']}]" if row["silenced"] else ""
+        silenced += f"  [acknowledged by {row['acknowledged']}]" if row.get("acknowledged") else ""
         indent = "  " if "instance_of" in row else ""
         echo(
             f"{indent}{row['alert']}: {row['state']} ({row['last_status']} since {row['since']}), "

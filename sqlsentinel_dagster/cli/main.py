@@ -31,6 +31,12 @@ class Command(NamedTuple):
 
 
 COMMANDS = {
+    "ack": Command(
+        ".silences",
+        "ack",
+        "Acknowledge the firing alert (or instance) NAME: no reminders until it resolves; its resolved notice "
+        "still goes out, and PagerDuty gets the acknowledge event.",
+    ),
     "history": Command(
         ".history",
         "history",

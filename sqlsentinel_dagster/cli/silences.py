@@ -18,12 +18,13 @@ import click
 from ..config import LoadedConfig
 from ..cycle.check_evaluations import rule_of
 from ..state import admin
+from ..state.acks import acknowledge
 from ..state.history import known_alerts
 from ..state.silences import Silence, parse_matcher
 from ..state.store import StateStore
 from .common import alert_and_file, database_errors, database_option, echo, echo_json, open_store, printable, when
 
-__all__ = ["silence", "silences", "unsilence"]
+__all__ = ["ack", "silence", "silences", "unsilence"]
 
 
 def _refuse_unknown(name: str, store: StateStore, config: LoadedConfig | None) -> None:
@@ -169,3 +170,22 @@ def silences(show_all: bool, as_json: bool, database_url: str | None) -> None:
         )
         if row["problems"]:
             echo(f"  silences nothing, its matchers cannot be evaluated: {'; '.join(row['problems'])}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--reason", required=True, help="What is being done; shown in messages and status.")
+@click.option("--author", help="Who is on it; default: your user name.")
+@database_option
+@database_errors
+def ack(name: str, reason: str, author: str | None, database_url: str | None) -> None:
+    """Acknowledge the firing alert (or instance) NAME: no reminders until it resolves; its resolved notice still
+    goes out, and PagerDuty gets the acknowledge event. An instance alert's NAME acknowledges all its firing
+    instances."""
+    store = open_store(database_url, create_tables=False)
+    try:
+        names = acknowledge(store, name, author=author or getpass.getuser(), reason=reason)
+    except ValueError as exc:
+        raise click.ClickException(printable(str(exc))) from None
+    for each in names:
+        echo(f"acknowledged {each}")

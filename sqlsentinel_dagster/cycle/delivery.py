@@ -34,9 +34,16 @@ def ledger_channels(
     targets: Sequence[NotifyTarget], fallback: Sequence[NotifyTarget], *, send_resolved: bool = True
 ) -> dict[str, set[str]]:
     """The events each notify entry takes in the ledger, by channel id: a target takes firing, reminder, error
-    and, unless its ``send_resolved`` (or ``send_resolved`` here) is off, resolved; a fallback target only error."""
+    and, unless its ``send_resolved`` (or ``send_resolved`` here) is off, resolved (PagerDuty also acknowledged);
+    a fallback target only error."""
     channels: dict[str, set[str]] = {
-        channel_id(i, t): {"firing", "reminder", "error", *(["resolved"] if t.send_resolved and send_resolved else [])}
+        channel_id(i, t): {
+            "firing",
+            "reminder",
+            "error",
+            *(["resolved"] if t.send_resolved and send_resolved else []),
+            *(["acknowledged"] if t.channel == "pagerduty" else []),  # an incident's own state; others show it
+        }
         for i, t in enumerate(targets)
     }
     channels.update({channel_id(i, t, FALLBACK): {"error"} for i, t in enumerate(fallback)})

@@ -1,4 +1,5 @@
-"""Jobs for people who never open a shell: silence and unsilence from the Launchpad, and daily pruning."""
+"""Jobs for people who never open a shell: silence, unsilence and acknowledge from the Launchpad, and daily
+pruning."""
 
 # No `from __future__ import annotations`: Dagster inspects the ops' `config` annotations at runtime.
 
@@ -11,10 +12,11 @@ from pydantic import Field
 from ..durations import parse_duration
 from ..naming import STATE_RESOURCE_KEY
 from ..state import admin
+from ..state.acks import acknowledge
 from ..state.silences import parse_matcher
 from .resources import AlertStateResource
 
-__all__ = ["PruneConfig", "SilenceConfig", "UnsilenceConfig", "admin_jobs", "prune_schedule"]
+__all__ = ["AckConfig", "PruneConfig", "SilenceConfig", "UnsilenceConfig", "admin_jobs", "prune_schedule"]
 
 
 class SilenceConfig(dg.Config):
@@ -38,6 +40,16 @@ class UnsilenceConfig(dg.Config):
     """Which silence to end."""
 
     target: str = Field(description="A silence id, or an alert name to end the silences made for it.")
+
+
+class AckConfig(dg.Config):
+    """An acknowledgement: which firing alert (or instance), who and why."""
+
+    alert: str = Field(
+        description="The firing alert or instance to acknowledge (an instance alert's name: all its firing ones)."
+    )
+    author: str = Field(description="Who is on it (shown in messages and status); at most 255 characters.")
+    reason: str = Field(description="What is being done; at most 1,000 characters.")
 
 
 class PruneConfig(dg.Config):
@@ -77,6 +89,19 @@ def sqlsentinel_unsilence_op(context: dg.OpExecutionContext, config: UnsilenceCo
 
 
 @dg.op(required_resource_keys={STATE_RESOURCE_KEY})
+def sqlsentinel_ack_op(context: dg.OpExecutionContext, config: AckConfig) -> None:
+    """Acknowledge the alert the run config names (:func:`.state.acks.acknowledge`): no reminders until it
+    resolves."""
+    state: AlertStateResource = getattr(context.resources, STATE_RESOURCE_KEY)
+    try:
+        names = acknowledge(state.get_store(context.instance), config.alert, author=config.author, reason=config.reason)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    context.add_output_metadata({"acknowledged": names})
+    context.log.info(f"acknowledged by {config.author}: {', '.join(names)}")
+
+
+@dg.op(required_resource_keys={STATE_RESOURCE_KEY})
 def sqlsentinel_prune_op(context: dg.OpExecutionContext, config: PruneConfig) -> None:
     """Delete history, finished notifications, expired silences and gone instances past the retention."""
     state: AlertStateResource = getattr(context.resources, STATE_RESOURCE_KEY)
@@ -100,13 +125,15 @@ def _job(name: str, op: dg.OpDefinition, description: str) -> dg.JobDefinition:
 
 
 @functools.cache
-def admin_jobs() -> tuple[dg.JobDefinition, dg.JobDefinition, dg.JobDefinition]:
-    """``sqlsentinel_silence``, ``sqlsentinel_unsilence`` and ``sqlsentinel_prune``: the same objects on every call,
+def admin_jobs() -> tuple[dg.JobDefinition, dg.JobDefinition, dg.JobDefinition, dg.JobDefinition]:
+    """``sqlsentinel_silence``, ``sqlsentinel_unsilence``, ``sqlsentinel_ack`` and ``sqlsentinel_prune``: the same
+    objects on every call,
     so the definitions of several alerts files in one code location merge (Dagster accepts a job twice only if
     it is the same object)."""
     return (
         _job("sqlsentinel_silence", sqlsentinel_silence_op, "Silence alerts: fill in the config and launch."),
         _job("sqlsentinel_unsilence", sqlsentinel_unsilence_op, "End a silence by id or alert name."),
+        _job("sqlsentinel_ack", sqlsentinel_ack_op, "Acknowledge a firing alert: no reminders until it resolves."),
         _job("sqlsentinel_prune", sqlsentinel_prune_op, "Delete alert history older than the retention."),
     )
 

@@ -86,7 +86,7 @@ def build_definitions(
     if config.problems and not worker:
         _log.error("%s", ConfigError(str(config.path), config.problems))  # and the sqlsentinel_config sensor fails
     alerting = _checks_mode(config, worker, names) if mode == "checks" else _jobs_mode(config, worker, names)
-    silence, unsilence, prune = admin_jobs()
+    silence, unsilence, ack, prune = admin_jobs()
     if config.fallback_targets() and alerting.jobs and not worker:
         alerting.sensors.append(build_failure_sensor(config, alerting.jobs, names))
     if not worker:
@@ -99,7 +99,7 @@ def build_definitions(
         asset_checks=alerting.checks,
         jobs=[
             *alerting.jobs,
-            *((silence, unsilence, prune) if claim.location_wide else ()),
+            *((silence, unsilence, ack, prune) if claim.location_wide else ()),
             build_test_notify_job(config, names),
             build_replay_job(str(config.path), names.replay_job),
         ],

@@ -16,15 +16,16 @@ _SEVERITY = {"info": "info", "warning": "warning", "error": "error", "critical":
 
 
 def pagerduty_event(message: Mapping[str, Any], routing_key: str) -> dict[str, Any]:
-    """The Events API v2 body: trigger for firing/reminder/error/test, resolve for resolved."""
+    """The Events API v2 body: trigger for firing/reminder/error/test, resolve for resolved, acknowledge for
+    acknowledged."""
     event = str(message.get("event"))
     suffix = "/error" if event == "error" else "/test" if event == "test" else ""
     body: dict[str, Any] = {
         "routing_key": routing_key,
-        "event_action": "resolve" if event == "resolved" else "trigger",
+        "event_action": {"resolved": "resolve", "acknowledged": "acknowledge"}.get(event, "trigger"),
         "dedup_key": f"sqlsentinel/{shown_name(message)}{suffix}",
     }
-    if event != "resolved":
+    if event not in ("resolved", "acknowledged"):
         body["payload"] = {
             "summary": _summary(message),
             "source": "sqlsentinel-dagster",

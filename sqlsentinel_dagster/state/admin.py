@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from ..durations import format_duration, parse_duration
 from .instance_model import InstanceLabels
+from .instances import prune_gone
 from .rows import silence_from_row, state_from_json
 from .schema import UTCDateTime, alert_state, history, instances, notifications, silences
 from .silences import AlertLabels, Matcher, Silence, matcher_problems
@@ -42,6 +43,7 @@ __all__ = [
     "max_silence",
     "parse_silence_duration",
     "prune_history",
+    "text_problem",
 ]
 
 MAX_SILENCE_ENV = "SQLSENTINEL_MAX_SILENCE"
@@ -101,8 +103,8 @@ def add_silence(
     problems = [
         "at least one matcher is required" if not matchers else "",
         *matcher_problems(matchers),
-        _text_problem("author", author, MAX_AUTHOR_LENGTH),
-        _text_problem("reason", reason, MAX_REASON_LENGTH),
+        text_problem("author", author, MAX_AUTHOR_LENGTH),
+        text_problem("reason", reason, MAX_REASON_LENGTH),
         f"the end ({ends_at.isoformat()}) must be after the start ({start.isoformat()})" if ends_at <= start else "",
         (
             f"{format_duration(ends_at - start)} is longer than the longest silence allowed, {format_duration(limit)} "
@@ -129,8 +131,9 @@ def add_silence(
     return silence
 
 
-def _text_problem(what: str, text: str, longest: int) -> str:
-    """Why ``text`` cannot be a silence's ``what`` (empty if it can): blank, too long, or not storable."""
+def text_problem(what: str, text: str, longest: int) -> str:
+    """Why ``text`` cannot be a silence's (or an acknowledgement's) ``what`` (empty if it can): blank, too long,
+    or not storable."""
     text = text.strip()
     if not text:
         return f"{'an' if what[0] in 'aeiou' else 'a'} {what} is required"
@@ -192,6 +195,8 @@ class AlertStatus:
     """Notifications still to deliver: pending (retried at the next evaluation) or being sent by a run."""
     instance_of: str | None = None
     """The alert this is an instance of (``instances:``), or None for an alert."""
+    acknowledged: str | None = None
+    """``ana: fixing the load`` while the firing episode is acknowledged."""
     current: bool = True
     """False for an instance no longer in its alert's results (resolved as missing; its history stays)."""
 
@@ -246,6 +251,7 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
                 failed_notifications=failed.get(state.alert, 0),
                 undelivered_notifications=undelivered.get(state.alert, 0),
                 instance_of=listed[state.alert][0] if state.alert in listed else None,
+                acknowledged=f"{state.acknowledged_by}: {state.acknowledged_reason}" if state.acknowledged_by else None,
                 current=listed.get(state.alert, (None, True))[1],
             )
         )
@@ -272,30 +278,13 @@ def prune_history(store: StateStore, older_than: dt.timedelta) -> dict[str, int]
             sa.delete(notifications).where(notifications.c.created_at < cutoff, notifications.c.status.in_(finished))
         ).rowcount
         removed_silences = conn.execute(sa.delete(silences).where(silences.c.ends_at < cutoff)).rowcount
-        removed_instances = _prune_instances(conn, cutoff)
+        removed_instances = prune_gone(conn, cutoff)
     return {
         "history": removed_history,
         "notifications": removed_notifications,
         "silences": removed_silences,
         "instances": removed_instances,
     }
-
-
-def _prune_instances(conn: sa.Connection, cutoff: dt.datetime) -> int:
-    """Forget the instances that stopped being current before ``cutoff`` (their state, not their alert's)."""
-    if not sa.inspect(conn).has_table(instances.name):
-        return 0
-    stale = (
-        sa.select(instances.c.instance)
-        .join(alert_state, alert_state.c.alert == instances.c.instance)
-        .where(instances.c.current.is_(False), alert_state.c.updated_at < cutoff)
-    )
-    names = list(conn.execute(stale).scalars())
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
-        conn.execute(sa.delete(alert_state).where(alert_state.c.alert.in_(chunk)))
-        conn.execute(sa.delete(instances).where(instances.c.instance.in_(chunk)))
-    return len(names)
 
 
 def _utc(value: object) -> dt.datetime:

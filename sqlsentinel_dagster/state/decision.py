@@ -160,6 +160,11 @@ def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, sile
         return Decision(state, "still_muted", f"firing: still held, {silence.describe()}")
     if state.episode_suppressed:
         return Decision(state, "still_silenced", "firing: still silenced")
+    if state.acknowledged_by is not None:
+        who = f"acknowledged by {state.acknowledged_by}: {state.acknowledged_reason}"
+        if not state.ack_told:  # passed on once (PagerDuty's acknowledge): no other channel takes it
+            return Decision(state.evolve(ack_told=True), "acknowledged", who, "acknowledged")
+        return Decision(state, "acknowledged_quiet", f"firing: {who}; no reminders until it resolves")
     interval = settings.repeat_interval
     if interval is None:
         return Decision(state, "already_firing", "firing: already notified; no repeat interval set")
@@ -189,9 +194,11 @@ def _on_ok(state: AlertState, settings: StateSettings, *, first: bool) -> Decisi
     resolved = state.evolve(
         condition="inactive", firing_since=None, episode_notified=False, episode_suppressed=False, held_until=None
     )
+    resolved = resolved.evolve(acknowledged_by=None, acknowledged_reason=None, acknowledged_at=None, ack_told=False)
     if not state.episode_notified:
         return Decision(resolved, "resolved_unnotified", "resolved: firing was never notified, nothing to resolve")
-    return Decision(resolved, "resolved", "resolved", "resolved")
+    acked = f" (acknowledged by {state.acknowledged_by})" if state.acknowledged_by else ""
+    return Decision(resolved, "resolved", f"resolved{acked}", "resolved")
 
 
 def _apply_silence(decision: Decision, silence: Silence | Mute | None, now: dt.datetime) -> Decision:

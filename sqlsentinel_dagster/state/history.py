@@ -138,7 +138,7 @@ def history_stats(store: StateStore, alert: str) -> HistoryStats:
         durations = sorted(
             d
             for (d,) in conn.execute(
-                sa.select(history.c.duration_ms).where(history.c.alert == alert, history.c.status != "ERROR")
+                sa.select(history.c.duration_ms).where(history.c.alert == alert, history.c.status.in_(("ALERT", "OK")))
             )
             if d is not None
         )
@@ -150,7 +150,7 @@ def history_stats(store: StateStore, alert: str) -> HistoryStats:
     counts = {status: int(n) for status, n in statuses}
     judged = counts.get("ALERT", 0) + counts.get("OK", 0)
     return HistoryStats(
-        runs=sum(counts.values()),
+        runs=sum(n for status, n in counts.items() if status in ("ALERT", "OK", "ERROR")),  # not acknowledgements
         alert=counts.get("ALERT", 0),
         ok=counts.get("OK", 0),
         error=counts.get("ERROR", 0),

@@ -33,6 +33,7 @@ __all__ = [
     "InstanceRecords",
     "InstanceRow",
     "InstancesRecorded",
+    "prune_gone",
     "without_collection",
 ]
 
@@ -221,3 +222,20 @@ def _missing(
         reason = f"missing from the result: {missing} of {missing_after} before it resolves"
         decision = Decision(before.state, "missing", reason)
     return InstanceDecision(name, before.labels, decision, None, missing)
+
+
+def prune_gone(conn: sa.Connection, cutoff: dt.datetime) -> int:
+    """Forget the instances that stopped being current before ``cutoff`` (their state, not their alert's)."""
+    if not sa.inspect(conn).has_table(instances.name):
+        return 0
+    stale = (
+        sa.select(instances.c.instance)
+        .join(alert_state, alert_state.c.alert == instances.c.instance)
+        .where(instances.c.current.is_(False), alert_state.c.updated_at < cutoff)
+    )
+    names = list(conn.execute(stale).scalars())
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        conn.execute(sa.delete(alert_state).where(alert_state.c.alert.in_(chunk)))
+        conn.execute(sa.delete(instances).where(instances.c.instance.in_(chunk)))
+    return len(names)

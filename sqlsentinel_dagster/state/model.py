@@ -11,7 +11,7 @@ from .time_intervals import TimeInterval
 __all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings", "kept"]
 
 OutcomeStatus = Literal["ALERT", "OK", "ERROR"]
-Event = Literal["firing", "reminder", "resolved", "error"]
+Event = Literal["firing", "reminder", "resolved", "error", "acknowledged"]
 Condition = Literal["inactive", "pending", "firing"]
 
 
@@ -79,6 +79,12 @@ class AlertState:
     """The last time a firing notification was sent (``min_interval`` counts from here)."""
     held_until: dt.datetime | None = None
     """The firing notification of this episode is held by ``min_interval`` until then (sent if still firing)."""
+    acknowledged_by: str | None = None
+    """Who acknowledged this firing episode (``sqlsentinel ack``): no reminders until it resolves."""
+    acknowledged_reason: str | None = None
+    acknowledged_at: dt.datetime | None = None
+    ack_told: bool = False
+    """The acknowledgement was passed on (PagerDuty's ``acknowledge``) by an evaluation since."""
     notification_count: int = 0
     evaluation_count: int = 0
     last_evaluated_at: dt.datetime | None = None
