@@ -23,6 +23,7 @@ from .fields import (
     Timezone,
     as_list,
 )
+from .inhibit import InhibitRuleSpec
 from .instances import InstancesSpec
 from .routes import Route, RoutedBy
 from .rows import RowsSpec
@@ -225,6 +226,9 @@ class AlertsFile(_Strict):
     alerts: list[AlertConfig]
     watch: list[WatchRule] = Field(
         default_factory=list, description="Rules that notify about the deployment's asset checks (optional)"
+    )
+    inhibit: list[InhibitRuleSpec] = Field(
+        default_factory=list, description="Rules holding alerts while a matching alert fires (Alertmanager's)"
     )
     time_intervals: list[NamedTimeInterval] = Field(
         default_factory=list, description="Named time intervals (Alertmanager's syntax) that alerts mute or act in"

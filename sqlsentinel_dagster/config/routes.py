@@ -48,7 +48,9 @@ __all__ = [
     "RouteResolver",
     "RoutedBy",
     "known_labels",
+    "matcher_text",
     "parse_routes",
+    "parsed_matcher",
     "routed_notify",
     "walk",
 ]
@@ -61,18 +63,20 @@ Verdict = Literal["match", "no", "maybe"]
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed(text: str) -> Matcher:
+def parsed_matcher(text: str) -> Matcher:
+    """``text`` parsed as a matcher (cached: routes are walked per instance)."""
     return parse_matcher(text)
 
 
-def _matcher(text: str) -> str:
+def matcher_text(text: str) -> str:
+    """A validator: ``text`` if it is a matcher RE2 can run, else a ValueError saying what is allowed."""
     try:
-        matcher = _parsed(text)
+        matcher = parsed_matcher(text)
     except ValueError as exc:
         raise ValueError(str(exc).replace("alert, severity, owner or a tag name", MATCHER_KEYS)) from None
     problems = matcher_problems([matcher])
     if problems:
-        message = problems[0].replace("silences match regexes", "route matchers match regexes")
+        message = problems[0].replace("silences match regexes", "matchers match regexes")
         raise ValueError(message.replace("several silences", "several matchers"))
     return text
 
@@ -82,7 +86,7 @@ class Route(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
-    match: list[Annotated[str, AfterValidator(_matcher)]] = Field(
+    match: list[Annotated[str, AfterValidator(matcher_text)]] = Field(
         default_factory=list,
         max_length=MAX_MATCHERS,
         description="Matchers as silences write them (key=value, key=~regex, key~glob), all of which must match; "
@@ -96,7 +100,7 @@ class Route(BaseModel):
     @property
     def matchers(self) -> tuple[Matcher, ...]:
         """The parsed ``match`` list."""
-        return tuple(_parsed(text) for text in self.match)
+        return tuple(parsed_matcher(text) for text in self.match)
 
 
 class RoutedBy(BaseModel):

@@ -210,7 +210,8 @@ def settings_of(alert: AlertConfig, config: LoadedConfig | None = None) -> State
     least = dt.timedelta(seconds=alert.min_interval) if alert.min_interval else None
     mute = config.file.time_windows(alert.mute_time_intervals) if config is not None else ()
     active = config.file.time_windows(alert.active_time_intervals) if config is not None else ()
-    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after, least, mute, active)
+    inhibit = tuple(rule.compiled() for rule in config.file.inhibit) if config is not None else ()
+    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after, least, mute, active, inhibit)
 
 
 def cut_result(most: int) -> str:

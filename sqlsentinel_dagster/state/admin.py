@@ -15,19 +15,18 @@ import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..durations import format_duration, parse_duration
-from .instance_model import InstanceLabels
 from .instances import prune_gone
+from .labels import labels_from_json
 from .rows import silence_from_row, state_from_json
 from .schema import UTCDateTime, alert_state, history, instances, notifications, silences
-from .silences import AlertLabels, Matcher, Silence, matcher_problems
+from .silences import Matcher, Silence, matcher_problems
 from .store import StateStore
-from .watched import WatchedLabels
 
 __all__ = [
     "DEFAULT_MAX_SILENCE",
@@ -234,7 +233,7 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
         if row["data"] == "{}":
             continue
         state = state_from_json(row["alert"], row["data"])
-        labels = _labels_from_json(row["alert"], row["labels"])
+        labels = labels_from_json(row["alert"], row["labels"])
         statuses.append(
             AlertStatus(
                 alert=state.alert,
@@ -292,15 +291,3 @@ def _utc(value: object) -> dt.datetime:
     result = UTCDateTime().process_result_value(value, None)  # type: ignore[arg-type]
     assert result is not None
     return result
-
-
-def _labels_from_json(alert: str, raw: str) -> AlertLabels:
-    data = json.loads(raw) if raw else {}
-    labels = AlertLabels(
-        name=alert, severity=data.get("severity", ""), owners=tuple(data.get("owners", ())), tags=data.get("tags")
-    )
-    if "alert_name" in data:  # an instance of an instance alert
-        return InstanceLabels(**{**asdict(labels), "alert_name": data["alert_name"], "labels": data.get("labels", {})})
-    if data.get("check_name"):  # a partition of a watched check: silencing the check silences it too
-        return WatchedLabels(**{**asdict(labels), "check_name": data["check_name"]})
-    return labels

@@ -49,10 +49,12 @@ def decide(
     silences: Sequence[Silence],
     settings: StateSettings,
     now: dt.datetime,
+    inhibited: Mute | None = None,
 ) -> Decision:
-    """Decide what ``outcome`` means for the alert given what was remembered, the silences and ``now``."""
+    """Decide what ``outcome`` means for the alert given what was remembered, the silences, what inhibits it
+    (``inhibited``, from :func:`.inhibition.inhibited`) and ``now``."""
     state = previous or AlertState(alert=labels.name)
-    silence = _holding(silences, labels, settings, now)
+    silence = _holding(silences, labels, settings, now) or inhibited
     state = _record(state, outcome, now)
     if outcome.status == "ERROR":
         decision = _on_error(state, settings)
@@ -155,9 +157,9 @@ def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, sile
         return Decision(released, "min_interval_elapsed", "firing: min_interval elapsed, still firing", "firing")
     if state.episode_suppressed and silence is None:
         event: Event = "reminder" if state.episode_notified else "firing"
-        return Decision(state, "silence_ended", f"{event}: silence or mute ended while still firing", event)
+        return Decision(state, "silence_ended", f"{event}: what held it ended while still firing", event)
     if isinstance(silence, Mute) and state.episode_suppressed:
-        return Decision(state, "still_muted", f"firing: still held, {silence.describe()}")
+        return Decision(state, f"still_{silence.code}", f"firing: still held, {silence.describe()}")
     if state.episode_suppressed:
         return Decision(state, "still_silenced", "firing: still silenced")
     if state.acknowledged_by is not None:
@@ -207,7 +209,7 @@ def _apply_silence(decision: Decision, silence: Silence | Mute | None, now: dt.d
         return decision
     if silence is not None:
         owed = event in ("firing", "reminder") and state.condition == "firing"
-        held = "muted" if isinstance(silence, Mute) else "suppressed"
+        held = silence.code if isinstance(silence, Mute) else "suppressed"
         return Decision(
             state.evolve(episode_suppressed=owed or state.episode_suppressed),
             held,

@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 
 from .decision import Decision, decide, decide_gone
+from .inhibition import firing_labels, inhibited
 from .instance_model import InstanceDecision, InstanceLabels, InstanceRow, InstancesRecorded
 from .instance_writes import Known, write_instances
 from .model import Outcome, StateSettings
@@ -122,6 +123,7 @@ class InstanceRecords:
             known = _known(conn, labels.name, names) if rows is not None else {}
             decided, not_added = [], 0
             kept = sum(1 for k in known.values() if k.current)  # a cut result adds new ones up to the cap only
+            firing = firing_labels(conn) if settings.inhibit and rows else []
             for row in rows or ():
                 name, before = row.labels.name, known.get(row.labels.name)
                 if cut and (before is None or not before.current):
@@ -130,7 +132,10 @@ class InstanceRecords:
                         continue
                     kept += 1
                 state = before.state if before else None
-                decision = decide(state, row.outcome, labels=row.labels, silences=active, settings=settings, now=now)
+                held = inhibited(settings.inhibit, row.labels, firing) if firing else None
+                decision = decide(
+                    state, row.outcome, labels=row.labels, silences=active, settings=settings, now=now, inhibited=held
+                )
                 decided.append(InstanceDecision(name, row.labels.labels, decision, row.outcome))
             seen = set(names)
             if rows is not None and not cut:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .time_intervals import TimeInterval
+
+if TYPE_CHECKING:
+    from .inhibition import InhibitRule
 
 __all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings", "kept"]
 
@@ -48,6 +51,8 @@ class StateSettings:
     """Notifications are held while one of these contains the moment (``mute_time_intervals``)."""
     active: tuple[TimeInterval, ...] = ()
     """When given, notifications are held while none of these contains the moment (``active_time_intervals``)."""
+    inhibit: tuple[InhibitRule, ...] = ()
+    """The file's inhibition rules (``inhibit:``): the store checks them against what is firing."""
 
 
 @dataclass(frozen=True)

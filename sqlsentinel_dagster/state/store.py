@@ -19,6 +19,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..sql.engines import bounded_engine
 from .decision import Decision, decide
+from .inhibition import firing_labels, inhibited
 from .instances import InstanceRecords
 from .ledger import Ledger
 from .model import AlertState, Outcome, StateSettings, kept
@@ -98,8 +99,15 @@ class StateStore(Ledger, WatchedChecks, InstanceRecords):
             if outcome.keep:  # no rows, no_data: keep: the status is the state's (messages say it too)
                 outcome = kept(outcome, previous)
                 payload = {**payload, "status": outcome.status}
+            held = inhibited(settings.inhibit, labels, firing_labels(conn)) if settings.inhibit else None
             decision = decide(
-                previous, outcome, labels=labels, silences=self._silences(conn), settings=settings, now=now
+                previous,
+                outcome,
+                labels=labels,
+                silences=self._silences(conn),
+                settings=settings,
+                now=now,
+                inhibited=held,
             )
             if dry_run:
                 conn.rollback()

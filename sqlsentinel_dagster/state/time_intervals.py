@@ -81,16 +81,25 @@ class TimeInterval:
 
 @dataclass(frozen=True)
 class Mute:
-    """Why notifications are held now by time intervals: inside a mute interval, or outside every active one."""
+    """Why notifications are held now other than by a silence: inside a mute interval, outside every active one, or
+    inhibited by a firing alert (:mod:`.inhibition`)."""
 
-    kind: Literal["mute", "inactive"]
+    kind: Literal["mute", "inactive", "inhibited"]
     names: tuple[str, ...]
 
     def describe(self) -> str:
-        """``muted by time interval nightly_maintenance`` or ``outside its active time intervals (office_hours)``."""
+        """``muted by time interval nightly_maintenance``, ``outside its active time intervals (office_hours)``, or
+        ``inhibited by warehouse_down, which is firing``."""
         if self.kind == "mute":
             return f"muted by time interval {self.names[0]}"
+        if self.kind == "inhibited":
+            return f"inhibited by {self.names[0]}, which is firing"
         return f"outside its active time intervals ({', '.join(self.names)})"
+
+    @property
+    def code(self) -> str:
+        """The decision's name for what it holds: ``inhibited``, else ``muted``."""
+        return "inhibited" if self.kind == "inhibited" else "muted"
 
 
 def muted(mute: Sequence[TimeInterval], active: Sequence[TimeInterval], now: dt.datetime) -> Mute | None:
