@@ -105,7 +105,6 @@ alerts:
         assert "time interval 'night' is defined twice" in text
         assert "unknown time interval 'nigth'; defined: night; did you mean 'night'?" in text
 
-
     def test_a_broken_interval_takes_out_only_the_alerts_naming_it(self, tmp_path: Path) -> None:
         """Loaded leniently (as code servers do), a broken interval leaves out the alert muted by it, and the
         others, muted by a good interval or by none, load."""
