@@ -13,9 +13,17 @@ from typing import Any
 from ..config import AlertConfig, LoadedConfig
 from ..errors import SentinelError
 from ..state.model import Outcome
-from ..state.silences import AlertLabels
 from ..state.store import StateStore
-from .cycles import STATE_ERRORS, AlertCycle, alert_payload, deliver_groups, json_safe, settings_of, state_failure
+from .cycles import (
+    STATE_ERRORS,
+    AlertCycle,
+    alert_labels,
+    alert_payload,
+    deliver_groups,
+    json_safe,
+    settings_of,
+    state_failure,
+)
 from .delivery import (
     CycleSettings,
     Logger,
@@ -61,7 +69,7 @@ def run_cycle(
         return run_instances(alert, config, result, outcome, store, settings, logger)
     targets, fallback = config.targets(alert), config.fallback_targets()
     channels = ledger_channels(targets, fallback)
-    labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
+    labels = alert_labels(alert)
     run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
     payload = {
         **alert_payload(alert, outcome, settings.run_id, run_url),

@@ -17,6 +17,7 @@ from ..notifiers import DeliveryReport
 from ..redact import redact_text
 from ..state.decision import Decision
 from ..state.model import Outcome, StateSettings
+from ..state.silences import AlertLabels
 from ..state.store import StateStore
 from .delivery import (
     CycleSettings,
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_REPORTS",
     "STATE_ERRORS",
     "AlertCycle",
+    "alert_labels",
     "alert_payload",
     "cut_result",
     "deliver_groups",
@@ -202,6 +204,11 @@ def _tell_fallback(
     run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
     about = alert_payload(alert, outcome, settings.run_id, run_url)
     tell_fallback_lost(alert.name, about, given_up, config.fallback_targets(), settings, logger)
+
+
+def alert_labels(alert: AlertConfig) -> AlertLabels:
+    """What silences, routes and inhibition rules match ``alert`` on, as its runs record it."""
+    return AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
 
 
 def settings_of(alert: AlertConfig, config: LoadedConfig | None = None) -> StateSettings:

@@ -66,28 +66,24 @@ def evaluate_query(
             _guarded(conn, timeout),
             _streamed(conn, query) as stream,
         ):
+            tally: RowsTally | InstanceParser | None = None
             if instances is not None:
-                parser = InstanceParser(alert, stream.columns, instances, status_required=status_required)
-                while parser.wanted and not stream.exhausted:  # one more than kept: "cut"
-                    if time.monotonic() > deadline:
-                        raise AlertQueryError(alert, database, f"timed out after {timeout:g}s reading the rows")
-                    for row in stream.batch(parser.wanted):
-                        parser.add(row)
-            elif rows is None:
-                fetched = stream.take(2)  # one more than used: to tell "several rows"
-            else:
+                tally = InstanceParser(alert, stream.columns, instances, status_required=status_required)
+            elif rows is not None:
                 tally = RowsTally(stream.columns, rows)
-                while tally.wanted and not stream.exhausted:
-                    if time.monotonic() > deadline:  # PostgreSQL bounds each FETCH, not all of them together
-                        raise AlertQueryError(alert, database, f"timed out after {timeout:g}s reading the rows")
-                    for row in stream.batch(tally.wanted):
-                        tally.add(row)
+            if tally is None:
+                fetched = stream.take(2)  # one more than used: to tell "several rows"
+            while tally is not None and tally.wanted and not stream.exhausted:  # one more than kept: "more", "cut"
+                if time.monotonic() > deadline:  # PostgreSQL bounds each FETCH, not all of them together
+                    raise AlertQueryError(alert, database, f"timed out after {timeout:g}s reading the rows")
+                for row in stream.batch(tally.wanted):
+                    tally.add(row)
     except sa.exc.SQLAlchemyError as exc:
         raise AlertQueryError(alert, database, _describe(exc, timeout, secrets)) from None
-    if rows is not None:
+    if isinstance(tally, InstanceParser):
+        result = tally.result().summary()
+    elif tally is not None:
         result = tally.result()
-    elif instances is not None:
-        result = parser.result().summary()
     else:
         result = parse_result(alert, stream.columns, fetched, status_required=status_required, no_data=no_data)
     return AlertResult(**{**result.__dict__, "duration_ms": (time.perf_counter() - started) * 1000})

@@ -23,6 +23,7 @@ from ..state.store import Intent, StateStore
 from .cycles import (
     STATE_ERRORS,
     AlertCycle,
+    alert_labels,
     alert_payload,
     cut_result,
     deliver_groups,
@@ -65,7 +66,7 @@ def run_instances(
     targets, fallback = config.targets(alert), config.fallback_targets()
     channels = ledger_channels(targets, fallback)
     run_url = settings.channels.run_url(settings.run_id) if settings.run_id else None
-    labels = AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
+    labels = alert_labels(alert)
     recorded_as = outcome
     if found is not None and found.cut:
         cut = f"alert '{alert.name}': {cut_result(spec.max)}"

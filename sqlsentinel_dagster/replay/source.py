@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 
 from ..baselines import MAX_SAMPLES
 from ..config import AlertConfig, LoadedConfig, load_config
-from ..cycle.alert import settings_of
+from ..cycle.cycles import alert_labels as labels_of
+from ..cycle.cycles import settings_of
 from ..state import admin
 from ..state.configs import last_valid
 from ..state.history import MAX_EVALUATIONS_READ, evaluations_between, first_evaluated_at
@@ -38,11 +39,6 @@ class ReplayRun:
     replays: list[AlertReplay]
     """Largest change in notifications first."""
     notes: list[str]
-
-
-def labels_of(alert: AlertConfig) -> AlertLabels:
-    """What silences match ``alert`` on, as its runs record it."""
-    return AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
 
 
 def replay_alert(

@@ -13,9 +13,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .holds import Hold
 from .model import AlertState, Event, Outcome, StateSettings
 from .silences import AlertLabels, Silence
-from .time_intervals import Mute, muted
+from .time_intervals import muted
 
 __all__ = ["Decision", "decide", "decide_gone"]
 
@@ -32,7 +33,7 @@ class Decision:
     """The reason in words, shown on the run."""
     event: Event | None = None
     """The notification this evaluation creates, if any."""
-    suppressed_by: Silence | Mute | None = None
+    suppressed_by: Silence | Hold | None = None
     """The silence, or the time intervals' mute, that holds ``event``; it is then recorded but not sent."""
 
     @property
@@ -49,7 +50,7 @@ def decide(
     silences: Sequence[Silence],
     settings: StateSettings,
     now: dt.datetime,
-    inhibited: Mute | None = None,
+    inhibited: Hold | None = None,
 ) -> Decision:
     """Decide what ``outcome`` means for the alert given what was remembered, the silences, what inhibits it
     (``inhibited``, from :func:`.inhibition.inhibited`) and ``now``."""
@@ -67,7 +68,7 @@ def decide(
 
 def _holding(
     silences: Sequence[Silence], labels: AlertLabels, settings: StateSettings, now: dt.datetime
-) -> Silence | Mute | None:
+) -> Silence | Hold | None:
     """What holds the alert's notifications at ``now``: an active silence matching it, else its time intervals'
     mute (:func:`.time_intervals.muted`), else nothing."""
     silence = next((s for s in silences if s.state(now) == "active" and s.matches(labels)), None)
@@ -130,7 +131,7 @@ def _on_error(state: AlertState, settings: StateSettings) -> Decision:
     )
 
 
-def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, silence: Silence | Mute | None) -> Decision:
+def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, silence: Silence | Hold | None) -> Decision:
     if state.condition != "firing":
         count, needed = state.consecutive_alerts, settings.for_count
         if count < needed:
@@ -158,7 +159,7 @@ def _on_alert(state: AlertState, settings: StateSettings, now: dt.datetime, sile
     if state.episode_suppressed and silence is None:
         event: Event = "reminder" if state.episode_notified else "firing"
         return Decision(state, "silence_ended", f"{event}: what held it ended while still firing", event)
-    if isinstance(silence, Mute) and state.episode_suppressed:
+    if isinstance(silence, Hold) and state.episode_suppressed:
         return Decision(state, f"still_{silence.code}", f"firing: still held, {silence.describe()}")
     if state.episode_suppressed:
         return Decision(state, "still_silenced", "firing: still silenced")
@@ -203,13 +204,13 @@ def _on_ok(state: AlertState, settings: StateSettings, *, first: bool) -> Decisi
     return Decision(resolved, "resolved", f"resolved{acked}", "resolved")
 
 
-def _apply_silence(decision: Decision, silence: Silence | Mute | None, now: dt.datetime) -> Decision:
+def _apply_silence(decision: Decision, silence: Silence | Hold | None, now: dt.datetime) -> Decision:
     state, event = decision.state, decision.event
     if event is None:
         return decision
     if silence is not None:
         owed = event in ("firing", "reminder") and state.condition == "firing"
-        held = silence.code if isinstance(silence, Mute) else "suppressed"
+        held = silence.code if isinstance(silence, Hold) else "suppressed"
         return Decision(
             state.evolve(episode_suppressed=owed or state.episode_suppressed),
             held,

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from .holds import Hold
 from .labels import labels_from_json
 from .schema import alert_state, instances
 from .silences import AlertLabels, Matcher
-from .time_intervals import Mute
 
 __all__ = ["InhibitRule", "firing_labels", "inhibited"]
 
@@ -48,10 +48,10 @@ def firing_labels(conn: sa.Connection) -> list[AlertLabels]:
     return [labels_from_json(name, raw) for name, raw in conn.execute(query)]
 
 
-def inhibited(rules: Sequence[InhibitRule], target: AlertLabels, firing: Sequence[AlertLabels]) -> Mute | None:
+def inhibited(rules: Sequence[InhibitRule], target: AlertLabels, firing: Sequence[AlertLabels]) -> Hold | None:
     """What inhibits ``target`` now: the first firing source a rule says holds it, else None."""
     for rule in rules:
         source = next((s for s in firing if rule.holds(target, s)), None)
         if source is not None:
-            return Mute("inhibited", (source.name,))
+            return Hold("inhibited", (source.name,))
     return None

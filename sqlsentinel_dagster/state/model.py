@@ -11,7 +11,7 @@ from .time_intervals import TimeInterval
 if TYPE_CHECKING:
     from .inhibition import InhibitRule
 
-__all__ = ["AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings", "kept"]
+__all__ = ["STATE_FIELDS", "AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings", "kept"]
 
 OutcomeStatus = Literal["ALERT", "OK", "ERROR"]
 Event = Literal["firing", "reminder", "resolved", "error", "acknowledged"]
@@ -99,7 +99,7 @@ class AlertState:
     def evolve(self, **changes: Any) -> AlertState:
         """A copy with ``changes`` applied (as :func:`dataclasses.replace`, a few times faster: an instance alert
         evolves thousands of states per evaluation). Raises TypeError for a name that is not a field."""
-        unknown = changes.keys() - _STATE_FIELDS
+        unknown = changes.keys() - STATE_FIELDS
         if unknown:
             raise TypeError(f"AlertState has no field {sorted(unknown)[0]!r}")
         copy = object.__new__(AlertState)
@@ -108,7 +108,8 @@ class AlertState:
         return copy
 
 
-_STATE_FIELDS = frozenset(f.name for f in fields(AlertState))
+STATE_FIELDS = frozenset(f.name for f in fields(AlertState))
+"""The names of :class:`AlertState`'s fields."""
 
 
 def kept(outcome: Outcome, previous: AlertState | None) -> Outcome:

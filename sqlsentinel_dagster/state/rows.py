@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .decision import Decision
-from .model import AlertState, Outcome
+from .model import STATE_FIELDS, AlertState, Outcome
 from .silences import Silence, parse_matcher
 
 __all__ = [
@@ -65,13 +65,12 @@ def text_or_none(value: Any) -> str | None:
 
 
 _DATETIME_FIELDS = {f.name for f in fields(AlertState) if "datetime" in str(f.type)}
-_STATE_FIELDS = frozenset(f.name for f in fields(AlertState))
 
 
 def state_from_json(alert: str, data: str) -> AlertState:
     """The state stored as ``data`` (JSON) for ``alert``; keys it does not know (from a newer version) are left."""
     raw = json.loads(data)
-    known = _STATE_FIELDS
+    known = STATE_FIELDS
     values: dict[str, Any] = {
         k: (dt.datetime.fromisoformat(v) if k in _DATETIME_FIELDS and v else v) for k, v in raw.items() if k in known
     }

@@ -13,10 +13,11 @@ import calendar
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["Mute", "Span", "TimeInterval", "TimeIntervalSpec", "muted"]
+from .holds import Hold
+
+__all__ = ["Span", "TimeInterval", "TimeIntervalSpec", "muted"]
 
 
 @dataclass(frozen=True)
@@ -79,35 +80,12 @@ class TimeInterval:
         return any(spec.contains(moment) for spec in self.specs)
 
 
-@dataclass(frozen=True)
-class Mute:
-    """Why notifications are held now other than by a silence: inside a mute interval, outside every active one, or
-    inhibited by a firing alert (:mod:`.inhibition`)."""
-
-    kind: Literal["mute", "inactive", "inhibited"]
-    names: tuple[str, ...]
-
-    def describe(self) -> str:
-        """``muted by time interval nightly_maintenance``, ``outside its active time intervals (office_hours)``, or
-        ``inhibited by warehouse_down, which is firing``."""
-        if self.kind == "mute":
-            return f"muted by time interval {self.names[0]}"
-        if self.kind == "inhibited":
-            return f"inhibited by {self.names[0]}, which is firing"
-        return f"outside its active time intervals ({', '.join(self.names)})"
-
-    @property
-    def code(self) -> str:
-        """The decision's name for what it holds: ``inhibited``, else ``muted``."""
-        return "inhibited" if self.kind == "inhibited" else "muted"
-
-
-def muted(mute: Sequence[TimeInterval], active: Sequence[TimeInterval], now: dt.datetime) -> Mute | None:
+def muted(mute: Sequence[TimeInterval], active: Sequence[TimeInterval], now: dt.datetime) -> Hold | None:
     """The mute that holds notifications at ``now``: the first of ``mute`` containing it, else, when ``active``
     is given and none of it contains ``now``, that; None when notifications may go out."""
     inside = next((interval for interval in mute if interval.contains(now)), None)
     if inside is not None:
-        return Mute("mute", (inside.name,))
+        return Hold("mute", (inside.name,))
     if active and not any(interval.contains(now) for interval in active):
-        return Mute("inactive", tuple(interval.name for interval in active))
+        return Hold("inactive", tuple(interval.name for interval in active))
     return None
