@@ -81,6 +81,7 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             "undelivered_notifications": s.undelivered_notifications,
             **({"instance_of": s.instance_of} if s.instance_of else {}),
             "acknowledged": s.acknowledged,
+            "muted_channels": list(s.owed_channels),
         }
         for s in admin.alert_statuses(store)
         if s.current
@@ -106,6 +107,8 @@ def status(config_file: str | None, database_url: str | None, as_json: bool) -> 
             continue
         silenced = f"  [{row['silenced']}]" if row["silenced"] else ""
         silenced += f"  [acknowledged by {row['acknowledged']}]" if row.get("acknowledged") else ""
+        muted = row.get("muted_channels")
+        silenced += f"  [firing held for {', '.join(muted)} by their time intervals]" if muted else ""
         indent = "  " if "instance_of" in row else ""
         echo(
             f"{indent}{row['alert']}: {row['state']} ({row['last_status']} since {row['since']}), "
@@ -168,7 +171,8 @@ def history(
     echo(
         f"{name}: {stats.runs} runs ({stats.alert} ALERT, {stats.ok} OK, {stats.error} ERROR), "
         f"firing {stats.firing_share:.0%}, query p50 {p50}, p95 {p95}; notifications: "
-        f"{sent.get('delivered', 0)} sent, {sent.get('suppressed', 0)} suppressed, {sent.get('failed', 0)} failed, "
+        f"{sent.get('delivered', 0)} sent, {sent.get('suppressed', 0)} suppressed, {sent.get('muted', 0)} muted, "
+        f"{sent.get('failed', 0)} failed, "
         f"{sent.get('pending', 0)} pending, {sent.get('sending', 0)} being sent, {sent.get('expired', 0)} expired"
     )
     for row in rows:

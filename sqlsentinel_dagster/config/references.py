@@ -88,6 +88,7 @@ class ReferenceChecks:
             for index, alert in enumerate(alerts if isinstance(alerts, list) else []):
                 if isinstance(alert, dict) and key not in self.inherited.get(index, set()):
                     places.append((("alerts", index, key), alert.get(key)))
+        places += self._target_interval_places(data)
         for path, names in places:
             for position, name in enumerate(names if isinstance(names, list) else []):
                 if isinstance(name, str) and name not in defined:
@@ -95,6 +96,32 @@ class ReferenceChecks:
                     hint = difflib.get_close_matches(name, defined, n=1)
                     suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
                     self._add((*path, position), f"unknown time interval '{name}'; defined: {listed}{suggestion}")
+
+    def _target_interval_places(self, data: dict[str, Any]) -> list[tuple[tuple[Any, ...], Any]]:
+        """Where receivers, targets written in a ``notify`` and routes name time intervals, with their paths."""
+        targets: list[tuple[tuple[Any, ...], Any]] = []
+        receivers = data.get("receivers")
+        for name, entry in receivers.items() if isinstance(receivers, dict) else []:
+            many = isinstance(entry, list)
+            targets += [
+                (("receivers", name, i) if many else ("receivers", name), t)
+                for i, t in enumerate(entry if many else [entry])
+            ]
+        defaults = data.get("defaults")
+        lists: list[tuple[tuple[Any, ...], Any]] = [(("fallback",), data.get("fallback"))]
+        lists += [(("defaults", "notify"), defaults.get("notify"))] if isinstance(defaults, dict) else []
+        for kind, inherited in (("alerts", self.inherited), ("watch", self.watch_inherited)):
+            items = data.get(kind)
+            for index, item in enumerate(items if isinstance(items, list) else []):
+                own = index not in inherited if kind == "watch" else "notify" not in inherited.get(index, set())
+                if isinstance(item, dict) and own:
+                    lists.append(((kind, index, "notify"), item.get("notify")))
+        for path, entries in lists:
+            targets += [((*path, i), t) for i, t in enumerate(entries if isinstance(entries, list) else [])]
+        routes = data.get("routes")
+        targets += [(("routes", i), r) for i, r in enumerate(routes if isinstance(routes, list) else [])]
+        keys = ("mute_time_intervals", "active_time_intervals")
+        return [((*path, k), item[k]) for path, item in targets if isinstance(item, dict) for k in keys if k in item]
 
     def _check_cross_references(self, data: dict[str, Any]) -> None:
         self._check_receiver_names(data)

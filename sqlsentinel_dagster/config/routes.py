@@ -96,6 +96,16 @@ class Route(BaseModel):
     continue_: bool = Field(
         default=False, alias="continue", description="After a match, also try the routes below this one"
     )
+    mute_time_intervals: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names under time_intervals: while one holds, what this route sends its receivers is held",
+    )
+    active_time_intervals: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names under time_intervals: outside all of them, what this route sends is held",
+    )
 
     @property
     def matchers(self) -> tuple[Matcher, ...]:
@@ -205,6 +215,8 @@ class _Step:
     matchers: tuple[Matcher, ...]
     continue_: bool
     positions: tuple[int, ...]
+    route: int
+    """The route's position in ``routes:``."""
 
 
 @dataclass(frozen=True)
@@ -237,7 +249,7 @@ class RouteResolver:
             if index < len(routes):
                 route = routes[index]
                 found = sorted({p for name in route.receivers for p in named.get(name, ())})
-                steps.append(_Step(route.matchers, route.continue_, tuple(found)))
+                steps.append(_Step(route.matchers, route.continue_, tuple(found), index))
         fallthrough: set[int] = set()
         for entry in (defaults_notify or []) if routed_by.fallthrough else []:
             if isinstance(entry, str):
@@ -250,12 +262,19 @@ class RouteResolver:
     def positions(self, labels: AlertLabels) -> list[int]:
         """The positions of the targets told for ``labels``: those of the routes that match, first match
         winning unless it continues; ``defaults.notify``'s when none matches (empty without it)."""
-        found: set[int] = set()
+        reaching = self.reaching(labels)
+        return sorted(reaching) if reaching is not None else list(self.fallthrough)
+
+    def reaching(self, labels: AlertLabels) -> dict[int, list[int]] | None:
+        """For each target told for ``labels`` through a route, the positions in ``routes:`` of the routes that
+        reach it; None when no route matches (``defaults.notify`` is told)."""
+        found: dict[int, list[int]] = {}
         matched = False
         for step in self.steps:
             if all(matcher.matches(labels) for matcher in step.matchers):
                 matched = True
-                found.update(step.positions)
+                for position in step.positions:
+                    found.setdefault(position, []).append(step.route)
                 if not step.continue_:
                     break
-        return sorted(found) if matched else list(self.fallthrough)
+        return found if matched else None

@@ -138,6 +138,16 @@ class _Target(BaseModel):
         default=False,
         description="One message per run listing every alert notifying this target, instead of one per alert",
     )
+    mute_time_intervals: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names under time_intervals: while one holds, this target's notifications are held (and owed)",
+    )
+    active_time_intervals: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names under time_intervals: outside all of them, this target's notifications are held",
+    )
 
     @model_validator(mode="after")
     def _group_without_per_alert_templates(self) -> Any:

@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import LoadedConfig
 from ..config.watch import WatchRule
 from ..naming import MAX_STATE_NAME, state_name
+from ..notifiers import channel_id
+from ..state.channel_holds import ChannelTimes
 from ..state.model import Outcome, StateSettings
 from ..state.silences import AlertLabels
 from ..state.watched import WatchedLabels
@@ -89,10 +92,18 @@ def rule_of(rules: Sequence[WatchRule], name: str) -> WatchRule | None:
     return rule if len(name) == MAX_NAME and "~" in name[-13:] else None
 
 
-def state_settings(rule: WatchRule) -> StateSettings:
-    """The state-machine settings of ``rule`` (checks never error: a check that cannot run records no evaluation)."""
+def state_settings(rule: WatchRule, config: LoadedConfig | None = None) -> StateSettings:
+    """The state-machine settings of ``rule`` (checks never error: a check that cannot run records no evaluation),
+    with its receivers' own time intervals from ``config``."""
     interval = dt.timedelta(seconds=rule.repeat_interval) if rule.repeat_interval else None
-    return StateSettings(interval, rule.for_, rule.recover_after)
+    targets = config.watch_targets(rule) if config is not None else []
+    windows = config.file.time_windows if config is not None else None
+    by_id = {
+        channel_id(i, t): ChannelTimes((windows(t.mute_time_intervals), windows(t.active_time_intervals)))
+        for i, t in enumerate(targets)
+        if windows is not None and (t.mute_time_intervals or t.active_time_intervals)
+    }
+    return StateSettings(interval, rule.for_, rule.recover_after, channel_times=(lambda _: by_id) if by_id else None)
 
 
 def outcome_of(rule: WatchRule, evaluation: CheckEvaluation) -> Outcome:

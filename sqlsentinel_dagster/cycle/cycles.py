@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from ..config import AlertConfig, LoadedConfig
 from ..errors import StateDatabaseError
-from ..notifiers import DeliveryReport
+from ..notifiers import DeliveryReport, channel_id
 from ..redact import redact_text
+from ..state.channel_holds import ChannelTimes
 from ..state.decision import Decision
 from ..state.model import Outcome, StateSettings
 from ..state.silences import AlertLabels
@@ -218,7 +219,24 @@ def settings_of(alert: AlertConfig, config: LoadedConfig | None = None) -> State
     mute = config.file.time_windows(alert.mute_time_intervals) if config is not None else ()
     active = config.file.time_windows(alert.active_time_intervals) if config is not None else ()
     inhibit = tuple(rule.compiled() for rule in config.file.inhibit) if config is not None else ()
-    return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after, least, mute, active, inhibit)
+    times = _channel_times(alert, config) if config is not None and config.has_channel_times(alert) else None
+    return StateSettings(
+        interval, alert.for_, alert.recover_after, alert.error_after, least, mute, active, inhibit, times
+    )
+
+
+def _channel_times(alert: AlertConfig, config: LoadedConfig) -> Callable[[AlertLabels], Mapping[str, ChannelTimes]]:
+    """By channel id, the time intervals holding what each of ``alert``'s targets is told for given labels."""
+    targets = config.targets(alert)
+    by_id: dict[int, tuple[object, dict[str, ChannelTimes]]] = {}
+
+    def times(labels: AlertLabels) -> Mapping[str, ChannelTimes]:
+        found = config.channel_times(alert, labels)  # cached by the routes that reach the targets
+        if id(found) not in by_id:  # kept with its ids, so its id is not reused meanwhile
+            by_id[id(found)] = (found, {channel_id(i, targets[i]): t for i, t in found.items()})
+        return by_id[id(found)][1]
+
+    return times
 
 
 def cut_result(most: int) -> str:

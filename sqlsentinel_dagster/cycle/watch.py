@@ -176,7 +176,7 @@ def _record(
     return store.record_watched(
         labels,
         outcome,
-        state_settings(rule),
+        state_settings(rule, config),
         _channels(rule, config),
         payload,
         evaluation.run_id,
@@ -193,7 +193,7 @@ def _re_decide(store: StateStore, rule: WatchRule, config: LoadedConfig, watched
     return store.record_watched(
         watched.labels,
         watched.outcome,
-        state_settings(rule),
+        state_settings(rule, config),
         _channels(rule, config),
         watched.payload,
         None,

@@ -196,6 +196,8 @@ class AlertStatus:
     """The alert this is an instance of (``instances:``), or None for an alert."""
     acknowledged: str | None = None
     """``ana: fixing the load`` while the firing episode is acknowledged."""
+    owed_channels: tuple[str, ...] = ()
+    """Channels whose time intervals held this episode's firing: told once their mute ends, if it still fires."""
     current: bool = True
     """False for an instance no longer in its alert's results (resolved as missing; its history stays)."""
 
@@ -251,6 +253,7 @@ def alert_statuses(store: StateStore) -> list[AlertStatus]:
                 undelivered_notifications=undelivered.get(state.alert, 0),
                 instance_of=listed[state.alert][0] if state.alert in listed else None,
                 acknowledged=f"{state.acknowledged_by}: {state.acknowledged_reason}" if state.acknowledged_by else None,
+                owed_channels=tuple(state.owed_channels),
                 current=listed.get(state.alert, (None, True))[1],
             )
         )
@@ -270,7 +273,7 @@ def prune_history(store: StateStore, older_than: dt.timedelta) -> dict[str, int]
         cutoff = now - older_than
     except OverflowError:
         raise ValueError(f"{older_than} before {now.isoformat(timespec='seconds')} is before year 1") from None
-    finished = ("delivered", "suppressed", "failed", "expired")
+    finished = ("delivered", "suppressed", "muted", "failed", "expired")
     with store.engine.begin() as conn:
         removed_history = conn.execute(sa.delete(history).where(history.c.evaluated_at < cutoff)).rowcount
         removed_notifications = conn.execute(

@@ -10,8 +10,8 @@ say: the watched thing no longer exists.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .holds import Hold
 from .model import AlertState, Event, Outcome, StateSettings
@@ -35,6 +35,10 @@ class Decision:
     """The notification this evaluation creates, if any."""
     suppressed_by: Silence | Hold | None = None
     """The silence, or the time intervals' mute, that holds ``event``; it is then recorded but not sent."""
+    held: Mapping[str, str] = field(default_factory=dict)
+    """Channels not sent ``event``, each with why: their own time intervals hold it (see :mod:`.channel_holds`)."""
+    released: tuple[str, ...] = ()
+    """Channels owed this episode's firing whose time intervals no longer hold it: they are sent it now."""
 
     @property
     def notify(self) -> bool:

@@ -66,7 +66,7 @@ def write_instances(
             else:
                 changed.append({"b_name": item.name, **listed})
         payload = row.payload if row else _gone_payload(parent_payload, item)
-        if item.decision.event is not None:
+        if item.decision.event is not None or item.decision.released:
             intents += intent_rows(item.name, item.decision, channels(labels), payload, run_id, now)
         if row or gone:
             outcome = row.outcome if row else Outcome("OK", error=None)

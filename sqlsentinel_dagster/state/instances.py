@@ -14,10 +14,12 @@ import functools
 import gc
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 
+from .channel_holds import with_channel_times
 from .decision import Decision, decide, decide_gone
 from .inhibition import firing_labels, inhibited
 from .instance_model import InstanceDecision, InstanceLabels, InstanceRow, InstancesRecorded
@@ -124,6 +126,7 @@ class InstanceRecords:
             decided, not_added = [], 0
             kept = sum(1 for k in known.values() if k.current)  # a cut result adds new ones up to the cap only
             firing = firing_labels(conn) if settings.inhibit and rows else []
+            memo: dict[int, Any] = {}
             for row in rows or ():
                 name, before = row.labels.name, known.get(row.labels.name)
                 if cut and (before is None or not before.current):
@@ -136,12 +139,16 @@ class InstanceRecords:
                 decision = decide(
                     state, row.outcome, labels=row.labels, silences=active, settings=settings, now=now, inhibited=held
                 )
+                decision = with_channel_times(decision, row.labels, instance_channels(row.labels), settings, now, memo)
                 decided.append(InstanceDecision(name, row.labels.labels, decision, row.outcome))
             seen = set(names)
             if rows is not None and not cut:
                 for name, before in known.items():
                     if before.current and name not in seen and before.state is not None:
-                        decided.append(_missing(name, before, labels, active, missing_after, now))
+                        gone = _missing(name, before, labels, active, missing_after, now)
+                        of = InstanceLabels.of(labels, name, before.labels)
+                        decision = with_channel_times(gone.decision, of, instance_channels(of), settings, now, memo)
+                        decided.append(replace(gone, decision=decision))
             alive = {name for name, before in known.items() if before.current} | {d.name for d in decided}
             current = len(alive) - sum(1 for d in decided if d.decision.code.startswith("gone"))
             parent = _summarized(parent, outcome, decided, current, not_added, most) if rows is not None else parent

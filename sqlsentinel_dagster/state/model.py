@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from .time_intervals import TimeInterval
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .channel_holds import ChannelTimes
     from .inhibition import InhibitRule
+    from .silences import AlertLabels
 
 __all__ = ["STATE_FIELDS", "AlertState", "Event", "Outcome", "OutcomeStatus", "StateSettings", "kept"]
 
@@ -53,6 +57,9 @@ class StateSettings:
     """When given, notifications are held while none of these contains the moment (``active_time_intervals``)."""
     inhibit: tuple[InhibitRule, ...] = ()
     """The file's inhibition rules (``inhibit:``): the store checks them against what is firing."""
+    channel_times: Callable[[AlertLabels], Mapping[str, ChannelTimes]] | None = None
+    """By channel, the time intervals of the receivers and routes that hold what each channel is told for given
+    labels (an instance's, say); None when no receiver or route has any (see :mod:`.channel_holds`)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,8 @@ class AlertState:
     acknowledged_at: dt.datetime | None = None
     ack_told: bool = False
     """The acknowledgement was passed on (PagerDuty's ``acknowledge``) by an evaluation since."""
+    owed_channels: tuple[str, ...] = ()
+    """Channels whose time intervals held this episode's firing (or a reminder): sent it once their mute ends."""
     notification_count: int = 0
     evaluation_count: int = 0
     last_evaluated_at: dt.datetime | None = None

@@ -116,30 +116,38 @@ def intent_rows(
 ) -> list[dict[str, Any]]:
     """The ledger rows of ``decision``'s event for ``name``: one per channel taking it, keyed
     ``<name>/<evaluation>/<event>/<channel>`` (so a run repeating an evaluation adds none), pending or, when a
-    silence holds the event, suppressed."""
-    if decision.event is None:
+    silence holds the event, suppressed, or when the channel's own time intervals hold it, muted; and the firing
+    of the channels whose mute ended (``decision.released``)."""
+    if decision.event is None and not decision.released:
         return []
     status = "pending" if decision.notify else "suppressed"
     rows = []
-    for channel, events in channels.items():
-        if decision.event not in events:
-            continue
-        key = f"{name}/{decision.state.evaluation_count}/{decision.event}/{channel}"
-        message = {**payload, "event": decision.event, "reason": decision.reason, "idempotency_key": key}
-        rows.append(
-            dict(
-                key=key,
-                alert=name,
-                event=decision.event,
-                channel=channel,
-                status=status,
-                reason=decision.reason,
-                payload=dumps(message),
-                run_id=run_id,
-                created_at=now,
-                updated_at=now,
-            )
+
+    def row(event: str, channel: str, status: str, reason: str) -> dict[str, Any]:
+        key = f"{name}/{decision.state.evaluation_count}/{event}/{channel}"
+        message = {**payload, "event": event, "reason": reason, "idempotency_key": key}
+        return dict(
+            key=key,
+            alert=name,
+            event=event,
+            channel=channel,
+            status=status,
+            reason=reason,
+            payload=dumps(message),
+            run_id=run_id,
+            created_at=now,
+            updated_at=now,
         )
+
+    for channel, events in channels.items():
+        if decision.event is not None and decision.event in events:
+            why = decision.held.get(channel)
+            if why is None:
+                rows.append(row(decision.event, channel, status, decision.reason))
+            else:
+                rows.append(row(decision.event, channel, "muted", f"{decision.event} held for this channel: {why}"))
+    for channel in decision.released:
+        rows.append(row("firing", channel, "pending", "firing: this channel's mute ended while still firing"))
     return rows
 
 

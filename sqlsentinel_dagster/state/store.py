@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..sql.engines import bounded_engine
+from .channel_holds import with_channel_times
 from .decision import Decision, decide
 from .inhibition import firing_labels, inhibited
 from .instances import InstanceRecords
@@ -109,6 +110,7 @@ class StateStore(Ledger, WatchedChecks, InstanceRecords):
                 now=now,
                 inhibited=held,
             )
+            decision = with_channel_times(decision, labels, channels, settings, now)
             if dry_run:
                 conn.rollback()
                 return decision

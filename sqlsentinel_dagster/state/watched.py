@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .channel_holds import by_channel, with_channel_times
 from .decision import Decision, decide, decide_gone
 from .model import AlertState, Outcome, StateSettings
 from .recorder import Recorder
@@ -100,9 +101,10 @@ class WatchedChecks:
             decision = decide(
                 previous, outcome, labels=labels, silences=self._silences(conn), settings=settings, now=now
             )
+            decision = with_channel_times(decision, labels, channels, settings, now)
             again = latest is not None and storage_id == latest
             reminding = previous is not None and previous.condition == "firing"
-            if again and not (reminding and decision.event in ("firing", "reminder")):
+            if again and not (reminding and (decision.event in ("firing", "reminder") or decision.released)):
                 conn.rollback()
                 return None
             self._write_decision(conn, decision, labels, outcome, channels, payload, run_id, now)
@@ -142,6 +144,7 @@ class WatchedChecks:
                 return None
             labels = watched_check.labels
             decision = decide_gone(previous, labels=labels, silences=self._silences(conn), now=now, why=why)
+            decision = by_channel(decision, channels, {})  # its resolved notice only to channels told it fired
             self._write_decision(conn, decision, labels, watched_check.outcome, channels, payload, run_id, now)
             conn.execute(sa.update(watched).where(watched.c.alert == name).values(updated_at=now))
         return decision
