@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlsentinel_dagster import load_config
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.state.inhibition import InhibitRule, inhibited
+from sqlsentinel_dagster.state.instance_model import InstanceLabels
 from sqlsentinel_dagster.state.silences import AlertLabels, parse_matcher
 
 FILE = """database: {{url: "sqlite:///warehouse.db"}}
@@ -96,5 +97,24 @@ class TestInhibition:
             'alerts:\n  - {name: a, query: "SELECT \'OK\' AS status", schedule: "@hourly"}\n',
             encoding="utf-8",
         )
-        problems = "\n".join(f"{p.line} {p.message}" for p in load_config(broken, strict=False).problems)
-        assert "invalid matcher 'nonsense'" in problems and "target" in problems
+        problems = "\n".join(f"{p.line} {p.location} {p.message}" for p in load_config(broken, strict=False).problems)
+        assert "invalid matcher 'nonsense'" in problems
+        assert "inhibit[0].target give at least one matcher" in problems and "or write upstream: true" in problems
+
+    def test_an_upstream_rule_holds_only_by_alerts_on_upstream_assets_and_names_the_asset(self) -> None:
+        """With upstream: true a firing alert holds the target only when it is among the alerts on the target's
+        upstream assets (an instance by its alert); the hold names the upstream asset; source matchers narrow."""
+        rule = InhibitRule((), (), upstream=True)
+        daily = AlertLabels("daily_late", "warning")
+        raw, other = AlertLabels("raw_late", "critical"), AlertLabels("disk_full", "critical")
+        upstream = {"raw_late": "shop/raw_orders"}
+        hold = inhibited([rule], daily, [other, raw], upstream)
+        assert hold is not None
+        assert hold.describe() == "inhibited by raw_late, which is firing on upstream asset shop/raw_orders"
+        assert inhibited([rule], daily, [other], upstream) is None
+        assert inhibited([rule], daily, [raw], {}) is None
+        narrowed = InhibitRule((parse_matcher("severity=warning"),), (), upstream=True)
+        assert inhibited([narrowed], daily, [raw], upstream) is None
+        instance = InstanceLabels.of(raw, 'raw_late{source="crm"}', {"source": "crm"})
+        via_instance = inhibited([rule], daily, [instance], upstream)
+        assert via_instance is not None and via_instance.names == ('raw_late{source="crm"}', "shop/raw_orders")

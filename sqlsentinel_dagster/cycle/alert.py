@@ -80,7 +80,13 @@ def run_cycle(
     try:
         state = store()
         decision = state.record(
-            labels, outcome, settings_of(alert, config), channels, payload, settings.run_id, dry_run=settings.dry_run
+            labels,
+            outcome,
+            settings_of(alert, config, settings.lineage),
+            channels,
+            payload,
+            settings.run_id,
+            dry_run=settings.dry_run,
         )
     except STATE_ERRORS as exc:
         return replace(cycle, state_error=state_failure(alert, outcome, exc))

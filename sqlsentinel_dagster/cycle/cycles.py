@@ -22,6 +22,7 @@ from ..state.silences import AlertLabels
 from ..state.store import StateStore
 from .delivery import (
     CycleSettings,
+    Lineage,
     Logger,
     deliver_to_groups,
     grouped_channels,
@@ -212,16 +213,30 @@ def alert_labels(alert: AlertConfig) -> AlertLabels:
     return AlertLabels(alert.name, alert.severity, tuple(alert.owners), dict(alert.tags))
 
 
-def settings_of(alert: AlertConfig, config: LoadedConfig | None = None) -> StateSettings:
-    """The state-machine settings of ``alert`` (its time intervals from ``config``'s ``time_intervals:``)."""
+def settings_of(
+    alert: AlertConfig, config: LoadedConfig | None = None, lineage: Lineage | None = None
+) -> StateSettings:
+    """The state-machine settings of ``alert`` (its time intervals from ``config``'s ``time_intervals:``; the alerts
+    on its asset's upstream assets, from ``lineage``, when a rule inhibits along it)."""
     interval = dt.timedelta(seconds=alert.repeat_interval) if alert.repeat_interval else None
     least = dt.timedelta(seconds=alert.min_interval) if alert.min_interval else None
-    mute = config.file.time_windows(alert.mute_time_intervals) if config is not None else ()
-    active = config.file.time_windows(alert.active_time_intervals) if config is not None else ()
-    inhibit = tuple(rule.compiled() for rule in config.file.inhibit) if config is not None else ()
-    times = _channel_times(alert, config) if config is not None and config.has_channel_times(alert) else None
+    if config is None:
+        return StateSettings(interval, alert.for_, alert.recover_after, alert.error_after, least)
+    upstream: dict[str, str] = {}
+    if lineage is not None and alert.asset is not None and any(rule.upstream for rule in config.file.inhibit):
+        above = lineage(alert.asset)
+        upstream = {a.name: "/".join(a.asset) for a in config.alerts if a.asset is not None and a.asset in above}
     return StateSettings(
-        interval, alert.for_, alert.recover_after, alert.error_after, least, mute, active, inhibit, times
+        interval,
+        alert.for_,
+        alert.recover_after,
+        alert.error_after,
+        least,
+        mute=config.file.time_windows(alert.mute_time_intervals),
+        active=config.file.time_windows(alert.active_time_intervals),
+        inhibit=tuple(rule.compiled() for rule in config.file.inhibit),
+        upstream=upstream,
+        channel_times=_channel_times(alert, config) if config.has_channel_times(alert) else None,
     )
 
 

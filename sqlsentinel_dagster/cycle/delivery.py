@@ -19,6 +19,7 @@ from ..state.store import StateStore
 __all__ = [
     "FALLBACK",
     "CycleSettings",
+    "Lineage",
     "Logger",
     "deliver_to",
     "deliver_to_groups",
@@ -167,6 +168,10 @@ FALLBACK = "fallback:"
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
+Lineage = Callable[[tuple[str, ...]], frozenset[tuple[str, ...]]]
+"""The keys of the assets upstream of an asset (any depth), as the deployment's lineage knows them."""
+
+
 @dataclass(frozen=True)
 class CycleSettings:
     """What every cycle of a run shares: channel settings, delivery lease and expiry, the run's identity."""
@@ -181,3 +186,5 @@ class CycleSettings:
     group_later: bool = False
     """Leave notifications for ``group: true`` targets to :func:`deliver_groups` over the whole batch (checks
     mode); otherwise each cycle delivers its own as a group of one."""
+    lineage: Lineage | None = None
+    """The deployment's asset lineage (from the Dagster instance), for ``inhibit: [{upstream: true}]``."""

@@ -78,7 +78,7 @@ def run_instances(
         recorded = state.record_instances(
             labels,
             recorded_as,
-            settings_of(alert, config),
+            settings_of(alert, config, settings.lineage),
             {channel: events & {"error"} for channel, events in channels.items()},
             about,
             None if found is None else _rows(alert, found, labels, about),

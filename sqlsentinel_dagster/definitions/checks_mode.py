@@ -21,6 +21,7 @@ from pydantic import Field
 from ..config import AlertConfig, LoadedConfig
 from ..cycle.alert import AlertCycle, deliver_groups, run_cycle
 from ..cycle.delivery import grouped_channels
+from ..cycle.lineage_order import lineage_waves
 from ..errors import ConfigError, ConfigProblem
 from ..naming import (
     NOTIFICATIONS_RESOURCE_KEY,
@@ -217,20 +218,20 @@ def _evaluate(
     with ThreadPoolExecutor(
         max_workers=max(1, min(run.concurrency, len(alerts))), thread_name_prefix="sqlsentinel"
     ) as pool:
-        futures = [pool.submit(one, alert) for alert in alerts]
         held: list[AlertCycle] = []  # alerts with group: true targets, reported once the groups are sent
-        for future in as_completed(futures):
-            cycle, records = future.result()
-            for record in records:
-                op.log.log(record.levelno, record.getMessage())
-            if (
-                grouped_channels(config.targets(cycle.alert), config.fallback_targets())
-                and cycle.decision is not None
-                and not run.dry_run
-            ):
-                held.append(cycle)
-                continue
-            yield _reported(cycle, config, names, op.log, statuses, failures)
+        for wave in lineage_waves(alerts, config, settings.lineage):  # upstream alerts first (inhibit: upstream)
+            for future in as_completed([pool.submit(one, alert) for alert in wave]):
+                cycle, records = future.result()
+                for record in records:
+                    op.log.log(record.levelno, record.getMessage())
+                if (
+                    grouped_channels(config.targets(cycle.alert), config.fallback_targets())
+                    and cycle.decision is not None
+                    and not run.dry_run
+                ):
+                    held.append(cycle)
+                    continue
+                yield _reported(cycle, config, names, op.log, statuses, failures)
     if held:
         for cycle in deliver_groups(held, config, state.get_store(instance), settings, op.log):
             yield _reported(cycle, config, names, op.log, statuses, failures)

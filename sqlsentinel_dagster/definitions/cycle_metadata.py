@@ -12,6 +12,7 @@ from ..cycle.alert import AlertCycle
 from ..cycle.cycles import MAX_REPORTS
 from ..cycle.delivery import CycleSettings
 from ..state.instance_model import InstanceDecision
+from .lineage import AssetLineage
 from .resources import AlertStateResource, NotificationsResource
 
 __all__ = ["cycle_metadata", "cycle_settings", "log_cycle"]
@@ -28,6 +29,7 @@ def cycle_settings(
         run_id=context.run_id,
         dry_run=dry_run,
         run_ended=_run_ended(context.instance),
+        lineage=AssetLineage(context.instance),
     )
 
 

@@ -18,10 +18,12 @@ class Hold:
     names: tuple[str, ...]
 
     def describe(self) -> str:
-        """``muted by time interval nightly_maintenance``, ``outside its active time intervals (office_hours)``, or
-        ``inhibited by warehouse_down, which is firing``."""
+        """``muted by time interval nightly_maintenance``, ``outside its active time intervals (office_hours)``,
+        ``inhibited by warehouse_down, which is firing`` (``... on upstream asset shop/raw_orders``)."""
         if self.kind == "mute":
             return f"muted by time interval {self.names[0]}"
+        if self.kind == "inhibited" and len(self.names) > 1:
+            return f"inhibited by {self.names[0]}, which is firing on upstream asset {self.names[1]}"
         if self.kind == "inhibited":
             return f"inhibited by {self.names[0]}, which is firing"
         return f"outside its active time intervals ({', '.join(self.names)})"

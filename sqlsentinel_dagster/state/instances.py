@@ -135,7 +135,7 @@ class InstanceRecords:
                         continue
                     kept += 1
                 state = before.state if before else None
-                held = inhibited(settings.inhibit, row.labels, firing) if firing else None
+                held = inhibited(settings.inhibit, row.labels, firing, settings.upstream) if firing else None
                 decision = decide(
                     state, row.outcome, labels=row.labels, silences=active, settings=settings, now=now, inhibited=held
                 )

@@ -57,6 +57,8 @@ class StateSettings:
     """When given, notifications are held while none of these contains the moment (``active_time_intervals``)."""
     inhibit: tuple[InhibitRule, ...] = ()
     """The file's inhibition rules (``inhibit:``): the store checks them against what is firing."""
+    upstream: Mapping[str, str] = field(default_factory=dict)
+    """The alerts on assets upstream of this alert's asset, with their assets (``inhibit: [{upstream: true}]``)."""
     channel_times: Callable[[AlertLabels], Mapping[str, ChannelTimes]] | None = None
     """By channel, the time intervals of the receivers and routes that hold what each channel is told for given
     labels (an instance's, say); None when no receiver or route has any (see :mod:`.channel_holds`)."""

@@ -100,7 +100,11 @@ class StateStore(Ledger, WatchedChecks, InstanceRecords):
             if outcome.keep:  # no rows, no_data: keep: the status is the state's (messages say it too)
                 outcome = kept(outcome, previous)
                 payload = {**payload, "status": outcome.status}
-            held = inhibited(settings.inhibit, labels, firing_labels(conn)) if settings.inhibit else None
+            held = (
+                inhibited(settings.inhibit, labels, firing_labels(conn), settings.upstream)
+                if settings.inhibit
+                else None
+            )
             decision = decide(
                 previous,
                 outcome,
