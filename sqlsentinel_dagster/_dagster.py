@@ -15,6 +15,10 @@ Dagster has no public API for any of them, and none can be avoided:
   sensor reads check evaluations from every code location by storage id (SQLite keeps them in its index
   database) and, on its first tick, the latest evaluation of each check from Dagster's own table.
 
+- **The scheduled execution time tag** (:func:`scheduled_tick`): the tick a schedule's run was launched for,
+  which Dagster sets on the run (and its retries inherit); it keys an evaluation, so a retried or repeated run
+  of a tick evaluates nothing twice.
+
 If a Dagster upgrade moves one of them, :func:`load_context` answers None (everything is then built eagerly: slower,
 never wrong) and the others fail loudly in this package's tests.
 """
@@ -35,6 +39,7 @@ __all__ = [
     "is_valid_cron",
     "load_context",
     "next_ticks",
+    "scheduled_tick",
     "unresolved_asset_job",
 ]
 
@@ -85,3 +90,12 @@ def asset_check_executions() -> Any:
     from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 
     return AssetCheckExecutionsTable
+
+
+def scheduled_tick(tags: Any) -> str | None:
+    """The scheduled time (UTC, ISO) of the schedule tick that launched a run with ``tags``; None for a run no
+    schedule launched (manual, sensor)."""
+    from dagster._core.storage.tags import SCHEDULED_EXECUTION_TIME_TAG
+
+    value = tags.get(SCHEDULED_EXECUTION_TIME_TAG)
+    return str(value) if value else None

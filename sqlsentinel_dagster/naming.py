@@ -7,7 +7,9 @@ resources when our ``Definitions`` are merged into theirs.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import socket
 from dataclasses import dataclass
 
 __all__ = [
@@ -20,13 +22,16 @@ __all__ = [
     "PREFIX",
     "STATE_RESOURCE_KEY",
     "TAG_ALERT",
+    "TAG_DATABASE",
     "TAG_DECISION",
+    "TAG_HOST",
     "TAG_SEVERITY",
     "TAG_STATUS",
     "FileNames",
     "batch_schedule_name",
     "check_name",
     "evaluate_op_name",
+    "host",
     "job_name",
     "safe_name",
     "schedule_name",
@@ -43,7 +48,11 @@ TAG_ALERT = "sqlsentinel/alert"
 OWN_CHECK_METADATA = "sqlsentinel/alert"
 """Metadata key on the evaluations of sqlsentinel's own alert checks (checks mode): ``watch:`` skips them, the
 alert itself already notified."""
+TAG_DATABASE = "sqlsentinel/database"
+"""The one warehouse a run's alerts query (a run queue can limit runs per value)."""
 TAG_DECISION = "sqlsentinel/decision"
+TAG_HOST = "sqlsentinel/host"
+"""``<host name>:<process id>`` of the process that evaluated a run's alerts (a pod, a Celery worker)."""
 TAG_SEVERITY = "sqlsentinel/severity"
 TAG_STATUS = "sqlsentinel/status"
 
@@ -190,3 +199,8 @@ def state_name(name: str) -> str:
     if len(name) <= MAX_STATE_NAME:
         return name
     return f"{name[: MAX_STATE_NAME - 13]}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+
+
+def host() -> str:
+    """This process as :data:`TAG_HOST` shows it: ``<host name>:<process id>``."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -27,6 +27,7 @@ from .inhibit import InhibitRuleSpec
 from .instances import InstancesSpec
 from .routes import Route, RoutedBy
 from .rows import RowsSpec
+from .runs import ChecksSettings, RunSettings
 from .targets import CHANNELS, InlineTarget, NotifyEntry, NotifyTarget, Secret
 from .time_intervals import NamedTimeInterval
 from .watch import WatchRule
@@ -232,6 +233,13 @@ class AlertsFile(_Strict):
     )
     time_intervals: list[NamedTimeInterval] = Field(
         default_factory=list, description="Named time intervals (Alertmanager's syntax) that alerts mute or act in"
+    )
+    checks: ChecksSettings = Field(
+        default_factory=ChecksSettings, description="Checks mode's batches: shard_size splits a tick into runs"
+    )
+    runs: RunSettings = Field(
+        default_factory=RunSettings,
+        description="What every alert run carries: tags for the run launcher and queue, max_runtime, max_retries",
     )
     watch_interval: Annotated[float, BeforeValidator(parse_duration), Field(ge=5, le=3600)] = Field(
         default=30.0,

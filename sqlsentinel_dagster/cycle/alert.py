@@ -87,6 +87,7 @@ def run_cycle(
             payload,
             settings.run_id,
             dry_run=settings.dry_run,
+            tick=None if settings.dry_run else settings.tick,
         )
     except STATE_ERRORS as exc:
         return replace(cycle, state_error=state_failure(alert, outcome, exc))

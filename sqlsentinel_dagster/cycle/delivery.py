@@ -186,5 +186,8 @@ class CycleSettings:
     group_later: bool = False
     """Leave notifications for ``group: true`` targets to :func:`deliver_groups` over the whole batch (checks
     mode); otherwise each cycle delivers its own as a group of one."""
+    tick: str | None = None
+    """The scheduled time of the schedule tick that launched the run (None: manual, sensor): an alert already
+    evaluated for it is not evaluated again."""
     lineage: Lineage | None = None
     """The deployment's asset lineage (from the Dagster instance), for ``inhibit: [{upstream: true}]``."""

@@ -88,6 +88,7 @@ def run_instances(
             missing_after=spec.missing_after,
             most=spec.max,
             dry_run=settings.dry_run,
+            tick=None if settings.dry_run else settings.tick,
         )
     except STATE_ERRORS as exc:
         return replace(cycle, state_error=state_failure(alert, outcome, exc))

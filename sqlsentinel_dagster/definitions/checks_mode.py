@@ -8,36 +8,21 @@ as soon as it is done, so one slow or failing alert never holds back the others.
 
 # No `from __future__ import annotations` here: Dagster inspects the op's `context` annotation at runtime.
 
-import logging
-import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import Field
 
 from ..config import AlertConfig, LoadedConfig
-from ..cycle.alert import AlertCycle, deliver_groups, run_cycle
-from ..cycle.delivery import grouped_channels
-from ..cycle.lineage_order import lineage_waves
 from ..errors import ConfigError, ConfigProblem
 from ..naming import (
     NOTIFICATIONS_RESOURCE_KEY,
-    OWN_CHECK_METADATA,
     PLAIN_NAMES,
     STATE_RESOURCE_KEY,
-    TAG_ALERT,
-    TAG_DECISION,
-    TAG_STATUS,
     FileNames,
     check_name,
 )
-from ..redact import redact_text
-from ..state.model import Outcome
-from .cycle_metadata import cycle_metadata, cycle_settings, log_cycle
-from .resources import AlertStateResource, NotificationsResource, WarehouseResource
+from .checks_batch import ChecksConfig, evaluate_batch
 
 if TYPE_CHECKING:
     # The type define_asset_job returns is not exported by dagster: imported for type checking only, here only.
@@ -53,26 +38,6 @@ __all__ = [
     "warehouse_asset_key",
     "warehouse_assets",
 ]
-
-TAG_ALERT_COUNT = "sqlsentinel/alerts"
-_SEVERITY = {
-    "critical": dg.AssetCheckSeverity.ERROR,
-    "error": dg.AssetCheckSeverity.ERROR,
-    "warning": dg.AssetCheckSeverity.WARN,
-    "info": dg.AssetCheckSeverity.WARN,
-}
-
-
-class ChecksConfig(dg.Config):
-    """Run configuration of ``sqlsentinel_checks`` (editable in the Launchpad)."""
-
-    dry_run: bool = Field(
-        default=False,
-        description="Evaluate and show the decisions without notifying anyone or changing any alert's state.",
-    )
-    concurrency: int = Field(
-        default=8, ge=1, le=64, description="Alerts evaluated at once (each warehouse also caps at its pool_size)."
-    )
 
 
 def warehouse_asset_key(database: str, names: FileNames = PLAIN_NAMES) -> dg.AssetKey:
@@ -128,7 +93,7 @@ def build_checks(config: LoadedConfig, names: FileNames = PLAIN_NAMES) -> dg.Ass
     )
     def evaluate_checks(context: dg.AssetCheckExecutionContext, config: ChecksConfig) -> Iterator[dg.AssetCheckResult]:
         alerts = [by_key[k] for k in sorted(context.selected_asset_check_keys, key=str) if k in by_key]
-        yield from _evaluate(context, alerts, loaded, config, names)
+        yield from evaluate_batch(context, alerts, loaded, config, names, lambda a: alert_asset_key(a, loaded, names))
 
     loaded = config
     return evaluate_checks
@@ -157,13 +122,17 @@ def _refuse_output_collisions(by_key: dict[dg.AssetCheckKey, AlertConfig], confi
         raise ConfigError(str(config.path), problems)
 
 
-def build_checks_job(checks: dg.AssetChecksDefinition, names: FileNames = PLAIN_NAMES) -> "AssetJob":
-    """``sqlsentinel_checks``: the one job that runs any subset of the alert checks."""
+def build_checks_job(
+    checks: dg.AssetChecksDefinition, names: FileNames = PLAIN_NAMES, tags: dict[str, str] | None = None
+) -> "AssetJob":
+    """``sqlsentinel_checks``: the one job that runs any subset of the alert checks; every run gets ``tags``
+    (``runs:`` in the file)."""
     return dg.define_asset_job(
         names.checks_job,
         selection=dg.AssetSelection.checks(checks),
         description="Evaluate SQL alerts as asset checks (schedules and sensors launch it with the alerts due).",
         executor_def=dg.in_process_executor,
+        tags=tags or None,
     )
 
 
@@ -181,118 +150,3 @@ def _spec(alert: AlertConfig, key: dg.AssetCheckKey, config: LoadedConfig) -> dg
             "query": dg.MetadataValue.md(f"```sql\n{alert.query.strip()}\n```"),
         },
     )
-
-
-def _evaluate(
-    context: dg.AssetCheckExecutionContext,
-    alerts: Sequence[AlertConfig],
-    config: LoadedConfig,
-    run: ChecksConfig,
-    names: FileNames,
-) -> Iterator[dg.AssetCheckResult]:
-    op = context.op_execution_context
-    resources = op.resources
-    state: AlertStateResource = getattr(resources, STATE_RESOURCE_KEY)
-    notifications: NotificationsResource = getattr(resources, NOTIFICATIONS_RESOURCE_KEY)
-    settings = replace(cycle_settings(op, state, notifications, run.dry_run), group_later=True)
-    warehouses = {
-        name: _Warehouse(getattr(resources, names.warehouse_resource(name))) for name in config.file.all_databases()
-    }
-    instance = context.instance
-    failures: list[str] = []
-    statuses: list[str] = []
-
-    def one(alert: AlertConfig) -> tuple[AlertCycle, list[logging.LogRecord]]:
-        log = _BufferedLog(alert.name)
-        warehouse = warehouses[config.database_name(alert)]
-        try:
-            cycle = run_cycle(alert, config, warehouse.evaluate, lambda: state.get_store(instance), settings, log)
-        except Exception as exc:  # a bug must cost this alert its result, not the whole batch
-            error = redact_text(f"alert '{alert.name}': unexpected {type(exc).__name__}: {exc}".splitlines()[0])
-            log.exception(error)
-            cycle = AlertCycle(alert, Outcome("ERROR", error=error), state_error=error, dry_run=run.dry_run)
-        return cycle, log.records
-
-    if len(alerts) == 1:
-        instance.add_run_tags(op.run_id, {TAG_ALERT: alerts[0].name})
-    with ThreadPoolExecutor(
-        max_workers=max(1, min(run.concurrency, len(alerts))), thread_name_prefix="sqlsentinel"
-    ) as pool:
-        held: list[AlertCycle] = []  # alerts with group: true targets, reported once the groups are sent
-        for wave in lineage_waves(alerts, config, settings.lineage):  # upstream alerts first (inhibit: upstream)
-            for future in as_completed([pool.submit(one, alert) for alert in wave]):
-                cycle, records = future.result()
-                for record in records:
-                    op.log.log(record.levelno, record.getMessage())
-                if (
-                    grouped_channels(config.targets(cycle.alert), config.fallback_targets())
-                    and cycle.decision is not None
-                    and not run.dry_run
-                ):
-                    held.append(cycle)
-                    continue
-                yield _reported(cycle, config, names, op.log, statuses, failures)
-    if held:
-        for cycle in deliver_groups(held, config, state.get_store(instance), settings, op.log):
-            yield _reported(cycle, config, names, op.log, statuses, failures)
-    status = "ERROR" if "ERROR" in statuses else "ALERT" if "ALERT" in statuses else "OK"
-    instance.add_run_tags(
-        op.run_id,
-        {
-            TAG_STATUS: status,
-            TAG_DECISION: "dry_run:batch" if run.dry_run else "batch",
-            TAG_ALERT_COUNT: str(len(alerts)),
-        },
-    )
-    if failures:
-        shown = "\n".join(f"- {f}" for f in failures[:20])
-        more = f"\n(and {len(failures) - 20} more)" if len(failures) > 20 else ""
-        raise dg.Failure(description=f"{len(failures)} of {len(alerts)} alert(s) failed:\n{shown}{more}")
-
-
-def _reported(
-    cycle: AlertCycle, config: LoadedConfig, names: FileNames, log: Any, statuses: list[str], failures: list[str]
-) -> dg.AssetCheckResult:
-    """Log ``cycle`` (unless it is an OK alert that notified nobody: its check says it all), count it, and make
-    its check result."""
-    if cycle.outcome.status != "OK" or cycle.reports or (cycle.result and cycle.result.more_rows):
-        log_cycle(log, cycle)
-    statuses.append(cycle.outcome.status)
-    if cycle.failure:
-        failures.append(cycle.failure)
-    return _check_result(cycle, config, names)
-
-
-def _check_result(cycle: AlertCycle, config: LoadedConfig, names: FileNames) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=alert_asset_key(cycle.alert, config, names),
-        check_name=check_name(cycle.alert.name),
-        passed=cycle.outcome.status == "OK",
-        severity=_SEVERITY[cycle.alert.severity],
-        metadata={**cycle_metadata(cycle), OWN_CHECK_METADATA: cycle.alert.name},
-        description=cycle.summary(),
-    )
-
-
-class _Warehouse:
-    """A warehouse resource whose queries are capped at its pool size at once."""
-
-    def __init__(self, resource: WarehouseResource) -> None:
-        self.resource = resource
-        self.slots = threading.BoundedSemaphore(resource.pool_size())
-
-    def evaluate(self, alert: AlertConfig) -> Any:
-        with self.slots:
-            return self.resource.evaluate(alert)
-
-
-class _BufferedLog(logging.Logger):
-    """A logger that keeps its records, so a worker thread's lines reach the run's log from the main thread."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"sqlsentinel.{name}")
-        self.propagate = False
-        self.records: list[logging.LogRecord] = []
-
-    def handle(self, record: logging.LogRecord) -> None:
-        self.records.append(record)

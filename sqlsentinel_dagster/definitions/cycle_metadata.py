@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from .._dagster import scheduled_tick
 from ..cycle.alert import AlertCycle
 from ..cycle.cycles import MAX_REPORTS
 from ..cycle.delivery import CycleSettings
@@ -30,6 +31,7 @@ def cycle_settings(
         dry_run=dry_run,
         run_ended=_run_ended(context.instance),
         lineage=AssetLineage(context.instance),
+        tick=scheduled_tick(context.run.tags),
     )
 
 

@@ -7,12 +7,16 @@ import logging
 import os
 import threading
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import dagster as dg
+from pydantic import ValidationError
 
 from ..config import AlertConfig, LoadedConfig
+from ..config.runs import ChecksSettings, RunSettings
+from ..config.shards import Shard, shards
 from ..errors import ConfigError, SecretResolutionError
 from ..naming import NOTIFICATIONS_RESOURCE_KEY, STATE_RESOURCE_KEY, FileNames, job_name
 from .admin_jobs import admin_jobs, prune_schedule
@@ -45,6 +49,8 @@ def build_definitions(
     strict: bool | None = None,
     state: AlertStateResource | None = None,
     notifications: NotificationsResource | None = None,
+    shard_size: int | None = None,
+    run_tags: Mapping[str, str] | None = None,
 ) -> dg.Definitions:
     """Definitions for every alert in ``path``, plus the resources they need.
 
@@ -69,6 +75,10 @@ def build_definitions(
     Several alerts files in one code location: give each a ``name`` (``team_a``), which ends the names of the
     file's sensors, checks job and schedules (``sqlsentinel_config__team_a``); the alerts' own jobs, schedules
     and checks keep their names, which must be unique across the files (see ``code_location``).
+
+    ``shard_size`` (checks mode) and ``run_tags`` set the file's ``checks.shard_size`` and add to its
+    ``runs.tags``, winning over the file: a checks-mode tick with more alerts than ``shard_size`` is launched as
+    several runs, and every alert run carries the tags (for the run launcher and the run queue).
     """
     if mode not in ("jobs", "checks"):
         raise ValueError(f"mode must be 'jobs' or 'checks', got {mode!r}")
@@ -78,7 +88,7 @@ def build_definitions(
     version = load_version(cached_config(path, compiled=worker), state, record=not worker)
     config = version.config
     claim = claim_names(config, names)  # alert names taken by another file of this code location: left out
-    config = claim.config
+    config = with_run_settings(claim.config, shard_size, run_tags)
     if strict is None:
         strict = os.environ.get("DAGSTER_IS_DEFS_VALIDATION_CLI") == "1"
     if config.problems and strict:
@@ -157,14 +167,18 @@ def _checks_mode(config: LoadedConfig, worker: bool, names: FileNames) -> _Alert
     if not config.alerts:
         return _Alerting(jobs=[], schedules=[], sensors=[])
     checks = build_checks(config, names)
-    job = build_checks_job(checks, names)
+    job = build_checks_job(checks, names, config.file.runs.run_tags())
+    size = config.file.checks.shard_size
+
+    def plan(alerts: list[AlertConfig]) -> list[Shard]:
+        return shards(alerts, config, size)
 
     def key(alert: AlertConfig) -> dg.AssetCheckKey:
         return check_key(alert, config, names)
 
     return _Alerting(
         jobs=[job],
-        schedules=[] if worker else build_batch_schedules(config.alerts, key, job, names),
+        schedules=[] if worker else build_batch_schedules(config.alerts, key, job, names, plan),
         sensors=[] if worker else [s for s in [build_materialization_sensor(config.alerts, key, [job], names)] if s],
         assets=warehouse_assets(config, names),
         checks=[checks],
@@ -212,3 +226,21 @@ def _with_env_resolved(resource: dg.ConfigurableResource) -> dg.ConfigurableReso
                 raise SecretResolutionError(f"{type(resource).__name__}.{name}", getattr(resource, name).env_var_name)
         values[name] = value
     return type(resource)(**values)
+
+
+def with_run_settings(config: LoadedConfig, shard_size: int | None, run_tags: Mapping[str, str] | None) -> LoadedConfig:
+    """``config`` with ``build_definitions``'s ``shard_size`` and ``run_tags`` over the file's ``checks:`` and
+    ``runs:`` (validated as the file's are: a ValueError says what is wrong)."""
+    if shard_size is None and not run_tags:
+        return config
+    try:
+        checks = ChecksSettings.model_validate(
+            {**config.file.checks.model_dump(), **({"shard_size": shard_size} if shard_size is not None else {})}
+        )
+        runs = RunSettings.model_validate(
+            {**config.file.runs.model_dump(), "tags": {**config.file.runs.tags, **(run_tags or {})}}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"build_definitions: {problems}") from None
+    return replace(config, file=config.file.model_copy(update={"checks": checks, "runs": runs}))

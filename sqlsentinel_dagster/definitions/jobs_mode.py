@@ -16,10 +16,13 @@ from ..naming import (
     PLAIN_NAMES,
     STATE_RESOURCE_KEY,
     TAG_ALERT,
+    TAG_DATABASE,
     TAG_DECISION,
+    TAG_HOST,
     TAG_SEVERITY,
     TAG_STATUS,
     FileNames,
+    host,
     job_name,
     schedule_name,
 )
@@ -67,7 +70,7 @@ def _show(context: dg.OpExecutionContext, cycle: AlertCycle) -> None:
     assert cycle.decision is not None
     prefix = "dry_run:" if cycle.dry_run else ""
     context.instance.add_run_tags(
-        context.run_id, {TAG_STATUS: cycle.outcome.status, TAG_DECISION: prefix + cycle.decision.code}
+        context.run_id, {TAG_STATUS: cycle.outcome.status, TAG_DECISION: prefix + cycle.decision.code, TAG_HOST: host()}
     )
     context.add_output_metadata(cycle_metadata(cycle))
     log_cycle(context.log, cycle)
@@ -110,12 +113,13 @@ def build_evaluate_op(database: str, loaded: LoadedConfig, names: FileNames = PL
 def build_job(alert: AlertConfig, config: LoadedConfig, evaluate_op: dg.OpDefinition) -> dg.JobDefinition:
     """The job of ``alert``: the evaluate op of its warehouse, the alert's description, owners and tags."""
     tags = {**alert.tags, TAG_ALERT: alert.name, TAG_SEVERITY: alert.severity}
+    database = config.database_name(alert)
     return dg.JobDefinition(
         graph_def=dg.GraphDefinition(name=job_name(alert.name), node_defs=[evaluate_op]),
         description=alert.description or f"SQL alert '{alert.name}'",
         tags=tags,
-        run_tags=tags,
-        metadata=_job_metadata(alert, config.database_name(alert), config),
+        run_tags={**config.file.runs.run_tags(), **tags, TAG_DATABASE: database},
+        metadata=_job_metadata(alert, database, config),
         owners=alert.owners or None,
         executor_def=dg.in_process_executor,  # one op: a subprocess per step would only add latency
     )

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from ..naming import STATE_RESOURCE_KEY
 from ..replay import DEFAULT_DAYS, Changes, ReplayRun, as_json, markdown, parse_period, replay_config
+from .lineage import AssetLineage
 from .resources import AlertStateResource, cached_config
 
 __all__ = [
@@ -69,8 +70,15 @@ def build_replay_job(config_path: str, name: str = REPLAY_JOB_NAME) -> dg.JobDef
                 min_interval=config.min_interval,
             )
             start = parse_period(end, days=config.days, option="")  # named `days`, as in this config
+            lineage = AssetLineage(context.instance)  # for inhibit: [{upstream: true}], as the runs read it
             run = replay_config(
-                store, cached_config(config_path), changes, name=config.alert or None, start=start, end=end
+                store,
+                cached_config(config_path),
+                changes,
+                name=config.alert or None,
+                start=start,
+                end=end,
+                lineage=lineage,
             )
         except ValueError as exc:
             raise dg.Failure(description=f"cannot replay: {exc}") from None

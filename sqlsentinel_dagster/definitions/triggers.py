@@ -1,7 +1,8 @@
 """What launches alert evaluations besides a person: batch schedules (checks mode) and materializations.
 
 - Checks mode: alerts due at the same ticks (same cron, timezone and starting status) share one schedule that
-  launches ``sqlsentinel_checks`` once with all their checks: one run per tick, not one per alert.
+  launches ``sqlsentinel_checks`` once with all their checks: one run per tick, not one per alert; or, past
+  ``checks.shard_size``, one run per shard, each with a stable run key so a retried tick launches none twice.
 - Both modes: ``sqlsentinel_on_materialization`` watches the assets of alerts with ``on_materialization: true``
   (in any code location: it reads the instance) and evaluates them after new materializations; every
   materialization seen in one tick gives one evaluation, so a burst is one evaluation.
@@ -11,7 +12,7 @@
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -20,20 +21,30 @@ if TYPE_CHECKING:
     from .checks_mode import AssetJob
 
 from ..config import AlertConfig
-from ..naming import PLAIN_NAMES, TAG_ALERT, FileNames, job_name
+from ..config.shards import Shard
+from ..naming import PLAIN_NAMES, TAG_ALERT, TAG_DATABASE, FileNames, job_name
 
-__all__ = ["TAG_TRIGGER", "build_batch_schedules", "build_materialization_sensor"]
+__all__ = ["TAG_SHARD", "TAG_TRIGGER", "Planner", "build_batch_schedules", "build_materialization_sensor"]
 
 TAG_TRIGGER = "sqlsentinel/trigger"
 TAG_SCHEDULE = "sqlsentinel/schedule"
+TAG_SHARD = "sqlsentinel/shard"
+"""``i/n``: the shard of its tick a run evaluates (only when a tick is split)."""
+
+Planner = Callable[[list[AlertConfig]], list[Shard]]
 
 CheckKeyOf = Callable[[AlertConfig], dg.AssetCheckKey]
 
 
 def build_batch_schedules(
-    alerts: Sequence[AlertConfig], check_key: CheckKeyOf, job: "AssetJob", names: FileNames = PLAIN_NAMES
+    alerts: Sequence[AlertConfig],
+    check_key: CheckKeyOf,
+    job: "AssetJob",
+    names: FileNames = PLAIN_NAMES,
+    plan: Planner | None = None,
 ) -> list[dg.ScheduleDefinition]:
-    """One schedule per (cron, timezone, starting status), launching ``job`` with the checks of its alerts."""
+    """One schedule per (cron, timezone, starting status), launching ``job`` with the checks of its alerts: one
+    run per tick, or one per shard when ``plan`` splits its alerts (see :mod:`..config.shards`)."""
     groups: dict[tuple[str, str, bool], list[AlertConfig]] = defaultdict(list)
     for alert in alerts:
         if alert.schedule:
@@ -45,7 +56,8 @@ def build_batch_schedules(
         while name in taken:  # two crons that only differ in punctuation
             name += "_"
         taken.add(name)
-        schedules.append(_batch_schedule(name, cron, timezone, running, members, check_key, job))
+        planned = plan(members) if plan is not None else [Shard(tuple(members), None)]
+        schedules.append(_batch_schedule(name, cron, timezone, running, planned, check_key, job))
     return schedules
 
 
@@ -54,16 +66,25 @@ def _batch_schedule(
     cron: str,
     timezone: str,
     running: bool,
-    alerts: list[AlertConfig],
+    planned: list[Shard],
     check_key: CheckKeyOf,
     job: "AssetJob",
 ) -> dg.ScheduleDefinition:
-    keys = [check_key(alert) for alert in alerts]
+    alerts = [alert for shard in planned for alert in shard.alerts]
     tags = {TAG_SCHEDULE: name, TAG_TRIGGER: "schedule", **({TAG_ALERT: alerts[0].name} if len(alerts) == 1 else {})}
+    requests = []
+    for number, shard in enumerate(planned, start=1):
+        shard_tags = {**tags, **({TAG_DATABASE: shard.database} if shard.database else {})}
+        if len(planned) > 1:
+            shard_tags[TAG_SHARD] = f"{number}/{len(planned)}"
+        keys = [check_key(alert) for alert in shard.alerts]
+        run_key = f"shard-{number}-of-{len(planned)}" if len(planned) > 1 else None
+        requests.append(dg.RunRequest(run_key=run_key, asset_selection=[], asset_check_keys=keys, tags=shard_tags))
     listed = ", ".join(a.name for a in alerts[:10]) + (f" and {len(alerts) - 10} more" if len(alerts) > 10 else "")
+    runs = f"{len(planned)} runs" if len(planned) > 1 else "one run"
 
-    def due(_context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        return dg.RunRequest(asset_selection=[], asset_check_keys=keys, tags=tags)
+    def due(_context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
+        yield from requests
 
     return dg.ScheduleDefinition(
         name=name,
@@ -71,7 +92,7 @@ def _batch_schedule(
         execution_timezone=timezone,
         job=job,
         execution_fn=due,
-        description=f"Evaluate {len(alerts)} alert(s) in one run on '{cron}' ({timezone}): {listed}",
+        description=f"Evaluate {len(alerts)} alert(s) in {runs} on '{cron}' ({timezone}): {listed}",
         default_status=dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED,
     )
 

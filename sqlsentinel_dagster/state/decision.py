@@ -18,7 +18,7 @@ from .model import AlertState, Event, Outcome, StateSettings
 from .silences import AlertLabels, Silence
 from .time_intervals import muted
 
-__all__ = ["Decision", "decide", "decide_gone"]
+__all__ = ["Decision", "already_evaluated", "decide", "decide_gone"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,12 @@ def _holding(
     mute (:func:`.time_intervals.muted`), else nothing."""
     silence = next((s for s in silences if s.state(now) == "active" and s.matches(labels)), None)
     return silence if silence is not None else muted(settings.mute, settings.active, now)
+
+
+def already_evaluated(state: AlertState, tick: str) -> Decision:
+    """The decision for a run of a schedule tick that ``state`` was already evaluated for (a retried or repeated
+    run): nothing changes, nothing is notified."""
+    return Decision(state, "already_evaluated", f"already evaluated for the tick of {tick}: not evaluated again")
 
 
 def decide_gone(

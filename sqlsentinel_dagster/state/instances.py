@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import sqlalchemy as sa
 
 from .channel_holds import with_channel_times
-from .decision import Decision, decide, decide_gone
+from .decision import Decision, already_evaluated, decide, decide_gone
 from .inhibition import firing_labels, inhibited
 from .instance_model import InstanceDecision, InstanceLabels, InstanceRow, InstancesRecorded
 from .instance_writes import Known, write_instances
@@ -105,6 +105,7 @@ class InstanceRecords:
         missing_after: int = 2,
         most: int = 1000,
         dry_run: bool = False,
+        tick: str | None = None,
     ) -> InstancesRecorded:
         """Record one evaluation of the instance alert ``labels.name``: ``outcome`` for the alert itself (ERROR
         when the query failed; its ``channels`` should take only ``error``), and each of ``rows`` for its
@@ -114,13 +115,19 @@ class InstanceRecords:
         A current instance without a row is missing; after ``missing_after`` results in a row it resolves, unless
         the result was ``cut`` (then nothing counts as missing). A whole result's rows are all instances (there
         are at most ``most``); a cut one adds new instances only while fewer than ``most`` are current. Unless
-        ``dry_run``, everything is written in this one transaction.
+        ``dry_run``, everything is written in this one transaction. ``tick``: as :meth:`.StateStore.record`'s, for
+        the alert's own state (its instances are evaluated with it).
         """
         now = self.clock()
         with self.engine.begin() as conn:
             previous = self._lock_state(conn, labels.name, create=not dry_run)
+            if tick is not None and previous is not None and previous.last_tick == tick:
+                conn.rollback()
+                return InstancesRecorded(already_evaluated(previous, tick), [], 0, 0)
             active = [s for s in self._silences(conn) if s.state(now) == "active"]
             parent = decide(previous, outcome, labels=labels, silences=active, settings=settings, now=now)
+            if tick is not None:
+                parent = replace(parent, state=parent.state.evolve(last_tick=tick))
             names = [row.labels.name for row in rows or ()]
             known = _known(conn, labels.name, names) if rows is not None else {}
             decided, not_added = [], 0

@@ -99,6 +99,9 @@ class AlertState:
     acknowledged_at: dt.datetime | None = None
     ack_told: bool = False
     """The acknowledgement was passed on (PagerDuty's ``acknowledge``) by an evaluation since."""
+    last_tick: str | None = None
+    """The schedule tick (its scheduled time) of the last evaluation, when a schedule launched it: a run of the same
+    tick (a retry, a second launch) evaluates nothing again."""
     owed_channels: tuple[str, ...] = ()
     """Channels whose time intervals held this episode's firing (or a reminder): sent it once their mute ends."""
     notification_count: int = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,10 +19,10 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from ..sql.engines import bounded_engine
 from .channel_holds import with_channel_times
-from .decision import Decision, decide
+from .decision import Decision, already_evaluated, decide
 from .inhibition import firing_labels, inhibited
 from .instances import InstanceRecords
-from .ledger import Ledger
+from .ledger import Ledger, chunks
 from .model import AlertState, Outcome, StateSettings, kept
 from .rows import Intent, dumps, history_row, intent_rows, silence_from_row, state_from_json
 from .schema import alert_state, history, migrate, notifications, silences
@@ -88,15 +88,21 @@ class StateStore(Ledger, WatchedChecks, InstanceRecords):
         payload: dict[str, Any],
         run_id: str | None,
         dry_run: bool = False,
+        tick: str | None = None,
     ) -> Decision:
         """Decide and, unless ``dry_run``, store the decision with its intents and a history row atomically.
 
         ``channels`` maps each notify entry's id to the events it takes (e.g. no ``resolved`` when
-        ``send_resolved`` is off; only ``error`` for fallback receivers).
+        ``send_resolved`` is off; only ``error`` for fallback receivers). ``tick``: the schedule tick the run
+        evaluates; when the alert was already recorded for it (a retried or repeated run), nothing is written and
+        the decision is ``already_evaluated``.
         """
         now = self.clock()
         with self.engine.begin() as conn:
             previous = self._lock_state(conn, labels.name, create=not dry_run)
+            if tick is not None and previous is not None and previous.last_tick == tick:
+                conn.rollback()
+                return already_evaluated(previous, tick)
             if outcome.keep:  # no rows, no_data: keep: the status is the state's (messages say it too)
                 outcome = kept(outcome, previous)
                 payload = {**payload, "status": outcome.status}
@@ -115,11 +121,24 @@ class StateStore(Ledger, WatchedChecks, InstanceRecords):
                 inhibited=held,
             )
             decision = with_channel_times(decision, labels, channels, settings, now)
+            if tick is not None:
+                decision = replace(decision, state=decision.state.evolve(last_tick=tick))
             if dry_run:
                 conn.rollback()
                 return decision
             self._write_decision(conn, decision, labels, outcome, channels, payload, run_id, now)
         return decision
+
+    def ticked(self, names: Collection[str], tick: str) -> set[str]:
+        """Which of ``names`` were already evaluated for the schedule tick ``tick`` (one query per 500)."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(sorted(set(names))):
+                query = sa.select(alert_state.c.alert, alert_state.c.data).where(alert_state.c.alert.in_(chunk))
+                for name, data in conn.execute(query):
+                    if data and data != "{}" and state_from_json(name, data).last_tick == tick:
+                        found.add(name)
+        return found
 
     def _write_decision(
         self,

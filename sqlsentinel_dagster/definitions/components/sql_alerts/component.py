@@ -10,6 +10,8 @@ attributes:
   state_database_url: "${STATE_DB_URL}"
   smtp_host: smtp.example.com
   smtp_password: "${SMTP_PASSWORD}"
+  shard_size: 50               # checks mode: a tick of more alerts is launched as several runs
+  run_tags: {dagster-celery/queue: alerts}
 ```
 
 Secrets (``state_database_url``, ``smtp_password``, ``smtp_username``) are written ``${VAR}`` and resolved inside
@@ -65,6 +67,15 @@ class SqlAlertsComponent(dg.Component, dg.Resolvable, dg.Model):
     smtp_username: Secret = Field(default=None, description="SMTP login, as ${VAR}; default SMTP_USERNAME.")
     smtp_password: Secret = Field(default=None, description="SMTP password, as ${VAR}; default SMTP_PASSWORD.")
     smtp_from_address: str | None = Field(default=None, description="From address; default SMTP_FROM_ADDRESS.")
+    shard_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Checks mode: a tick with more alerts is launched as several runs (sets checks.shard_size).",
+    )
+    run_tags: dict[str, str] | None = Field(
+        default=None, description="Tags of every alert run, for the run launcher and queue (added to runs.tags)."
+    )
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """The same definitions ``build_definitions`` makes of the file, with these settings."""
@@ -85,6 +96,8 @@ class SqlAlertsComponent(dg.Component, dg.Resolvable, dg.Model):
             name=self.name or _folder_name(context),
             state=state,
             notifications=notifications,
+            shard_size=self.shard_size,
+            run_tags=self.run_tags,
         )
 
 
