@@ -51,7 +51,9 @@ def replay(
 ) -> None:
     """Replay the recorded evaluations of alert NAME through the alert-state decision, under its settings in the
     alerts file and under the settings the options propose, and compare: notifications by event, when each
-    incident fires and resolves, incidents the proposal misses, and a timeline. Silences apply as they were.
+    incident fires and resolves, incidents the proposal misses, and a timeline. Silences, time intervals,
+    acknowledgements and inhibitions apply as they were (when a source alert fired is replayed from its own
+    recorded evaluations under its own settings).
 
     Without NAME, every alert of the file: the version of the file last recorded in the state database (the
     deployed one) against the file as it is now, plus the options; largest change in notifications first.

@@ -1,6 +1,7 @@
 """Replay: an alert's recorded evaluations through the real decision, under its current and proposed settings.
 
-No Dagster import: :mod:`.core` replays (pure), :mod:`.baseline` re-judges a baseline alert's statuses under
+No Dagster import: :mod:`.core` replays (pure), :mod:`.holds` applies acknowledgements and inhibitions as they were
+(pure), :mod:`.recorded` reads them, :mod:`.baseline` re-judges a baseline alert's statuses under
 another ``baseline:`` (pure, over the incremental window of :mod:`.window`), :mod:`.timeline` draws the period,
 :mod:`.report` shows the result as JSON, text or Markdown, and :mod:`.source` reads the state database and the
 alerts file. The ``sqlsentinel replay`` command and the ``sqlsentinel_replay`` job are thin layers over
@@ -21,6 +22,8 @@ from .core import (
     mark,
     replay,
 )
+from .holds import HELD_BY, Acknowledgement, SourceFiring, firing_of
+from .recorded import Sources, acknowledgements
 from .report import AlertReplay, as_json, describe_settings, markdown, summary, text
 from .source import ReplayRun, labels_of, replay_alert, replay_config
 from .timeline import WIDTH, timeline
@@ -29,7 +32,9 @@ from .window import Rule
 __all__ = [
     "DEFAULT_DAYS",
     "EVENTS",
+    "HELD_BY",
     "WIDTH",
+    "Acknowledgement",
     "AlertReplay",
     "Baselines",
     "Changes",
@@ -41,12 +46,16 @@ __all__ = [
     "ReplayRun",
     "Rule",
     "SettingsReplay",
+    "SourceFiring",
+    "Sources",
+    "acknowledgements",
     "as_json",
     "baseline_json",
     "compare",
     "describe_baseline",
     "describe_settings",
     "find_incidents",
+    "firing_of",
     "judge_sides",
     "labels_of",
     "mark",

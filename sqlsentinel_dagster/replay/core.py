@@ -1,20 +1,32 @@
 """Replay recorded evaluations through the real :func:`~..state.decision.decide`, under two sets of settings.
 
-Pure: the evaluations, the alert's labels, the silences and the settings go in; notifications by event,
-suppressed notifications and what happened to each incident come out. Nothing reads the clock: each
-evaluation is decided at the time it was recorded, so silences apply as they were then.
+Pure: the evaluations, the alert's labels, silences, acknowledgements, when the alerts that may inhibit it fired
+(:mod:`.holds`) and the settings go in; notifications by event, those held and by what, the reminders an
+acknowledgement kept quiet and what happened to each incident come out. Nothing reads the clock: each evaluation is
+decided at the time it was recorded, so what held notifications applies as it was then.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..state.decision import Decision, decide
 from ..state.model import AlertState, Event, Outcome, OutcomeStatus, StateSettings
 from ..state.silences import AlertLabels, Silence
+from .holds import (
+    HELD_BY,
+    Acknowledgement,
+    Acknowledgements,
+    Inhibitors,
+    SilenceWindows,
+    SourceFiring,
+    held_by,
+    reminder_kept_quiet,
+)
 
 __all__ = [
     "EVENTS",
@@ -30,7 +42,8 @@ __all__ = [
 ]
 
 EVENTS: tuple[Event, ...] = ("firing", "reminder", "resolved", "error")
-"""Every event a notification can be for, in the order they are shown."""
+"""Every event a notification can be for, in the order they are shown. PagerDuty's ``acknowledge``, passed on
+once after an acknowledgement, is no notification to anyone and is not counted."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,10 @@ class IncidentReplay:
     """The first evaluation, from the incident's end on, at which the alert no longer fired; None when it was
     missed or still firing at the end of the period."""
     suppressed: bool
-    """Its firing notification was suppressed by a silence (it is sent when the silence ends, if still firing)."""
+    """Its firing notification was held by a silence, a time interval or an inhibition (it is sent when that ends,
+    if still firing)."""
+    held_by: str | None = None
+    """What held it (one of :data:`HELD_BY`) when ``suppressed``."""
 
     @property
     def missed(self) -> bool:
@@ -89,10 +105,14 @@ class SettingsReplay:
     notifications: dict[Event, int]
     """Notifications delivered (not suppressed), by event; every event is a key. One per event, not per channel."""
     suppressed: int
-    """Notifications a silence suppressed."""
+    """Notifications held by a silence, a time interval or an inhibition."""
     incidents: tuple[IncidentReplay, ...]
     marks: str
     """One character per evaluation (see :func:`mark`), for the timeline."""
+    suppressed_by: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HELD_BY, 0))
+    """``suppressed`` by what held them; every key of :data:`HELD_BY` is there."""
+    acknowledged_quiet: int = 0
+    """Reminders an acknowledgement kept quiet: the decision would have sent them but for it."""
 
     @property
     def total(self) -> int:
@@ -144,14 +164,20 @@ def find_incidents(evaluations: Sequence[Evaluation]) -> list[Incident]:
     return incidents
 
 
-def mark(decision: Decision) -> str:
-    """``F`` firing, ``R`` resolved, ``E`` error, ``r`` reminder (each delivered), ``s`` suppressed by a silence,
-    ``-`` firing without a notification, ``.`` otherwise."""
-    if decision.event is not None:
-        if not decision.notify:
-            return "s"
-        return {"firing": "F", "resolved": "R", "error": "E", "reminder": "r"}[decision.event]
+def mark(decision: Decision, acknowledged_quiet: bool = False) -> str:
+    """``F`` firing, ``R`` resolved, ``E`` error, ``r`` reminder (each delivered); held: ``s`` by a silence, ``m``
+    muted by a time interval, ``i`` inhibited; ``a`` a reminder an acknowledgement kept quiet
+    (``acknowledged_quiet``); ``-`` firing without a notification, ``.`` otherwise."""
+    if decision.event in _EVENT_MARKS:
+        cause = held_by(decision)
+        return _EVENT_MARKS[decision.event] if cause is None else _HELD_MARKS[cause]
+    if acknowledged_quiet:
+        return "a"
     return "-" if decision.state.condition == "firing" else "."
+
+
+_EVENT_MARKS = {"firing": "F", "resolved": "R", "error": "E", "reminder": "r"}
+_HELD_MARKS = {"silence": "s", "muted": "m", "inhibited": "i"}
 
 
 def replay(
@@ -161,56 +187,57 @@ def replay(
     silences: Sequence[Silence],
     settings: StateSettings,
     incidents: Sequence[Incident] | None = None,
+    acks: Sequence[Acknowledgement] = (),
+    sources: Sequence[SourceFiring] = (),
 ) -> SettingsReplay:
     """Decide every evaluation in turn (oldest first, else ValueError), from no remembered state, as a run would
-    have at that time, with the silences as they were then."""
+    have at that time: with the silences as they were then, the acknowledgements recorded before it applied to the
+    state, and inhibited by ``settings.inhibit`` while one of the ``sources`` was firing."""
     _refuse_unordered(evaluations)
-    windows = _SilenceWindows([s for s in silences if s.matches(labels)])  # matching does not depend on time
+    windows = SilenceWindows([s for s in silences if s.matches(labels)])  # matching does not depend on time
+    acknowledgements, inhibitors = Acknowledgements(acks), Inhibitors(sources)
     state: AlertState | None = None
     notifications = dict.fromkeys(EVENTS, 0)
-    suppressed = 0
+    suppressed_by = dict.fromkeys(HELD_BY, 0)
+    quiet, last_quiet = 0, None  # reminders an acknowledgement kept quiet; the last one, in this episode
     marks: list[str] = []
     firing: list[bool] = []
-    fired_silenced: list[bool] = []
+    fired_held: list[str | None] = []
     for evaluation in evaluations:
+        now = evaluation.at
         outcome = Outcome(evaluation.status, evaluation.actual_value, error=evaluation.error)
-        active = windows.started_by(evaluation.at)  # decide() itself tells which of them is active
-        decision = decide(state, outcome, labels=labels, silences=active, settings=settings, now=evaluation.at)
+        active = windows.started_by(now)  # decide() itself tells which of them is active
+        state = acknowledgements.before(state, now)
+        hold = inhibitors.hold(now, settings.inhibit, labels, settings.upstream)
+        decision = decide(state, outcome, labels=labels, silences=active, settings=settings, now=now, inhibited=hold)
+        kept_quiet = False
+        if state is not None and (decision.code == "acknowledged_quiet" or decision.event == "acknowledged"):
+            kept_quiet = reminder_kept_quiet(
+                state, outcome, last_quiet, labels=labels, silences=active, settings=settings, now=now, inhibited=hold
+            )
         state = decision.state
-        if decision.event is not None:
-            if decision.notify:
+        last_quiet = now if kept_quiet else last_quiet if state.acknowledged_by is not None else None
+        quiet += kept_quiet
+        cause = held_by(decision)
+        if decision.event in EVENTS:
+            if cause is None:
                 notifications[decision.event] += 1
             else:
-                suppressed += 1
-        marks.append(mark(decision))
+                suppressed_by[cause] += 1
+        marks.append(mark(decision, kept_quiet))
         firing.append(state.condition == "firing")
-        fired_silenced.append(decision.event == "firing" and not decision.notify)
+        fired_held.append(cause if decision.event == "firing" else None)
     found = find_incidents(evaluations) if incidents is None else incidents
     times = [e.at for e in evaluations]
     return SettingsReplay(
         settings=settings,
         notifications=notifications,
-        suppressed=suppressed,
-        incidents=tuple(_incident_replays(found, times, firing, fired_silenced)),
+        suppressed=sum(suppressed_by.values()),
+        incidents=tuple(_incident_replays(found, times, firing, fired_held)),
         marks="".join(marks),
+        suppressed_by=suppressed_by,
+        acknowledged_quiet=quiet,
     )
-
-
-class _SilenceWindows:
-    """The silences started and not ended at each time, for times given in order: each evaluation is then decided
-    against the few silences around it, not every silence ever recorded."""
-
-    def __init__(self, silences: Sequence[Silence]) -> None:
-        self._waiting = sorted(silences, key=lambda s: s.starts_at)
-        self._next = 0
-        self._started: list[Silence] = []
-
-    def started_by(self, now: dt.datetime) -> list[Silence]:
-        while self._next < len(self._waiting) and self._waiting[self._next].starts_at <= now:
-            self._started.append(self._waiting[self._next])
-            self._next += 1
-        self._started = [s for s in self._started if s.ends_at > now]
-        return self._started
 
 
 def _refuse_unordered(evaluations: Sequence[Evaluation]) -> None:
@@ -223,7 +250,7 @@ def _refuse_unordered(evaluations: Sequence[Evaluation]) -> None:
 
 
 def _incident_replays(
-    incidents: Sequence[Incident], times: list[dt.datetime], firing: list[bool], fired_silenced: list[bool]
+    incidents: Sequence[Incident], times: list[dt.datetime], firing: list[bool], fired_held: list[str | None]
 ) -> list[IncidentReplay]:
     # next_quiet[i]: the first index at or after i where the alert is not firing (len: none)
     next_quiet = [len(times)] * (len(times) + 1)
@@ -237,7 +264,8 @@ def _incident_replays(
             continue
         quiet = next_quiet[incident.end]
         resolved_at = times[quiet] if quiet < len(times) else None
-        replays.append(IncidentReplay(incident, times[fired], resolved_at, fired_silenced[fired]))
+        held = fired_held[fired]
+        replays.append(IncidentReplay(incident, times[fired], resolved_at, held is not None, held))
     return replays
 
 
@@ -249,8 +277,11 @@ def compare(
     current: StateSettings,
     proposed: StateSettings,
     judged: tuple[Sequence[Evaluation], Sequence[Evaluation]] | None = None,
+    acks: Sequence[Acknowledgement] = (),
+    sources: Sequence[SourceFiring] = (),
 ) -> Comparison:
-    """Replay ``evaluations`` under ``current`` and ``proposed`` settings, side by side.
+    """Replay ``evaluations`` under ``current`` and ``proposed`` settings, side by side, with the same
+    acknowledgements and the same firing of the alerts that may inhibit it (``sources``, under their own settings).
 
     ``judged``: what each side decides instead, when a baseline re-judged the statuses (the same evaluations, in
     the same order, with other statuses; see :mod:`.baseline`). The incidents are always those of
@@ -259,9 +290,10 @@ def compare(
     as_current, as_proposed = judged or (evaluations, evaluations)
     if not len(as_current) == len(as_proposed) == len(evaluations):
         raise ValueError(f"judged: {len(as_current)} and {len(as_proposed)} evaluations, {len(evaluations)} recorded")
+    side = partial(replay, labels=labels, silences=silences, incidents=incidents, acks=acks, sources=sources)
     return Comparison(
         evaluations=len(evaluations),
         incidents=tuple(incidents),
-        current=replay(as_current, labels=labels, silences=silences, settings=current, incidents=incidents),
-        proposed=replay(as_proposed, labels=labels, silences=silences, settings=proposed, incidents=incidents),
+        current=side(as_current, settings=current),
+        proposed=side(as_proposed, settings=proposed),
     )

@@ -12,6 +12,7 @@ from ..durations import format_duration
 from ..state.model import StateSettings
 from .baseline import Baselines, Side, baseline_json, describe_baseline
 from .core import EVENTS, Comparison, Incident, IncidentReplay, SettingsReplay
+from .holds import HELD_BY
 
 __all__ = ["AlertReplay", "as_json", "describe_settings", "markdown", "summary", "text"]
 
@@ -47,8 +48,10 @@ def describe_settings(settings: StateSettings) -> str:
 
 def as_json(replay: AlertReplay, incident_limit: int | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
     """The replay as JSON values, with stable keys: ``alert``, ``period``, ``settings`` (each side's, with its
-    ``baseline`` as written in YAML or None), ``evaluations``, ``current``, ``proposed``, ``difference``,
-    ``missed``, ``timeline``, ``notes`` (``notes`` first, then the replay's own).
+    ``baseline`` as written in YAML or None), ``evaluations``, ``current``, ``proposed`` (each with
+    ``notifications``, ``total``, ``suppressed``, ``suppressed_by`` silence / muted / inhibited,
+    ``acknowledged_quiet`` and ``incidents``), ``difference``, ``missed``, ``timeline``, ``notes`` (``notes``
+    first, then the replay's own).
 
     ``incident_limit``: list at most that many incidents per setting (and missed incidents), and say in
     ``incidents_omitted`` / ``missed_omitted`` how many were left out."""
@@ -96,8 +99,7 @@ def text(replay: AlertReplay, incident_limit: int = 20) -> list[str]:
         "",
         f"  {'notifications':<14}{'current':>9}{'proposed':>10}{'difference':>12}",
     ]
-    rows: list[tuple[str, int, int]] = [(e, current.notifications[e], proposed.notifications[e]) for e in EVENTS]
-    rows += [("total", current.total, proposed.total), ("suppressed", current.suppressed, proposed.suppressed)]
+    rows = _counts(current, proposed)
     lines += [f"  {name:<14}{before:>9}{after:>10}{_signed(after - before):>12}" for name, before, after in rows]
     lines += ["", f"  delay to fire: current {_delays(current)}; proposed {_delays(proposed)}"]
     pairs = list(zip(current.incidents, proposed.incidents, strict=True))
@@ -155,26 +157,9 @@ def _markdown_details(replay: AlertReplay) -> list[str]:
     baselines = replay.baselines
     if baselines.current is not None or baselines.proposed is not None:
         rows.append(("baseline", describe_baseline(baselines.current), describe_baseline(baselines.proposed), ""))
-    rows += [
-        (e, str(current.notifications[e]), str(proposed.notifications[e]), _signed(d))
-        for e, d in comparison.difference.items()
-    ]
-    rows += [
-        ("total", str(current.total), str(proposed.total), _signed(comparison.change)),
-        (
-            "suppressed",
-            str(current.suppressed),
-            str(proposed.suppressed),
-            _signed(proposed.suppressed - current.suppressed),
-        ),
-        (
-            "missed incidents",
-            str(_missed(current)),
-            str(_missed(proposed)),
-            _signed(_missed(proposed) - _missed(current)),
-        ),
-        ("delay to fire", _delays(current), _delays(proposed), ""),
-    ]
+    counts = [*_counts(current, proposed), ("missed incidents", _missed(current), _missed(proposed))]
+    rows += [(name.strip(), str(c), str(p), _signed(p - c)) for name, c, p in counts]
+    rows.append(("delay to fire", _delays(current), _delays(proposed), ""))
     return [
         f"### {_cell(replay.alert)}",
         "",
@@ -199,6 +184,21 @@ def _baseline_line(baselines: Baselines, side: Side) -> list[str]:
     return [f"            baseline {describe_baseline(baselines.rule(side))}"]
 
 
+_HELD_WORDS = {"silence": "  by a silence", "muted": "  muted", "inhibited": "  inhibited"}
+
+
+def _counts(current: SettingsReplay, proposed: SettingsReplay) -> list[tuple[str, int, int]]:
+    """Notifications by event, in all, and suppressed, under each setting; then what held them, when anything but a
+    silence did, and the reminders an acknowledgement kept quiet (``quiet (ack)``), when there are any."""
+    rows: list[tuple[str, int, int]] = [(e, current.notifications[e], proposed.notifications[e]) for e in EVENTS]
+    rows += [("total", current.total, proposed.total), ("suppressed", current.suppressed, proposed.suppressed)]
+    if any(side.suppressed_by[k] for side in (current, proposed) for k in HELD_BY if k != "silence"):
+        rows += [(_HELD_WORDS[k], current.suppressed_by[k], proposed.suppressed_by[k]) for k in HELD_BY]
+    if current.acknowledged_quiet or proposed.acknowledged_quiet:
+        rows.append(("quiet (ack)", current.acknowledged_quiet, proposed.acknowledged_quiet))
+    return rows
+
+
 def _settings_json(settings: StateSettings) -> dict[str, Any]:
     interval = settings.repeat_interval
     return {
@@ -216,6 +216,8 @@ def _side_json(side: SettingsReplay, incident_limit: int | None) -> dict[str, An
         "notifications": dict(side.notifications),
         "total": side.total,
         "suppressed": side.suppressed,
+        "suppressed_by": dict(side.suppressed_by),
+        "acknowledged_quiet": side.acknowledged_quiet,
         "incidents": [_incident_json(i) for i in incidents],
         **({"incidents_omitted": len(side.incidents) - len(incidents)} if len(incidents) < len(side.incidents) else {}),
     }
@@ -250,9 +252,12 @@ def _fate(replay: IncidentReplay) -> str:
     if replay.fired_at is None:
         return "missed"
     delay = replay.delay or dt.timedelta()
-    silenced = " (suppressed by a silence)" if replay.suppressed else ""
+    silenced = f" ({_HELD_FATE[replay.held_by or 'silence']})" if replay.suppressed else ""
     resolved = _short(replay.resolved_at, replay.incident.started_at) if replay.resolved_at else "still firing"
     return f"fired +{format_duration(delay)}{silenced}, resolved {resolved}"
+
+
+_HELD_FATE = {"silence": "suppressed by a silence", "muted": "muted", "inhibited": "inhibited"}
 
 
 def _period(incident: Incident) -> str:

@@ -1,7 +1,8 @@
 """Replays of an alerts file's alerts from the state database: what the CLI and the Launchpad job share.
 
-Reads the recorded evaluations and every silence (expired ones too) and compares each alert's current
-settings with the proposed ones; it only reads the database.
+Reads the recorded evaluations, every silence (expired ones too), the acknowledgements and when the alerts that
+may inhibit each one fired (:mod:`.recorded`), and compares each alert's current settings with the proposed ones;
+it only reads the database.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import datetime as dt
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 from ..baselines import MAX_SAMPLES
 from ..config import AlertConfig, LoadedConfig, load_config
 from ..cycle.cycles import alert_labels as labels_of
 from ..cycle.cycles import settings_of
+from ..cycle.delivery import Lineage
 from ..state import admin
 from ..state.configs import last_valid
 from ..state.history import MAX_EVALUATIONS_READ, evaluations_between, first_evaluated_at
@@ -25,6 +28,7 @@ from ..state.store import StateStore
 from .baseline import Baselines, Judged, judge_sides
 from .changes import Changes
 from .core import Evaluation, compare
+from .recorded import NO_LINEAGE, Sources, acknowledgements
 from .report import AlertReplay
 from .timeline import timeline
 from .window import Rule
@@ -51,9 +55,11 @@ def replay_alert(
     end: dt.datetime,
     silences: Sequence[Silence],
     baselines: Baselines | None = None,
+    sources: Sources | None = None,
 ) -> AlertReplay:
-    """Replay the evaluations of the alert ``labels`` names, recorded from ``start`` to ``end``; a side whose
-    baseline is not the recorded one re-judges their statuses (see :mod:`.baseline`)."""
+    """Replay the evaluations of the alert ``labels`` names, recorded from ``start`` to ``end``, with its
+    acknowledgements and inhibited while one of ``sources`` fired; a side whose baseline is not the recorded one
+    re-judges their statuses (see :mod:`.baseline`)."""
     name = labels.name
     rows, cut = evaluations_between(store, name, start, end)
     evaluations = [
@@ -78,6 +84,9 @@ def replay_alert(
         )
     baselines = baselines or Baselines()
     judged = _judged(store, name, evaluations, baselines)
+    rules = [*current.inhibit, *(rule for rule in proposed.inhibit if rule not in current.inhibit)]
+    upstream = {**current.upstream, **proposed.upstream}
+    firing, inhibition = sources.of(labels, rules, upstream) if sources is not None else ([], [])
     comparison = compare(
         evaluations,
         labels=labels,
@@ -85,8 +94,11 @@ def replay_alert(
         current=current,
         proposed=proposed,
         judged=(judged.current, judged.proposed),
+        acks=acknowledgements(store, name, start, end),
+        sources=firing,
     )
     lines = timeline(evaluations, comparison, start, end)
+    notes += inhibition
     return AlertReplay(name, comparison, start, end, history_starts, lines, [*notes, *judged.notes], baselines)
 
 
@@ -98,17 +110,28 @@ def replay_config(
     name: str | None,
     start: dt.datetime,
     end: dt.datetime,
+    lineage: Lineage | None = None,
 ) -> ReplayRun:
     """Replay the alert ``name`` of ``config`` (its settings against ``changes``), or, without ``name``, every
     alert: the last valid version of the file recorded in ``store`` against the file with ``changes``.
 
-    Raise ValueError for a ``name`` the file does not have, with the closest name."""
+    Raise ValueError for a ``name`` the file does not have, with the closest name. The alerts that may inhibit them
+    fire as their current settings say: the file's with ``name``, the recorded version's without. ``upstream``
+    inhibition rules apply only with the deployment's ``lineage`` (as it is now)."""
     silences = admin.list_silences(store, include_expired=True)
+    alerts = {alert.name: alert for alert in config.alerts}
+    recorded, notes = _recorded_alerts(store, config) if name is None else (None, [])
+    sources = Sources(store, config, {**alerts, **(recorded or {})}, start=start, end=end)
+    held = _Held(silences, sources, lineage)
+    if lineage is None and any(rule.upstream for rule in config.file.inhibit):
+        notes.append(NO_LINEAGE)
+    settings = partial(settings_of, config=config, lineage=lineage)
     if name is not None and _instance_alert(config, name) is not None:
-        return _replay_instances(store, config, changes, name, start=start, end=end, silences=silences)
+        run = _replay_instances(store, config, changes, name, start=start, end=end, held=held)
+        return replace(run, notes=[*notes, *run.notes])
     if name is not None:
         alert = _alert(config, name)
-        current = settings_of(alert, config)
+        current = settings(alert)
         deployed = (_recorded_alerts(store, config)[0] or {}).get(name, alert)  # what judged the recorded statuses
         baselines = Baselines(Rule.of(deployed), Rule.of(alert), Rule.of(alert))
         replay = replay_alert(
@@ -120,6 +143,7 @@ def replay_config(
             end=end,
             silences=silences,
             baselines=baselines,
+            sources=sources,
         )
         unchanged = (
             "no change proposed (for, recover_after, error_after, repeat_interval or min_interval): both sides are "
@@ -129,12 +153,12 @@ def replay_config(
             f"the baseline in {config.path} is not the one of its version recorded in the state database, which "
             "judged the recorded statuses: both sides re-judge them"
         )
-        return ReplayRun([replay], [*([] if changes.any else [unchanged]), *([rejudged] if baselines.any else [])])
-    recorded, notes = _recorded_alerts(store, config)
+        notes += [*([] if changes.any else [unchanged]), *([rejudged] if baselines.any else [])]
+        return ReplayRun([replay], notes)
     replays = []
     for alert in config.alerts:
         if alert.instances is not None:  # its instances, each replayed on its own
-            instances = _replay_instances(store, config, changes, alert.name, start=start, end=end, silences=silences)
+            instances = _replay_instances(store, config, changes, alert.name, start=start, end=end, held=held)
             replays += instances.replays
             notes += instances.notes[:1]
             continue
@@ -143,8 +167,8 @@ def replay_config(
             [] if before is not None else ["not in the recorded version: the file's settings are used for both"]
         )
         deployed = before or alert
-        current = settings_of(deployed, config)
-        proposed = changes.apply(settings_of(alert, config))
+        current = settings(deployed)
+        proposed = changes.apply(settings(alert))
         baselines = Baselines(Rule.of(deployed), Rule.of(deployed), Rule.of(alert))
         replay = replay_alert(
             store,
@@ -155,6 +179,7 @@ def replay_config(
             end=end,
             silences=silences,
             baselines=baselines,
+            sources=sources,
         )
         replays.append(replace(replay, notes=[*alert_notes, *replay.notes]))
     replays.sort(key=lambda r: (-abs(r.comparison.change), r.alert))
@@ -169,13 +194,13 @@ def _replay_instances(
     *,
     start: dt.datetime,
     end: dt.datetime,
-    silences: Sequence[Silence],
+    held: _Held,
 ) -> ReplayRun:
     """Replay each recorded instance of the instance alert ``name`` (or only the instance ``name``), under the
-    file's settings and the proposed ones; the notes sum them for the alert."""
+    file's settings and the proposed ones, with what may hold them (``held``); the notes sum them for the alert."""
     alert = _instance_alert(config, name)
     assert alert is not None
-    current = settings_of(alert, config)
+    current = settings_of(alert, config, held.lineage)
     proposed = changes.apply(current)
     parent = labels_of(alert)
     recorded = store.instances_of(alert.name)
@@ -183,7 +208,16 @@ def _replay_instances(
     replays = []
     for instance, labels in chosen.items():
         instance_labels = InstanceLabels.of(parent, instance, labels)
-        replay = replay_alert(store, instance_labels, current, proposed, start=start, end=end, silences=silences)
+        replay = replay_alert(
+            store,
+            instance_labels,
+            current,
+            proposed,
+            start=start,
+            end=end,
+            silences=held.silences,
+            sources=held.sources,
+        )
         replays.append(replay)
     replays.sort(key=lambda r: (-abs(r.comparison.change), r.alert))
     before, after = sum(r.comparison.current.total for r in replays), sum(r.comparison.proposed.total for r in replays)
@@ -199,6 +233,16 @@ def _replay_instances(
 
 MAX_INSTANCES_SHOWN = 200
 """The most instances of one alert a replay lists (largest change first); its note sums them all."""
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What may hold the notifications of every alert of a replay: silences, the alerts that may inhibit them, and
+    the lineage ``upstream`` rules follow (None: such rules do not apply)."""
+
+    silences: Sequence[Silence]
+    sources: Sources
+    lineage: Lineage | None
 
 
 def _instance_alert(config: LoadedConfig, name: str) -> AlertConfig | None:

@@ -15,13 +15,13 @@ WIDTH = 60
 HISTORY_LEGEND = "history: A alert, E error (no alert), . ok, blank: no evaluation"
 """What the marks of the ``history`` row mean."""
 SETTINGS_LEGEND = (
-    "current/proposed: F firing, R resolved, E error, r reminder (sent), s suppressed by a silence, "
-    "- firing (nothing sent), . quiet"
+    "current/proposed: F firing, R resolved, E error, r reminder (sent); held: s by a silence, m muted, "
+    "i inhibited; a reminder quiet (acknowledged), - firing (nothing sent), . quiet"
 )
 """What the marks of the ``current`` and ``proposed`` rows mean (see :func:`.core.mark`)."""
 _HISTORY_RANK = "AE."
 """Of the evaluations in one column, the first of these that occurs is shown."""
-_SETTINGS_RANK = "FRErs-."
+_SETTINGS_RANK = "FRErsmia-."
 _STATUS_MARK = {"ALERT": "A", "ERROR": "E", "OK": "."}
 
 
