@@ -39,6 +39,10 @@ def _tag_value(value: Any) -> Any:
     return str(value) if isinstance(value, int | float) else value
 
 
+def _duration_or_none(value: Any) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
 class ChecksSettings(BaseModel):
     """Checks mode's batches (``checks:``)."""
 
@@ -64,7 +68,7 @@ class RunSettings(BaseModel):
         description="Tags of every alert run, passed to Dagster as they are (e.g. dagster-celery/queue, "
         "dagster-k8s/config, ecs/cpu); a mapping value is passed as JSON",
     )
-    max_runtime: Annotated[float | None, BeforeValidator(parse_duration)] = Field(
+    max_runtime: Annotated[float | None, BeforeValidator(_duration_or_none)] = Field(
         default=None,
         ge=1,
         le=7 * 86_400,
