@@ -411,6 +411,8 @@ class TestReplayCommand:
             "error_after": 1,
             "repeat_interval_seconds": None,
             "min_interval_seconds": None,
+            "mute_time_intervals": [],
+            "active_time_intervals": [],
             "baseline": None,
         }
         # OOAOAAOAAAOO, then AOAAAAOO whose first ALERT is silenced: 5 incidents; for 3 fires on 2 of them

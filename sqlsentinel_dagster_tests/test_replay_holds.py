@@ -9,12 +9,14 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config import load_config
 from sqlsentinel_dagster.cycle.cycles import alert_labels, settings_of
 from sqlsentinel_dagster.replay import AlertReplay, Changes, replay_config
+from sqlsentinel_dagster.replay.report import describe_settings
 from sqlsentinel_dagster.state.acks import acknowledge
 from sqlsentinel_dagster.state.history import alert_history
 from sqlsentinel_dagster.state.instance_model import InstanceLabels, InstanceRow
@@ -315,3 +317,44 @@ class TestReplayCommandShowsHolds:
         data = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
         assert data["current"]["suppressed_by"] == {"silence": 0, "muted": 0, "inhibited": 1}
         assert (data["current"]["acknowledged_quiet"], data["proposed"]["acknowledged_quiet"]) == (3, 1)
+
+
+WINDOWED = """
+database: {url: "sqlite:///warehouse.db"}
+time_intervals:
+  - {name: morning, time_intervals: [{times: [{start_time: "08:00", end_time: "08:30"}]}]}
+alerts:
+  - {name: orders_late, query: "SELECT 'OK' AS status", schedule: "*/5 * * * *"}
+"""
+
+
+class TestProposedTimeIntervals:
+    def test_a_proposed_mute_holds_the_firing_and_sends_it_once_after(self, tmp_path: Path) -> None:
+        """Fired at 08:05 in the recorded history; proposed mute_time_intervals [morning] (08:00-08:30): the
+        firing is held (``m``) and sent at 08:30, the first tick after the mute; 'none' takes a mute away."""
+        history = History(tmp_path, WINDOWED)
+        history.record(orders_late="OAAAAAAAAO")
+        config = history.config
+        defined = [interval.compiled() for interval in config.file.time_intervals]
+        muted = history.replay("orders_late", Changes.parse(mute_time_intervals="morning", defined=defined))
+        assert muted.comparison.current.marks == ".F-------R"
+        assert muted.comparison.proposed.marks == ".m----F--R"
+        assert muted.comparison.proposed.suppressed_by["muted"] == 1
+        assert "mute_time_intervals morning" in describe_settings(muted.comparison.proposed.settings)
+        outside = history.replay("orders_late", Changes.parse(active_time_intervals="morning", defined=defined))
+        assert outside.comparison.proposed.marks == ".F-------m"  # the resolved notice, at 08:45, is outside it
+        with pytest.raises(ValueError, match="unknown time interval 'mornin'; defined: morning; did you mean"):
+            Changes.parse(mute_time_intervals="mornin", defined=defined)
+        assert Changes.parse(mute_time_intervals="none", defined=defined).mute == ()
+
+    def test_the_cli_proposes_time_intervals_by_name(self, tmp_path: Path) -> None:
+        """`sqlsentinel replay NAME --mute-time-intervals morning --json`: the proposed side names the interval and
+        counts the held firing; an unknown name is an error naming what is defined."""
+        history = History(tmp_path, WINDOWED, start=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
+        history.record(orders_late="OAAAAAAAAO")
+        args = ["replay", "orders_late", "--file", str(history.path), "--database-url", history.url, "--json"]
+        result = CliRunner().invoke(main, [*args, "--mute-time-intervals", "none"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["settings"]["proposed"]["mute_time_intervals"] == []
+        wrong = CliRunner().invoke(main, [*args, "--active-time-intervals", "evening"])
+        assert wrong.exit_code == 1 and "unknown time interval 'evening'; defined: morning" in wrong.output

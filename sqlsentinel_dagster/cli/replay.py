@@ -31,6 +31,12 @@ DEFAULT_FILE = "alerts.yaml"
 @click.option("--error-after", type=click.IntRange(1, 1000), help="Proposed `error_after`: errors in a row to notify.")
 @click.option("--repeat-interval", help="Proposed `repeat_interval`, e.g. 4h; 'none' turns reminders off.")
 @click.option("--min-interval", help="Proposed `min_interval`, e.g. 30m; 'none' holds no firing.")
+@click.option(
+    "--mute-time-intervals", help="Proposed `mute_time_intervals`: names from the file's time_intervals, or 'none'."
+)
+@click.option(
+    "--active-time-intervals", help="Proposed `active_time_intervals`: names from the file's time_intervals, or 'none'."
+)
 @click.option("--days", type=int, help="Replay the last N days (default 30).")
 @click.option("--since", help="Replay from then on: a duration back (7d) or an ISO date or time.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -44,6 +50,8 @@ def replay(
     error_after: int | None,
     repeat_interval: str | None,
     min_interval: str | None,
+    mute_time_intervals: str | None,
+    active_time_intervals: str | None,
     days: int | None,
     since: str | None,
     as_json: bool,
@@ -65,6 +73,7 @@ def replay(
     if name is not None and path is None and name.endswith((".yaml", ".yml")) and Path(name).is_file():
         name, path = None, name  # `replay alerts.yaml`, as `history alerts.yaml` takes the file first
     file = _alerts_file(path)
+    config = load_or_exit(file)
     try:
         changes = Changes.parse(
             for_count=for_count,
@@ -72,10 +81,12 @@ def replay(
             error_after=error_after,
             repeat_interval=repeat_interval,
             min_interval=min_interval,
+            mute_time_intervals=mute_time_intervals,
+            active_time_intervals=active_time_intervals,
+            defined=[interval.compiled() for interval in config.file.time_intervals],
         )
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    config = load_or_exit(file)
+        raise click.ClickException(printable(str(exc))) from None
     store = open_store(database_url, create_tables=False)
     end = store.clock()
     try:

@@ -45,6 +45,12 @@ class ReplayConfig(dg.Config):
     min_interval: str | None = Field(
         default=None, description="Proposed `min_interval`, e.g. 30m; 'none' holds no firing."
     )
+    mute_time_intervals: str | None = Field(
+        default=None, description="Proposed `mute_time_intervals`: names from the file's time_intervals, or 'none'."
+    )
+    active_time_intervals: str | None = Field(
+        default=None, description="Proposed `active_time_intervals`: names from the file's time_intervals, or 'none'."
+    )
     days: int = Field(
         default=DEFAULT_DAYS,
         description="Replay the last N days (history older than the state resource's retention is pruned).",
@@ -62,18 +68,22 @@ def build_replay_job(config_path: str, name: str = REPLAY_JOB_NAME) -> dg.JobDef
         store = state.get_store(context.instance)
         end = store.clock()
         try:
+            alerts = cached_config(config_path)
             changes = Changes.parse(
                 for_count=config.for_count,
                 recover_after=config.recover_after,
                 error_after=config.error_after,
                 repeat_interval=config.repeat_interval,
                 min_interval=config.min_interval,
+                mute_time_intervals=config.mute_time_intervals,
+                active_time_intervals=config.active_time_intervals,
+                defined=[interval.compiled() for interval in alerts.file.time_intervals],
             )
             start = parse_period(end, days=config.days, option="")  # named `days`, as in this config
             lineage = AssetLineage(context.instance)  # for inhibit: [{upstream: true}], as the runs read it
             run = replay_config(
                 store,
-                cached_config(config_path),
+                alerts,
                 changes,
                 name=config.alert or None,
                 start=start,

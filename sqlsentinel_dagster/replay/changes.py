@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from ..durations import parse_duration
 from ..state.model import StateSettings
+from ..state.time_intervals import TimeInterval
 
 __all__ = ["DEFAULT_DAYS", "Changes", "parse_period"]
 
@@ -38,6 +41,10 @@ class Changes:
     """A new interval, ``"none"`` to turn reminders off, or None to keep the alert's."""
     min_interval: dt.timedelta | Literal["none"] | None = None
     """A new ``min_interval``, ``"none"`` to hold no firing, or None to keep the alert's."""
+    mute: tuple[TimeInterval, ...] | None = None
+    """New ``mute_time_intervals`` (empty: none), or None to keep the alert's."""
+    active: tuple[TimeInterval, ...] | None = None
+    """New ``active_time_intervals`` (empty: always active), or None to keep the alert's."""
 
     @classmethod
     def parse(
@@ -48,8 +55,12 @@ class Changes:
         error_after: int | None = None,
         repeat_interval: str | None = None,
         min_interval: str | None = None,
+        mute_time_intervals: str | None = None,
+        active_time_intervals: str | None = None,
+        defined: Sequence[TimeInterval] = (),
     ) -> Changes:
-        """Changes from options as typed; raise ValueError naming every problem."""
+        """Changes from options as typed (time intervals as comma-separated names of ``defined``, the file's, or
+        ``none``); raise ValueError naming every problem."""
         problems = [
             f"{name} must be from 1 to {_LONGEST_STREAK}, got {value}"
             for name, value in (("for", for_count), ("recover_after", recover_after), ("error_after", error_after))
@@ -57,15 +68,17 @@ class Changes:
         ]
         interval = _interval("repeat_interval", repeat_interval, "to turn reminders off", problems)
         least = _interval("min_interval", min_interval, "to hold no firing", problems)
+        mute = _windows("mute_time_intervals", mute_time_intervals, defined, problems)
+        active = _windows("active_time_intervals", active_time_intervals, defined, problems)
         if problems:
             raise ValueError("; ".join(problems))
-        return cls(for_count, recover_after, error_after, interval, least)
+        return cls(for_count, recover_after, error_after, interval, least, mute, active)
 
     @property
     def any(self) -> bool:
         """Whether any setting is changed."""
         settings = (self.for_count, self.recover_after, self.error_after, self.repeat_interval, self.min_interval)
-        return any(v is not None for v in settings)
+        return any(v is not None for v in (*settings, self.mute, self.active))
 
     def apply(self, settings: StateSettings) -> StateSettings:
         """``settings`` with these changes."""
@@ -78,7 +91,33 @@ class Changes:
             for_count=self.for_count or settings.for_count,
             recover_after=self.recover_after or settings.recover_after,
             error_after=self.error_after or settings.error_after,
+            mute=settings.mute if self.mute is None else self.mute,
+            active=settings.active if self.active is None else self.active,
         )
+
+
+def _windows(
+    name: str, text: str | None, defined: Sequence[TimeInterval], problems: list[str]
+) -> tuple[TimeInterval, ...] | None:
+    """Proposed time intervals as typed: names of ``defined``, comma-separated, ``none`` for none, or None when
+    not given (a problem appended to ``problems`` for each unknown name)."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    by_name = {interval.name: interval for interval in defined}
+    found = []
+    for wanted in (part.strip() for part in text.split(",") if part.strip()):
+        if wanted in by_name:
+            found.append(by_name[wanted])
+            continue
+        listed = ", ".join(by_name) or "(none: declare them under 'time_intervals:' in the file)"
+        hint = difflib.get_close_matches(wanted, list(by_name), n=1)
+        problems.append(
+            f"{name}: unknown time interval '{wanted[:60]}'; defined: {listed}"
+            + (f"; did you mean '{hint[0]}'?" if hint else "")
+        )
+    return tuple(found)
 
 
 def _interval(

@@ -37,9 +37,11 @@ class AlertReplay:
 
 def describe_settings(settings: StateSettings) -> str:
     """``for 3, recover_after 1, error_after 1, repeat_interval 4h`` (``none`` when reminders are off), and
-    ``, min_interval 30m`` when one is set."""
+    ``, min_interval 30m``, ``, mute_time_intervals nightly`` and ``, active_time_intervals office`` when set."""
     interval = format_duration(settings.repeat_interval) if settings.repeat_interval else "none"
     least = f", min_interval {format_duration(settings.min_interval)}" if settings.min_interval else ""
+    least += f", mute_time_intervals {', '.join(i.name for i in settings.mute)}" if settings.mute else ""
+    least += f", active_time_intervals {', '.join(i.name for i in settings.active)}" if settings.active else ""
     return (
         f"for {settings.for_count}, recover_after {settings.recover_after}, "
         f"error_after {settings.error_after}, repeat_interval {interval}{least}"
@@ -207,6 +209,8 @@ def _settings_json(settings: StateSettings) -> dict[str, Any]:
         "error_after": settings.error_after,
         "repeat_interval_seconds": interval.total_seconds() if interval else None,
         "min_interval_seconds": settings.min_interval.total_seconds() if settings.min_interval else None,
+        "mute_time_intervals": [interval.name for interval in settings.mute],
+        "active_time_intervals": [interval.name for interval in settings.active],
     }
 
 

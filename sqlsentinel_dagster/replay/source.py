@@ -146,8 +146,8 @@ def replay_config(
             sources=sources,
         )
         unchanged = (
-            "no change proposed (for, recover_after, error_after, repeat_interval or min_interval): both sides are "
-            "the same"
+            "no change proposed (for, recover_after, error_after, repeat_interval, min_interval or time intervals): "
+            "both sides are the same"
         )
         rejudged = (
             f"the baseline in {config.path} is not the one of its version recorded in the state database, which "
