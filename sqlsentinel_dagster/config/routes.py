@@ -39,6 +39,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from ..naming import MAX_STATE_NAME
 from ..state.silences import MAX_MATCHERS, AlertLabels, Matcher, matcher_problems, parse_matcher
+from .time_intervals import HeldAt
 
 __all__ = [
     "MATCHER_KEYS",
@@ -81,7 +82,7 @@ def matcher_text(text: str) -> str:
     return text
 
 
-class Route(BaseModel):
+class Route(HeldAt):
     """One route of the list form of ``routes:``: alerts matching every matcher are told ``receivers``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
@@ -95,16 +96,6 @@ class Route(BaseModel):
     receivers: list[str] = Field(min_length=1, description="Names of receivers declared under receivers:")
     continue_: bool = Field(
         default=False, alias="continue", description="After a match, also try the routes below this one"
-    )
-    mute_time_intervals: list[str] = Field(
-        default_factory=list,
-        max_length=20,
-        description="Names under time_intervals: while one holds, what this route sends its receivers is held",
-    )
-    active_time_intervals: list[str] = Field(
-        default_factory=list,
-        max_length=20,
-        description="Names under time_intervals: outside all of them, what this route sends is held",
     )
 
     @property

@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from ..state.time_intervals import Span, TimeInterval, TimeIntervalSpec
 from .fields import Timezone
 
-__all__ = ["NamedTimeInterval", "TimeRange", "TimeSpec"]
+__all__ = ["HeldAt", "NamedTimeInterval", "TimeRange", "TimeSpec"]
 
 _TIME = re.compile(r"^(?P<hour>[0-2]?\d):(?P<minute>[0-5]\d)$")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -141,3 +141,19 @@ class NamedTimeInterval(_Strict):
     def compiled(self) -> TimeInterval:
         """As the state's decision reads it."""
         return TimeInterval(self.name, tuple(spec.compiled() for spec in self.time_intervals))
+
+
+class HeldAt(BaseModel):
+    """Time intervals that hold what a receiver (or a target written in ``notify``) or a route sends: only that
+    channel's notifications, owed and sent after (see :mod:`..state.channel_holds`)."""
+
+    mute_time_intervals: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names under time_intervals: while one holds, what this sends is held (and owed)",
+    )
+    active_time_intervals: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names under time_intervals: outside all of them, what this sends is held (and owed)",
+    )
