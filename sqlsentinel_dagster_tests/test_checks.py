@@ -251,7 +251,7 @@ class TestRuns:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A bug hit while evaluating one alert (simulated) is that alert's failed check; the others still land."""
-        import sqlsentinel_dagster.definitions.checks_mode as checks
+        import sqlsentinel_dagster.definitions.checks_batch as checks
 
         real = checks.run_cycle
 
