@@ -70,14 +70,16 @@ class TestAcknowledge:
     def test_only_a_firing_alert_can_be_acknowledged_and_the_author_and_reason_are_bounded(
         self, make_setup: SetupFactory, receiver: Receiver
     ) -> None:
-        """ap is OK: nothing to acknowledge; an empty reason or a 300-character author is refused; the alert's name
-        acknowledges every firing instance of it."""
+        """ap is OK: nothing to acknowledge; an empty reason, a 300-character author or one with ': ' (the
+        history's separator) is refused; the alert's name acknowledges every firing instance of it."""
         setup = make_setup("[{channel: log}]", rows=THREE_REGIONS)
         setup.run()
         with pytest.raises(ValueError, match="is not firing: there is nothing to acknowledge"):
             acknowledge(setup.store, named("ap"), author="ana", reason="x")
         with pytest.raises(ValueError, match=r"author is 300 characters long; at most 255 are allowed; a reason is"):
             acknowledge(setup.store, named("us"), author="a" * 300, reason=" ")
+        with pytest.raises(ValueError, match="author: ': ' is not allowed in a name"):
+            acknowledge(setup.store, named("us"), author="ana: lead", reason="x")
         names = acknowledge(setup.store, "error_rate_by_region", author="ana", reason="all of them")
         assert names == [named("eu"), named("us")]
 

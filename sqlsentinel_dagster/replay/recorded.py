@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from ..config import AlertConfig, LoadedConfig
 from ..cycle.check_evaluations import state_settings
 from ..cycle.cycles import settings_of
+from ..state.acks import read_ack_reason
 from ..state.history import evaluations_between
 from ..state.inhibition import InhibitRule
 from ..state.instance_model import InstanceLabels
@@ -41,9 +42,6 @@ NO_LINEAGE = (
 )
 """The note of a replay without the deployment's lineage, of a file with ``upstream`` rules."""
 
-_ACK_PREFIX = "acknowledged by "  # the reason state/acks.py records: "acknowledged by {author}: {reason}"
-
-
 def acknowledgements(store: StateStore, name: str, start: dt.datetime, end: dt.datetime) -> list[Acknowledgement]:
     """The acknowledgements of ``name`` recorded from ``start`` to ``end`` (both included), oldest first: the
     ``ACK`` rows ``sqlsentinel ack`` writes in the history."""
@@ -60,11 +58,7 @@ def acknowledgements(store: StateStore, name: str, start: dt.datetime, end: dt.d
     )
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
-    found = []
-    for at, reason in rows:
-        author, _, why = (reason or "").removeprefix(_ACK_PREFIX).partition(": ")
-        found.append(Acknowledgement(at, author or "someone", why))
-    return found
+    return [Acknowledgement(at, *read_ack_reason(reason)) for at, reason in rows]
 
 
 class Sources:

@@ -15,7 +15,9 @@ from .rows import dumps
 from .schema import alert_state, history, instances
 from .store import StateStore
 
-__all__ = ["acknowledge"]
+__all__ = ["ack_reason", "acknowledge", "read_ack_reason"]
+
+_PREFIX = "acknowledged by "
 
 
 def acknowledge(store: StateStore, name: str, *, author: str, reason: str) -> list[str]:
@@ -24,6 +26,8 @@ def acknowledge(store: StateStore, name: str, *, author: str, reason: str) -> li
 
     Raises ValueError naming every problem with ``author`` and ``reason``, or when nothing of that name is firing."""
     problems = [text_problem("author", author, MAX_AUTHOR_LENGTH), text_problem("reason", reason, MAX_REASON_LENGTH)]
+    if ": " in author:
+        problems.append("author: ': ' is not allowed in a name (the history records 'acknowledged by AUTHOR: REASON')")
     if any(problems):
         raise ValueError("cannot acknowledge: " + "; ".join(p for p in problems if p))
     now = store.clock()
@@ -45,7 +49,7 @@ def acknowledge(store: StateStore, name: str, *, author: str, reason: str) -> li
                     evaluated_at=now,
                     status="ACK",  # not an evaluation: replay and baselines read only ALERT, OK and ERROR
                     decision="acknowledged",
-                    reason=f"acknowledged by {author.strip()}: {reason.strip()}",
+                    reason=ack_reason(author.strip(), reason.strip()),
                 )
             )
             acknowledged.append(each)
@@ -66,3 +70,15 @@ def _firing_instances(conn: sa.Connection, alert: str) -> tuple[bool, list[str]]
         .order_by(instances.c.instance)
     )
     return known is not None, list(conn.execute(query).scalars())
+
+
+def ack_reason(author: str, reason: str) -> str:
+    """The reason an acknowledgement's history row records: ``acknowledged by ana: reloading the feed``."""
+    return f"{_PREFIX}{author}: {reason}"
+
+
+def read_ack_reason(text: str | None) -> tuple[str, str]:
+    """The author and reason of an acknowledgement's history row, as :func:`ack_reason` wrote them (an author has
+    no ``: ``)."""
+    author, _, reason = (text or "").removeprefix(_PREFIX).partition(": ")
+    return author or "someone", reason
