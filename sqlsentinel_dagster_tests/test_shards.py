@@ -20,6 +20,7 @@ from sqlsentinel_dagster.config.shards import shards
 from sqlsentinel_dagster.naming import TAG_DATABASE, TAG_DECISION, TAG_HOST
 from sqlsentinel_dagster.state.schema import history
 
+from .loopback import loopback_receiver
 from .processes import BIN, dagster_env
 
 TICK = ".dagster/scheduled_execution_time"
@@ -193,6 +194,27 @@ class TestOneEvaluationPerTick:
         assert evaluated(state_url)["a1"] == ["pending"]
         assert evaluated(state_url)["a0"] == ["pending", "first_notification", "already_firing"]
 
+    def test_a_retry_of_the_tick_delivers_what_the_first_run_left_undelivered(self, tmp_path: Path) -> None:
+        """The first run of a tick records the alert but its webhook refuses the notification (the run fails, as
+        a run whose machine died mid-send would): the retry of the tick does not evaluate the alert again but
+        delivers the notification, once."""
+        state_url = f"sqlite:///{tmp_path / 'state.db'}"
+        with loopback_receiver() as receiver:
+            path = write(tmp_path, 1)
+            hook = f"[{{channel: webhook, url: '{receiver.url}'}}]"
+            path.write_text(path.read_text().replace("for: 2, notify: [{channel: log}]", f"notify: {hook}"), "utf-8")
+            defs = build_definitions(path, mode="checks", state=AlertStateResource(database_url=state_url))
+            receiver.fail_with = 503
+            with dg.instance_for_test() as instance:
+                job = defs.resolve_job_def("sqlsentinel_checks")
+                first = job.execute_in_process(instance=instance, tags={TICK: FIRST}, raise_on_error=False)
+                assert not first.success and receiver.delivered() == []
+                receiver.fail_with = None
+                retry = job.execute_in_process(instance=instance, tags={TICK: FIRST})
+                assert retry.success and retry.get_asset_check_evaluations() == []
+            assert [r.body["event"] for r in receiver.delivered()] == ["firing"]
+        assert evaluated(state_url) == {"a0": ["first_notification"]}
+
     def test_jobs_mode_and_instance_alerts_take_the_same_key(self, tmp_path: Path) -> None:
         """An alert's job run twice for one tick records one evaluation (the second run's decision tag says
         already_evaluated); so does an instance alert, whose instances are evaluated with it."""
@@ -213,7 +235,7 @@ class TestOneEvaluationPerTick:
                 assert instance.get_run_by_id(result.run_id).tags[TAG_DECISION] == "already_evaluated"
         found = evaluated(state_url)
         assert found["a0"] == ["pending"] and found["per_row"] == ["instances"]
-        assert [decisions for name, decisions in found.items() if name.startswith('per_row{')] == [["pending"]]
+        assert [decisions for name, decisions in found.items() if name.startswith("per_row{")] == [["pending"]]
 
 
 @pytest.mark.timeout(600)

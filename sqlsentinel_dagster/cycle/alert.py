@@ -12,7 +12,8 @@ from typing import Any
 
 from ..config import AlertConfig, LoadedConfig
 from ..errors import SentinelError
-from ..state.model import Outcome
+from ..state.decision import Decision
+from ..state.model import AlertState, Outcome
 from ..state.store import StateStore
 from .cycles import (
     STATE_ERRORS,
@@ -31,11 +32,11 @@ from .delivery import (
     grouped_channels,
     ledger_channels,
 )
-from .instance_cycle import run_instances
+from .instance_cycle import deliver_instances, run_instances
 from .learned import baseline_payload, judged
 from .results import AlertResult
 
-__all__ = ["AlertCycle", "deliver_groups", "json_safe", "run_cycle", "settings_of"]
+__all__ = ["AlertCycle", "deliver_groups", "deliver_recorded", "json_safe", "run_cycle", "settings_of"]
 
 
 def run_cycle(
@@ -99,6 +100,33 @@ def run_cycle(
     skip = [c for c, _ in grouped_channels(config.targets(alert), config.fallback_targets())]
     about = alert_payload(alert, outcome, settings.run_id, run_url)
     reports = deliver_to(state, alert.name, targets, fallback, about, settings, logger, skip=skip)
+    cycle = replace(cycle, reports=reports)
+    return cycle if settings.group_later else deliver_groups([cycle], config, state, settings, logger)[0]
+
+
+def deliver_recorded(
+    alert: AlertConfig,
+    config: LoadedConfig,
+    store: Callable[[], StateStore],
+    settings: CycleSettings,
+    logger: Logger,
+) -> AlertCycle:
+    """``alert``, already evaluated for the run's schedule tick by another run of it (a retried shard): not
+    evaluated again, but what that evaluation left undelivered (its run died while sending) is delivered now,
+    claims of ended runs taken over, so nothing it owed is held until the alert's next tick."""
+    reason = f"already evaluated for the tick of {settings.tick}: not evaluated again"
+    outcome = Outcome("OK")  # not evaluated: shown nowhere (no check result, no history row)
+    cycle = AlertCycle(alert, outcome, decision=Decision(AlertState(alert.name), "already_evaluated", reason))
+    try:
+        state = store()
+        targets, fallback = config.targets(alert), config.fallback_targets()
+        skip = [c for c, _ in grouped_channels(targets, fallback)]
+        about = alert_payload(alert, outcome, settings.run_id, None)
+        reports = deliver_to(state, alert.name, targets, fallback, about, settings, logger, skip=skip)
+        if alert.instances is not None:
+            reports += deliver_instances(state, alert, targets, fallback, about, settings, logger)
+    except STATE_ERRORS as exc:
+        return replace(cycle, state_error=state_failure(alert, outcome, exc))
     cycle = replace(cycle, reports=reports)
     return cycle if settings.group_later else deliver_groups([cycle], config, state, settings, logger)[0]
 

@@ -46,7 +46,7 @@ from .instances import InstanceResult
 from .learned import baseline_payload
 from .results import AlertResult
 
-__all__ = ["instance_targets", "run_instances"]
+__all__ = ["deliver_instances", "instance_targets", "run_instances"]
 
 
 def run_instances(
@@ -97,7 +97,7 @@ def run_instances(
         return cycle
     skip = [c for c, _ in grouped_channels(targets, fallback)]
     reports = deliver_to(state, alert.name, targets, fallback, about, settings, logger, skip=skip)
-    reports += _deliver_instances(state, alert, targets, fallback, about, settings, logger)
+    reports += deliver_instances(state, alert, targets, fallback, about, settings, logger)
     cycle = replace(cycle, reports=reports)
     return cycle if settings.group_later else deliver_groups([cycle], config, state, settings, logger)[0]
 
@@ -151,7 +151,7 @@ def _rows(alert: AlertConfig, found: InstanceResult, parent: AlertLabels, about:
     return rows
 
 
-def _deliver_instances(
+def deliver_instances(
     store: StateStore,
     alert: AlertConfig,
     targets: Sequence[NotifyTarget],

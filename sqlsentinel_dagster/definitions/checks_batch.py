@@ -16,7 +16,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..config import AlertConfig, LoadedConfig
-from ..cycle.alert import AlertCycle, deliver_groups, run_cycle
+from ..cycle.alert import AlertCycle, deliver_groups, deliver_recorded, run_cycle
 from ..cycle.cycles import STATE_ERRORS
 from ..cycle.delivery import grouped_channels
 from ..cycle.lineage_order import lineage_waves
@@ -81,13 +81,20 @@ def evaluate_batch(
     instance = context.instance
     failures: list[str] = []
     statuses: list[str] = []
-    alerts = _not_evaluated_for_tick(alerts, settings.tick, lambda: state.get_store(instance), op.log)
+
+    def store() -> StateStore:
+        return state.get_store(instance)
+
+    done = _evaluated_for_tick(alerts, settings.tick, store, op.log)
 
     def one(alert: AlertConfig) -> tuple[AlertCycle, list[logging.LogRecord]]:
         log = _BufferedLog(alert.name)
         warehouse = warehouses[config.database_name(alert)]
         try:
-            cycle = run_cycle(alert, config, warehouse.evaluate, lambda: state.get_store(instance), settings, log)
+            if alert.name in done:
+                cycle = deliver_recorded(alert, config, store, settings, log)
+            else:
+                cycle = run_cycle(alert, config, warehouse.evaluate, store, settings, log)
         except Exception as exc:  # a bug must cost this alert its result, not the whole batch
             error = redact_text(f"alert '{alert.name}': unexpected {type(exc).__name__}: {exc}".splitlines()[0])
             log.exception(error)
@@ -104,8 +111,6 @@ def evaluate_batch(
                 cycle, records = future.result()
                 for record in records:
                     op.log.log(record.levelno, record.getMessage())
-                if cycle.decision is not None and cycle.decision.code == "already_evaluated":
-                    continue  # another run of this tick recorded it meanwhile: its check result is that run's
                 if (
                     grouped_channels(config.targets(cycle.alert), config.fallback_targets())
                     and cycle.decision is not None
@@ -113,10 +118,10 @@ def evaluate_batch(
                 ):
                     held.append(cycle)
                     continue
-                yield _reported(cycle, asset_of, op.log, statuses, failures)
+                yield from _reported(cycle, asset_of, op.log, statuses, failures)
     if held:
-        for cycle in deliver_groups(held, config, state.get_store(instance), settings, op.log):
-            yield _reported(cycle, asset_of, op.log, statuses, failures)
+        for cycle in deliver_groups(held, config, store(), settings, op.log):
+            yield from _reported(cycle, asset_of, op.log, statuses, failures)
     status = "ERROR" if "ERROR" in statuses else "ALERT" if "ALERT" in statuses else "OK"
     instance.add_run_tags(
         op.run_id,
@@ -132,21 +137,22 @@ def evaluate_batch(
         raise dg.Failure(description=f"{len(failures)} of {len(alerts)} alert(s) failed:\n{shown}{more}")
 
 
-def _not_evaluated_for_tick(
+def _evaluated_for_tick(
     alerts: Sequence[AlertConfig], tick: str | None, store: Callable[[], StateStore], log: Any
-) -> Sequence[AlertConfig]:
-    """``alerts`` less those already evaluated for the schedule tick ``tick`` by another run of it (a retry of a
-    shard, or the same tick launched twice): their check outputs are left out, as a subsettable check allows."""
+) -> set[str]:
+    """Which of ``alerts`` another run of the schedule tick ``tick`` already evaluated (a retried shard, or the same
+    tick launched twice): they are not evaluated again and their check outputs are left out, as a subsettable
+    check allows; what their evaluation left undelivered is delivered."""
     if tick is None:
-        return alerts
+        return set()
     try:
         done = store().ticked([alert.name for alert in alerts], tick)
     except STATE_ERRORS:  # each alert's own record says what is wrong with the state database
-        return alerts
+        return set()
     if done:
         shown = ", ".join(sorted(done)[:10]) + (f" and {len(done) - 10} more" if len(done) > 10 else "")
         log.info(f"{len(done)} alert(s) already evaluated for the tick of {tick}, not evaluated again: {shown}")
-    return [alert for alert in alerts if alert.name not in done]
+    return done
 
 
 def _reported(
@@ -155,15 +161,20 @@ def _reported(
     log: Any,
     statuses: list[str],
     failures: list[str],
-) -> dg.AssetCheckResult:
+) -> Iterator[dg.AssetCheckResult]:
     """Log ``cycle`` (unless it is an OK alert that notified nobody: its check says it all), count it, and make
-    its check result."""
+    its check result; none for an alert another run of the tick evaluated (that run's result stands)."""
+    if cycle.failure:
+        failures.append(cycle.failure)
+    if cycle.decision is not None and cycle.decision.code == "already_evaluated":
+        if cycle.reports:
+            log.info(f"alert '{cycle.alert.name}': delivered what its evaluation for this tick left undelivered")
+            log_cycle(log, cycle)
+        return
     if cycle.outcome.status != "OK" or cycle.reports or (cycle.result and cycle.result.more_rows):
         log_cycle(log, cycle)
     statuses.append(cycle.outcome.status)
-    if cycle.failure:
-        failures.append(cycle.failure)
-    return dg.AssetCheckResult(
+    yield dg.AssetCheckResult(
         asset_key=asset_of(cycle.alert),
         check_name=check_name(cycle.alert.name),
         passed=cycle.outcome.status == "OK",
