@@ -127,6 +127,18 @@ def recorded_by_run(engine: sa.Engine) -> Counter[str]:
     return Counter({run_id: count for run_id, count in rows})
 
 
+def failure_of(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The message of the run's failure event, or of its last event."""
+    records = instance.all_logs(run_id)
+    failed = [
+        r
+        for r in records
+        if r.dagster_event and r.dagster_event.event_type_value in ("PIPELINE_FAILURE", "STEP_FAILURE")
+    ]
+    last = (failed or records)[-1:]
+    return "; ".join(str(r.message or (r.dagster_event.message if r.dagster_event else ""))[:800] for r in last)
+
+
 def worker_of(host: str, pids: dict[int, Worker]) -> Worker:
     """The worker whose process evaluated a run, from its ``sqlsentinel/host`` tag (``<host name>:<pid>``)."""
     name, _, pid = host.rpartition(":")
@@ -228,11 +240,16 @@ def test_a_worker_killed_mid_shard_loses_no_alert_and_doubles_none(
             def retries() -> list[dg.DagsterRun]:
                 return [r for r in instance.get_runs(dg.RunsFilter(job_name=CHECKS_JOB)) if r.tags.get(PARENT)]
 
-            wait_for(
-                lambda: any(r.status == dg.DagsterRunStatus.SUCCESS for r in retries()),
-                180,
-                f"a retry of {kill.run_id} to succeed",
-            )
+            try:
+                wait_for(
+                    lambda: any(r.status == dg.DagsterRunStatus.SUCCESS for r in retries()),
+                    180,
+                    f"a retry of {kill.run_id} to succeed",
+                )
+            except AssertionError as exc:  # say what the retries did, and why each failed
+                shown = [(r.run_id, r.status.value, failure_of(instance, r.run_id)) for r in retries()]
+                daemon_log = (tmp_path / "daemon.log").read_text()[-3000:]
+                raise AssertionError(f"{exc}; retries: {shown}; daemon log:\n{daemon_log}") from None
             recovered_at = time.monotonic()
             wait_for(
                 lambda: all(r.is_finished for r in instance.get_runs(dg.RunsFilter(job_name=CHECKS_JOB))),

@@ -101,7 +101,7 @@ class TestDefinitionsShape:
         assert job.description == "No orders in the last hour"
         assert list(job.owners or []) == ["oncall@example.com", "team:sales"]
         expected = {"domain": "sales", "sqlsentinel/alert": "orders_late", "sqlsentinel/severity": "critical"}
-        assert job.tags == expected and job.run_tags == expected
+        assert job.tags == expected and job.run_tags == {**expected, "sqlsentinel/database": "default"}
         assert "SELECT 'OK' AS status" in str(job.metadata["query"].value)
 
     def test_merges_with_a_teams_own_definitions(self, write_alerts: WriteAlerts, sqlite_warehouse: Path) -> None:

@@ -137,8 +137,8 @@ def test_a_downstream_alert_in_another_code_location_stays_quiet_while_the_upstr
     tmp_path: Path, dagster_home: Path, receiver: Receiver
 ) -> None:
     """The daemon's every-minute batch pages raw_late alone and holds daily_late and report_late (downstream in the
-    team's code location, read from its materializations); once raw_orders is on time, daily_late notifies once and
-    report_late stays held by it."""
+    team's code location, read from its materializations). Their release, tick after tick, is shown in process
+    below: one tick here keeps the suite's minute waits short."""
     _alerts(tmp_path, receiver)
     (tmp_path / "alerts_defs.py").write_text(
         "from sqlsentinel_dagster import build_definitions\ndefs = build_definitions('alerts.yaml', mode='checks')\n"
@@ -180,20 +180,9 @@ def test_a_downstream_alert_in_another_code_location_stays_quiet_while_the_upstr
                 assert first[name]["reason"] == (
                     "inhibited firing: inhibited by raw_late, which is firing on upstream asset shop/raw_orders"
                 )
-            _late(tmp_path, "raw", False)
-            # the next tick, or the one after if it had already started when raw_orders came back
-            wait_for(lambda: _complete(instance, "resolved") is not None, 180, "the batch where raw_late resolves")
-            released = _complete(instance, "resolved")
-            assert released is not None
     finally:
         daemon.terminate()
         daemon.wait(timeout=60)
-    assert released["daily_late"]["decision"] == "silence_ended"
-    assert released["report_late"]["decision"] == "still_inhibited"
-    assert released["report_late"]["reason"] == (
-        "firing: still held, inhibited by daily_late, which is firing on upstream asset shop/orders_daily"
-    )
-    assert _sent(receiver) == [("raw_late", "firing"), ("raw_late", "resolved"), ("daily_late", "firing")]
 
 
 REFUNDS = f"""  - {{name: refunds_late, asset: shop/refunds, query: "{LATE.format(asset="refunds")}"}}\n"""
