@@ -42,6 +42,7 @@ NO_LINEAGE = (
 )
 """The note of a replay without the deployment's lineage, of a file with ``upstream`` rules."""
 
+
 def acknowledgements(store: StateStore, name: str, start: dt.datetime, end: dt.datetime) -> list[Acknowledgement]:
     """The acknowledgements of ``name`` recorded from ``start`` to ``end`` (both included), oldest first: the
     ``ACK`` rows ``sqlsentinel ack`` writes in the history."""
