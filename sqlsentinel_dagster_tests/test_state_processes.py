@@ -158,7 +158,9 @@ def test_firing_reminder_resolved_each_once_and_cli_silence_suppresses(setup: Se
     history = setup.cli("history", "error_rate", "--limit", "3")
     _ok(history)
     assert history.stdout.startswith("error_rate: 7 runs (5 ALERT, 2 OK, 0 ERROR), firing 71%")
-    assert "notifications: 4 sent, 1 suppressed, 0 muted, 0 failed, 0 pending, 0 being sent, 0 expired" in history.stdout
+    assert (
+        "notifications: 4 sent, 1 suppressed, 0 muted, 0 failed, 0 pending, 0 being sent, 0 expired" in history.stdout
+    )
 
 
 def test_concurrent_runs_of_a_firing_alert_notify_once(tmp_path: Path, postgres_home: Path, receiver: Receiver) -> None:
