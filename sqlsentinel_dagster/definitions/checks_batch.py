@@ -85,7 +85,7 @@ def evaluate_batch(
     def store() -> StateStore:
         return state.get_store(instance)
 
-    done = _evaluated_for_tick(alerts, settings.tick, store, op.log)
+    done = _evaluated_for_tick(alerts, None if run.dry_run else settings.tick, store, op.log)
 
     def one(alert: AlertConfig) -> tuple[AlertCycle, list[logging.LogRecord]]:
         log = _BufferedLog(alert.name)
