@@ -44,6 +44,23 @@ def sensor_ticks(instance: dg.DagsterInstance, name: str) -> int:
     return len(instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1000))
 
 
+@contextmanager
+def dagster_daemon(cwd: Path, home: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `dagster-daemon` on ``cwd``'s workspace.yaml and the instance in ``home`` until the block ends."""
+    daemon = subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=cwd,
+        env=dagster_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield daemon
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=60)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as sock:

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from .loopback import Receiver, loopback_receiver
-from .processes import BIN, dagster_env, sensor_ticks, wait_for
+from .processes import BIN, dagster_daemon, dagster_env, sensor_ticks, wait_for
 from .test_checks import evaluations, key
 
 ALERTS = 12
@@ -130,40 +130,29 @@ def test_materialization_in_another_code_location_evaluates_the_alert_once_per_b
         )
     )
     check = key("shop/orders", "orders_fresh")
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=tmp_path,
-        env=dagster_env(dagster_home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-            wait_for(lambda: sensor_ticks(instance, SENSOR) >= 1, 120, "the sensor's first tick")
-            # a burst: three materializations in one process, a second or so apart, well inside a sensor tick (three
-            # `dagster asset materialize` processes take 12-18 s together, which a 15 s tick can fall between)
-            materialize = subprocess.run(
-                [sys.executable, "-c", BURST],
-                cwd=tmp_path,
-                env=dagster_env(dagster_home),
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            assert materialize.returncode == 0, materialize.stderr[-2000:]
-            wait_for(lambda: len(evaluations(instance, check)) >= 1, 180, "the check evaluation")
-            ticks = sensor_ticks(instance, SENSOR)
-            wait_for(
-                lambda: sensor_ticks(instance, SENSOR) >= ticks + 2,
-                120,
-                "two more sensor ticks",
-            )
-            [evaluation] = evaluations(instance, check)  # one burst, one evaluation
-            assert evaluation.passed is False
-            assert evaluation.metadata["actual_value"].value == 7.5
-            runs = instance.get_runs(dg.RunsFilter(job_name="sqlsentinel_checks"))
-            assert len(runs) == 1 and runs[0].tags["sqlsentinel/trigger"] == "materialization"
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+    with dagster_daemon(tmp_path, dagster_home), dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        wait_for(lambda: sensor_ticks(instance, SENSOR) >= 1, 120, "the sensor's first tick")
+        # a burst: three materializations in one process, a second or so apart, well inside a sensor tick (three
+        # `dagster asset materialize` processes take 12-18 s together, which a 15 s tick can fall between)
+        materialize = subprocess.run(
+            [sys.executable, "-c", BURST],
+            cwd=tmp_path,
+            env=dagster_env(dagster_home),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert materialize.returncode == 0, materialize.stderr[-2000:]
+        wait_for(lambda: len(evaluations(instance, check)) >= 1, 180, "the check evaluation")
+        ticks = sensor_ticks(instance, SENSOR)
+        wait_for(
+            lambda: sensor_ticks(instance, SENSOR) >= ticks + 2,
+            120,
+            "two more sensor ticks",
+        )
+        [evaluation] = evaluations(instance, check)  # one burst, one evaluation
+        assert evaluation.passed is False
+        assert evaluation.metadata["actual_value"].value == 7.5
+        runs = instance.get_runs(dg.RunsFilter(job_name="sqlsentinel_checks"))
+        assert len(runs) == 1 and runs[0].tags["sqlsentinel/trigger"] == "materialization"
     assert [r.body["event"] for r in receiver.delivered()] == ["firing"]

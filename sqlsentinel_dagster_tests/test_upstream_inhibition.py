@@ -20,7 +20,7 @@ from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.naming import TAG_DECISION, job_name
 
 from .loopback import Receiver, loopback_receiver
-from .processes import BIN, dagster_env, wait_for
+from .processes import dagster_daemon, dagster_env, wait_for
 from .test_checks import checks_job, key
 
 CHECKS = {
@@ -162,27 +162,16 @@ def test_a_downstream_alert_in_another_code_location_stays_quiet_while_the_upstr
         timeout=120,
     )
     assert materialize.returncode == 0, materialize.stderr[-2000:]
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=tmp_path,
-        env=dagster_env(dagster_home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-            wait_for(lambda: _complete(instance, "first_notification") is not None, 180, "the first batch")
-            first = _complete(instance, "first_notification")
-            assert first is not None
-            assert _sent(receiver) == [("raw_late", "firing")]
-            for name in ("daily_late", "report_late"):
-                assert first[name]["decision"] == "inhibited", first[name]
-                assert first[name]["reason"] == (
-                    "inhibited firing: inhibited by raw_late, which is firing on upstream asset shop/raw_orders"
-                )
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+    with dagster_daemon(tmp_path, dagster_home), dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        wait_for(lambda: _complete(instance, "first_notification") is not None, 180, "the first batch")
+        first = _complete(instance, "first_notification")
+        assert first is not None
+        assert _sent(receiver) == [("raw_late", "firing")]
+        for name in ("daily_late", "report_late"):
+            assert first[name]["decision"] == "inhibited", first[name]
+            assert first[name]["reason"] == (
+                "inhibited firing: inhibited by raw_late, which is firing on upstream asset shop/raw_orders"
+            )
 
 
 REFUNDS = f"""  - {{name: refunds_late, asset: shop/refunds, query: "{LATE.format(asset="refunds")}"}}\n"""

@@ -38,7 +38,7 @@ from sqlsentinel_dagster.state.silences import AlertLabels
 from sqlsentinel_dagster.state.store import StateStore
 
 from .loopback import Receiver, loopback_receiver
-from .processes import BIN, dagster_env, sensor_ticks, wait_for
+from .processes import BIN, dagster_daemon, dagster_env, sensor_ticks, wait_for
 
 WriteAlerts = Callable[..., Path]
 NAME = "dbt_tests:shop/orders:not_null_id"
@@ -740,31 +740,20 @@ def test_a_team_check_in_another_code_location_is_notified_through_the_daemon(
     def state(*args: str) -> Any:
         return cli(*args, "--database-url", url)
 
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=tmp_path,
-        env=dagster_env(dagster_home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-            wait_for(lambda: sensor_ticks(instance, "sqlsentinel_watch") >= 1, 120, "the sensor's first tick")
-            (tmp_path / "failing").touch()
-            materialize()
-            wait_for(lambda: len(receiver.delivered()) >= 1, 120, "the firing notification")
-            assert state("silence", NAME, "--duration", "1h", "--reason", "on it").exit_code == 0
-            materialize()  # still failing, while silenced
-            wait_for(lambda: "suppressed reminder" in state("history", NAME).output, 120, "a reminder, suppressed")
-            assert [e for _, e in events(receiver)] == ["firing"]
-            assert state("unsilence", NAME).exit_code == 0
-            wait_for(lambda: len(receiver.delivered()) >= 2, 120, "the reminder owed since the silence")
-            (tmp_path / "failing").unlink()
-            materialize()
-            wait_for(lambda: len(receiver.delivered()) >= 3, 120, "the resolved notification")
-            ticks = sensor_ticks(instance, "sqlsentinel_watch")
-            wait_for(lambda: sensor_ticks(instance, "sqlsentinel_watch") >= ticks + 1, 120, "one more tick")
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+    with dagster_daemon(tmp_path, dagster_home), dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        wait_for(lambda: sensor_ticks(instance, "sqlsentinel_watch") >= 1, 120, "the sensor's first tick")
+        (tmp_path / "failing").touch()
+        materialize()
+        wait_for(lambda: len(receiver.delivered()) >= 1, 120, "the firing notification")
+        assert state("silence", NAME, "--duration", "1h", "--reason", "on it").exit_code == 0
+        materialize()  # still failing, while silenced
+        wait_for(lambda: "suppressed reminder" in state("history", NAME).output, 120, "a reminder, suppressed")
+        assert [e for _, e in events(receiver)] == ["firing"]
+        assert state("unsilence", NAME).exit_code == 0
+        wait_for(lambda: len(receiver.delivered()) >= 2, 120, "the reminder owed since the silence")
+        (tmp_path / "failing").unlink()
+        materialize()
+        wait_for(lambda: len(receiver.delivered()) >= 3, 120, "the resolved notification")
+        ticks = sensor_ticks(instance, "sqlsentinel_watch")
+        wait_for(lambda: sensor_ticks(instance, "sqlsentinel_watch") >= ticks + 1, 120, "one more tick")
     assert events(receiver) == [(NAME, "firing"), (NAME, "reminder"), (NAME, "resolved")]
