@@ -36,7 +36,8 @@ import sqlalchemy as sa
 
 from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
-from sqlsentinel_dagster.definitions.watch_sensor import MAX_EVALUATIONS_PER_TICK, check_evaluations_after
+from sqlsentinel_dagster.definitions.watch_sensor import MAX_EVALUATIONS_PER_TICK
+from sqlsentinel_dagster.definitions.watch_sensor_reads import check_evaluations_after
 
 STEADY_PER_TICK = 84
 """10,000 evaluations an hour, ticked every 30 s."""

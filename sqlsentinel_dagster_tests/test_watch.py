@@ -247,8 +247,9 @@ class TestPatterns:
         assert "watch[0].checks: invalid check pattern 'shop/*:x': a prefix ('shop/*') selects every check" in lines[1]
         assert lines[2].startswith("watch[0].severity: invalid severity 'FATAL'; Dagster's asset check severities")
         assert lines[3] == (
-            "watch[0].repeat_intervall: unknown key 'repeat_intervall'; allowed: checks, for, name, notify, "
-            "recover_after, repeat_interval, send_resolved, severity; did you mean 'repeat_interval'?"
+            "watch[0].repeat_intervall: unknown key 'repeat_intervall'; allowed: assets, checks, code_locations, for, "
+            "name, notify, recover_after, repeat_interval, runs, send_resolved, severity, ticks; did you mean "
+            "'repeat_interval'?"
         )
         assert [str(p).split(":")[1].split(" ")[0] for p in raised.value.problems] == ["2", "3", "4", "6"]
 

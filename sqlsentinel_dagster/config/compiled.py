@@ -254,7 +254,9 @@ def _serialize(config: LoadedConfig, key: bytes) -> bytes | None:
         return None
     settings = config.file.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude={"alerts"})
     for rule, dumped in zip(config.file.watch, settings.get("watch", []), strict=False):
-        dumped["checks"] = [str(pattern) for pattern in rule.checks]  # as written: parsed again when read
+        for kind in ("checks", "assets"):  # patterns as written: parsed again when read
+            if getattr(rule, kind) is not None:
+                dumped[kind] = [str(pattern) for pattern in getattr(rule, kind)]
     if AlertsFile.model_validate({**settings, "alerts": []}) != config.file.model_copy(update={"alerts": []}):
         return None
     index, position = [], 0

@@ -1,7 +1,9 @@
-"""``watch:`` in alerts.yaml: rules that turn the deployment's asset checks into notifications.
+"""``watch:`` in alerts.yaml: rules that turn the deployment's asset checks, runs, ticks, code locations and
+failed materializations into notifications.
 
-A rule selects asset checks by pattern and says which failed severities count, whom to tell and how often to
-remind, with the same state machine as alerts (``for``, ``recover_after``, ``repeat_interval``).
+A rule selects what it watches (one kind: ``checks``, ``runs``, ``ticks``, ``code_locations`` or ``assets``, see
+:mod:`.watch_kinds`) and says whom to tell and how often to remind, with the same state machine as alerts
+(``for``, ``recover_after``, ``repeat_interval``).
 """
 
 from __future__ import annotations
@@ -10,20 +12,26 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .targets import NotifyEntry
+from .watch_kinds import Locations, RunsWatch, TicksWatch
 
 __all__ = [
     "CHECK_SEVERITIES",
+    "KINDS",
     "MAX_RULE_NAME",
     "CheckPattern",
     "CheckSeverity",
+    "WatchKind",
     "WatchRule",
     "parse_pattern",
 ]
 
 CheckSeverity = Literal["ERROR", "WARN"]
+WatchKind = Literal["checks", "runs", "ticks", "code_locations", "assets"]
+KINDS: tuple[WatchKind, ...] = ("checks", "runs", "ticks", "code_locations", "assets")
+"""What a rule may watch: exactly one of these keys."""
 CHECK_SEVERITIES: tuple[CheckSeverity, ...] = ("ERROR", "WARN")
 """The severities Dagster gives a failed asset check (``dg.AssetCheckSeverity``)."""
 MAX_RULE_NAME = 64
@@ -94,6 +102,13 @@ def _patterns(value: Any) -> Any:
     return tuple(parse_pattern(item) for item in items)
 
 
+def _asset_patterns(value: Any) -> Any:
+    patterns = _patterns(value)
+    if any(pattern.check for pattern in patterns):
+        raise ValueError("an assets pattern names assets, not checks: '*', 'shop/*' or 'shop/orders'")
+    return patterns
+
+
 def _severities(value: Any) -> Any:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(item, str) for item in items):
@@ -121,6 +136,7 @@ def _duration(value: Any) -> float:
 
 
 Patterns = Annotated[tuple[CheckPattern, ...], BeforeValidator(_patterns)]
+AssetPatterns = Annotated[tuple[CheckPattern, ...], BeforeValidator(_asset_patterns)]
 Severities = Annotated[tuple[CheckSeverity, ...], BeforeValidator(_severities)]
 RuleName = Annotated[str, BeforeValidator(_rule_name), Field(min_length=1, max_length=MAX_RULE_NAME)]
 Duration = Annotated[float, BeforeValidator(_duration)]
@@ -128,14 +144,30 @@ Streak = Annotated[int, Field(ge=1, le=1000)]
 
 
 class WatchRule(BaseModel):
-    """Notify about the asset checks in the deployment that ``checks`` selects, as if each were an alert."""
+    """Notify about what the rule selects in the deployment (asset checks, runs, ticks, code locations or failed
+    materializations), as if each selected check, job, schedule, sensor, location or asset were an alert."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, arbitrary_types_allowed=True)
 
     name: RuleName = Field(description="Unique among watch rules and alerts; letters, digits and '_'")
-    checks: Patterns = Field(description="'*', 'shop/*', 'shop/orders', 'shop/orders:not_null_id', or a list")
+    checks: Patterns | None = Field(
+        default=None, description="Asset checks: '*', 'shop/*', 'shop/orders', 'shop/orders:not_null_id', or a list"
+    )
+    runs: RunsWatch | None = Field(
+        default=None, description="Runs: {jobs: '*', status: failure} or {jobs: 'nightly_*', longer_than: 2h}"
+    )
+    ticks: TicksWatch | None = Field(
+        default=None, description="Schedule and sensor ticks that fail: {schedules: '*', sensors: '*'}"
+    )
+    code_locations: Locations | None = Field(
+        default=None, description="Code locations that fail to load: '*', a list, or {names, webserver}"
+    )
+    assets: AssetPatterns | None = Field(
+        default=None, description="Failed materializations of these assets: '*', 'shop/*', 'shop/orders'"
+    )
     severity: Severities = Field(
-        default=CHECK_SEVERITIES, description="Failed severities that count (ERROR, WARN); other failures count as OK"
+        default=CHECK_SEVERITIES,
+        description="checks only: failed severities that count (ERROR, WARN); other failures count as OK",
     )
     notify: list[NotifyEntry] = Field(
         default_factory=list, description="Targets inline, or receiver names; default from routes and defaults"
@@ -147,12 +179,31 @@ class WatchRule(BaseModel):
     recover_after: Streak = Field(default=1, description="Consecutive passing evaluations needed before resolving")
     send_resolved: bool = Field(default=True, description="Tell the targets when a failed check passes again")
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> WatchRule:
+        chosen = [kind for kind in KINDS if getattr(self, kind) is not None]
+        if len(chosen) != 1:
+            found = f"found {' and '.join(chosen)}" if chosen else "found none"
+            raise ValueError(f"a watch rule watches exactly one of {', '.join(KINDS)} ({found})")
+        if chosen[0] != "checks" and "severity" in self.model_fields_set:
+            raise ValueError("severity applies to checks rules only")
+        return self
+
+    @property
+    def kind(self) -> WatchKind:
+        """What the rule watches."""
+        return next(kind for kind in KINDS if getattr(self, kind) is not None)
+
     def watches(self, asset: tuple[str, ...], check: str) -> bool:
         """Whether this rule selects the check ``check`` on the asset with key ``asset``."""
-        return any(pattern.matches(asset, check) for pattern in self.checks)
+        return any(pattern.matches(asset, check) for pattern in self.checks or ())
+
+    def watches_asset(self, asset: tuple[str, ...]) -> bool:
+        """Whether this ``assets`` rule selects the asset with key ``asset``."""
+        return any(p.matches(asset, "") if p.prefix else p.asset == asset for p in self.assets or ())
 
     @property
     def route_severity(self) -> str:
         """The alert severity whose ``routes:`` entry a rule without ``notify`` uses: ``error`` when it watches
-        ERROR failures, else ``warning``."""
-        return "error" if "ERROR" in self.severity else "warning"
+        ERROR failures (or anything but checks), else ``warning``."""
+        return "error" if self.kind != "checks" or "ERROR" in self.severity else "warning"

@@ -19,6 +19,7 @@ from ..state.model import Outcome, StateSettings
 from ..state.silences import AlertLabels
 from ..state.watched import WatchedLabels
 from .cycles import json_safe
+from .platform import platform_rule_of
 from .results import MAX_CONTEXT_COLUMNS, safe_value
 
 __all__ = [
@@ -79,12 +80,15 @@ def watched_name(rule: str, asset: Sequence[str], check: str, partition: str | N
 
 
 def rule_of(rules: Sequence[WatchRule], name: str) -> WatchRule | None:
-    """The rule whose checks ``name`` names (``<rule>:<asset>:<check>`` of a check it watches, the name of one
-    of its partitions, ``<rule>:<asset>:<check>[<partition>]``, or a cut name of either), or None."""
+    """The rule whose subjects ``name`` names, or None: for a checks rule ``<rule>:<asset>:<check>`` of a check
+    it watches, the name of one of its partitions (``<rule>:<asset>:<check>[<partition>]``) or a cut name of
+    either; for another kind, see :func:`.platform.platform_rule_of`."""
     rule_name, _, rest = name.partition(":")
     rule = next((r for r in rules if r.name == rule_name), None)
     if rule is None or not rest:
         return None
+    if rule.kind != "checks":
+        return platform_rule_of([rule], name)
     partitioned = _PARTITIONED.match(rest)
     asset, check = (partitioned["asset"], partitioned["check"]) if partitioned else rest.rpartition(":")[::2]
     if asset and check and rule.watches(tuple(asset.split("/")), check):

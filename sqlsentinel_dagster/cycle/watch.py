@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import LoadedConfig
-from ..config.targets import NotifyTarget
 from ..config.watch import WatchRule
 from ..naming import OWN_CHECK_METADATA
 from ..notifiers import DeliveryReport
@@ -41,12 +40,19 @@ from .check_evaluations import (
 )
 from .delivery import (
     CycleSettings,
-    deliver_to,
-    deliver_to_groups,
-    grouped_channels,
     ledger_channels,
-    tell_fallback_lost,
 )
+from .platform import (
+    Observation,
+    changes_state,
+    observation_labels,
+    observation_outcome,
+    observation_payload,
+    platform_rule_of,
+    selects,
+    subject_of,
+)
+from .watch_delivery import deliver_watched, may_notify
 
 __all__ = ["GoneChecks", "WatchTick", "watch_tick"]
 
@@ -95,6 +101,7 @@ def watch_tick(
     *,
     deadline: float | None = None,
     gone: GoneChecks | None = None,
+    observations: Iterable[Observation] = (),
 ) -> WatchTick:
     """Record each evaluation for every rule that watches its check (each at most once, whoever else reads it),
     then go over the checks still failed: resolve those ``gone`` says no longer exist (reason ``gone``), remind
@@ -105,6 +112,9 @@ def watch_tick(
     has passed; what is left is done at the next tick (``last_storage_id`` says how far this one got).
     ``gone`` is not asked about a check recorded in this tick: the evaluation just read shows it exists (and
     Dagster may still be writing the records that say so).
+
+    ``observations`` (runs, ticks, code locations, failed materializations: :mod:`.platform`) are recorded after
+    the evaluations, each only when it can change its subject's state (:func:`.platform.changes_state`).
     """
     tick = WatchTick()
     rules = {rule.name: rule for rule in config.watch_rules}
@@ -128,12 +138,17 @@ def watch_tick(
                 if decision is not None and decision.notify:
                     due[labels.name] = (rule, payload)
         tick.last_storage_id = evaluation.storage_id
+    _observe(observations, rules, config, store, settings, logger, deadline, tick, recorded, due)
     needing = [
         (watched, owner)
         for watched in store.watched_needing_work(list(rules))
         if (owner := rules.get(watched.rule)) is not None and _still_watches(owner, watched)
     ]  # left out: the rule is gone, or no longer watches this check
-    firing = [w for w, _ in needing if w.state.condition == "firing" and w.asset and w.name not in recorded]
+    firing = [
+        w
+        for w, owner in needing
+        if w.state.condition == "firing" and owner.checks and w.asset and w.name not in recorded
+    ]
     vanished = gone({(w.asset, w.check) for w in firing}) if gone is not None and firing else {}
     for watched, owner in needing:
         why = vanished.get((watched.asset, watched.check)) if watched.name not in recorded else None
@@ -147,7 +162,7 @@ def watch_tick(
                 logger.info(f"watched check '{watched.name}': {decision.reason}")
                 if decision.notify:
                     due[watched.name] = (owner, payload)
-        elif watched.state.condition == "firing" and _may_notify(watched, owner, store):
+        elif watched.state.condition == "firing" and may_notify(watched, owner, store):
             decision = _re_decide(store, owner, config, watched)
             if decision is not None:
                 tick.decisions[decision.code] += 1
@@ -156,8 +171,47 @@ def watch_tick(
                     due[watched.name] = (owner, watched.payload)
         if watched.undelivered and watched.name not in due:
             due[watched.name] = (owner, watched.payload)
-    tick.reports = _deliver(due, config, store, settings, logger, deadline, tick)
+    tick.reports = deliver_watched(due, config, store, settings, logger, deadline, tick)
     return tick
+
+
+def _observe(
+    observations: Iterable[Observation],
+    rules: Mapping[str, WatchRule],
+    config: LoadedConfig,
+    store: StateStore,
+    settings: CycleSettings,
+    logger: Logger,
+    deadline: float | None,
+    tick: WatchTick,
+    recorded: set[str],
+    due: dict[str, tuple[WatchRule, dict[str, Any]]],
+) -> None:
+    """Record the ``observations`` that can change their subject's state (the others write nothing)."""
+    platform = [name for name, rule in rules.items() if rule.kind != "checks"]
+    known = {w.name: w.state for w in store.watched_active(platform)} if platform else {}
+    for observation in observations:
+        rule = rules.get(observation.rule)
+        if rule is None:
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            tick.out_of_time = True
+            break
+        labels = observation_labels(observation)
+        if not changes_state(observation, known.get(labels.name)):
+            continue
+        outcome = observation_outcome(observation)
+        payload = observation_payload(observation, labels, outcome)
+        decision = store.record_watched(
+            labels, outcome, state_settings(rule, config), _channels(rule, config), payload, observation.run_id,
+            rule=rule.name, storage_id=observation.key,
+        )  # fmt: skip
+        _count(tick, decision, labels.name, logger)
+        recorded.add(labels.name)
+        if decision is not None:
+            known[labels.name] = decision.state  # a later observation of it in this pass is judged on it
+            if decision.notify:
+                due[labels.name] = (rule, payload)
 
 
 def _channels(rule: WatchRule, config: LoadedConfig) -> dict[str, set[str]]:
@@ -224,53 +278,16 @@ def _count(tick: WatchTick, decision: Decision | None, name: str, logger: Logger
     tick.recorded += 1
     tick.decisions[decision.code] += 1
     if decision.event is not None:
-        logger.info(f"watched check '{name}': {decision.reason}")
-
-
-def _may_notify(watched: WatchedCheck, rule: WatchRule, store: StateStore) -> bool:
-    """Whether re-deciding a firing check on its last evaluation may notify: a reminder is due, or a
-    notification is owed since a silence (the decision itself, under the state's lock, has the last word)."""
-    state = watched.state
-    if state.episode_suppressed:
-        return True  # owed once its silence ends: the decision checks the silences
-    if rule.repeat_interval is None:
-        return False
-    last = state.last_notified_at or state.firing_since
-    return last is None or store.clock() - last >= dt.timedelta(seconds=rule.repeat_interval)
-
-
-def _deliver(
-    due: dict[str, tuple[WatchRule, dict[str, Any]]],
-    config: LoadedConfig,
-    store: StateStore,
-    settings: CycleSettings,
-    logger: Logger,
-    deadline: float | None,
-    tick: WatchTick,
-) -> list[DeliveryReport]:
-    """Deliver the pending notifications of ``due``: each check alone on its targets, then one message per
-    ``group: true`` target listing every check of the tick (in parts when over the channel's limits)."""
-    fallback = config.fallback_targets()
-    reports: list[DeliveryReport] = []
-    members: dict[str, list[tuple[str, NotifyTarget]]] = {}
-    for name, (rule, payload) in sorted(due.items()):
-        if deadline is not None and time.monotonic() > deadline:
-            tick.out_of_time = True  # still pending: delivered at the next tick
-            break
-        targets = config.watch_targets(rule)
-        members[name] = grouped_channels(targets, fallback)
-        skip = [channel for channel, _ in members[name]]
-        reports += deliver_to(store, name, targets, fallback, payload, settings, logger, skip=skip)
-    for name, group_reports in deliver_to_groups(members, store, settings, logger).items():
-        reports += group_reports
-        tell_fallback_lost(name, due[name][1], [r for r in group_reports if r.given_up], fallback, settings, logger)
-    return reports
+        logger.info(f"watched '{name}': {decision.reason}")
 
 
 def _still_watches(rule: WatchRule, watched: WatchedCheck) -> bool:
     """Whether ``rule`` still watches the check of ``watched``: by its recorded asset and check (a cut name, or an
     asset key part holding ``/``, cannot be read back), else, for a state recorded before those were, by its
     name."""
+    if rule.kind != "checks":
+        subject = subject_of(watched.labels)
+        return selects(rule, *subject) if subject else platform_rule_of([rule], watched.name) is not None
     if watched.asset and watched.check:
         return rule.watches(watched.asset, watched.check)
     return rule_of([rule], watched.name) is not None

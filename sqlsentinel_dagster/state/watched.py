@@ -169,6 +169,20 @@ class WatchedChecks:
             rows = conn.execute(query).mappings().all()
         return [_watched_from_row(row) for row in rows]
 
+    def watched_active(self: Recorder, rules: Collection[str]) -> list[WatchedCheck]:
+        """What ``rules`` watch that is pending or firing (each with its state and latest recorded key)."""
+        if not rules:
+            return []
+        query = (
+            sa.select(watched, alert_state.c.data.label("state"), sa.literal(False).label("undelivered"))
+            .join(alert_state, alert_state.c.alert == watched.c.alert)
+            .where(watched.c.rule.in_(list(rules)), alert_state.c.condition != "inactive")
+            .order_by(watched.c.alert)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_watched_from_row(row) for row in rows]
+
 
 def _watched_from_row(row: Any) -> WatchedCheck:
     data = json.loads(row["data"])
