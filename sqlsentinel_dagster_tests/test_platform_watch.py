@@ -35,6 +35,7 @@ from sqlsentinel_dagster.errors import ConfigError
 from sqlsentinel_dagster.naming import TAG_DECISION
 
 from .loopback import Receiver, loopback_receiver
+from .processes import free_port
 
 WriteAlerts = Callable[..., Path]
 BASE_URL = "http://dagster.example:3000"
@@ -389,3 +390,26 @@ class TestTicks:
         _tick(instance, watched, failed=False)
         sensor.tick()
         assert events(receiver)[-1] == ("automation:sensor:orders_sensor", "resolved")
+
+
+# -- code locations ----------------------------------------------------------------------------------------------
+
+
+class TestCodeLocations:
+    def test_a_webserver_that_does_not_answer_fires_without_showing_its_credentials(
+        self, instance: dg.DagsterInstance, write_alerts: WriteAlerts, receiver: Receiver, clock: FakeClock
+    ) -> None:
+        """Nothing listens at the URL: the webserver itself fires (a wrong URL cannot go unnoticed), named by
+        host and port; the URL's password is in no message, tag or tick summary. (Locations that fail to load
+        are read from a real webserver in test_platform_watch_daemon.py.)"""
+        port = free_port()
+        rule = f'- {{name: locations, code_locations: {{webserver: "http://ops:s3cret@127.0.0.1:{port}"}}}}'
+        sensor = Sensor(write_alerts, receiver, rule, instance)
+        summary = sensor.tick()
+        assert events(receiver) == [(f"locations:webserver:127.0.0.1:{port}", "firing")]
+        body = receiver.delivered()[0].body
+        assert body["description"].startswith(f"the Dagster webserver at 127.0.0.1:{port} did not answer: ")
+        assert "s3cret" not in str(body) and "s3cret" not in summary
+        clock.advance(minutes=1)
+        sensor.tick()
+        assert len(receiver.delivered()) == 1  # still down: not sent again

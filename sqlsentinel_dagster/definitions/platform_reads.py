@@ -27,14 +27,15 @@ from ..cycle.platform import Observation, selects, subject_of
 from ..redact import redact_text
 from ..state.watched import WatchedCheck
 from .platform_assets import failed_asset_observations
-from .platform_runs import failed_run_observations, failed_runs_since, slow_run_observations
+from .platform_runs import error_text, failed_run_observations, failed_runs_since, slow_run_observations
 
 __all__ = ["PlatformPass", "location_observations", "platform_pass", "tick_observations"]
 
 WEBSERVER_TIMEOUT = (5.0, 15.0)
 """Seconds to connect to the webserver, and to wait for its answer."""
 _WORKSPACE = """{ workspaceOrError { __typename ... on PythonError { message } ... on Workspace { locationEntries {
-    name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+    name loadStatus locationOrLoadError { __typename ... on PythonError { message errorChain { error { message } } } }
+} } } }"""
 _MESSAGE_CHARS = 500
 _FINISHED = ("SUCCESS", "SKIPPED", "FAILURE")
 
@@ -123,7 +124,7 @@ def tick_observations(
             continue
         tick = ticks[0]
         failing.add((rule.name, kind, state.name))
-        error = _one_line(tick.error.message) if tick.error is not None else "no error recorded"
+        error = error_text(tick.error) if tick.error is not None else "no error recorded"
         location = state.origin.repository_origin.code_location_origin.location_name
         repository = state.origin.repository_origin.repository_name
         found.append(
@@ -176,7 +177,8 @@ def location_observations(
         if not selects(rule, "location", name) or loaded.get("__typename") != "PythonError":
             continue
         failing.add(name)
-        error = _one_line(redact_text(loaded.get("message") or "no message"))
+        chain = [link["error"]["message"] for link in loaded.get("errorChain") or [] if link.get("error")]
+        error = _one_line(redact_text((chain[-1] if chain else loaded.get("message")) or "no message"))
         found.append(
             Observation(
                 rule=rule.name,
