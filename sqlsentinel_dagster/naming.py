@@ -137,6 +137,11 @@ class FileNames:
         return self._of("sqlsentinel_watch")
 
     @property
+    def heartbeat_sensor(self) -> str:
+        """The sensor that pings the file's ``heartbeat:`` URL while alerting is live: ``sqlsentinel_heartbeat``."""
+        return self._of("sqlsentinel_heartbeat")
+
+    @property
     def materialization_sensor(self) -> str:
         """The sensor that evaluates alerts after their asset materializes."""
         return self._of(MATERIALIZATION_SENSOR_NAME)

@@ -62,6 +62,24 @@ class TestIsolation:
         assert "databases.legacy.url: the driver for 'mssql+pyodbc' is not installed" in problems
         assert "fallback[0].recipients[0]: invalid email address 'not-an-address'" in problems
 
+    def test_a_broken_heartbeat_is_dropped_and_the_alerts_still_load(self, write_alerts: WriteAlerts) -> None:
+        """`heartbeat: {every: 1s}` (below its 10s floor): the block is left out, every alert loads, the problem
+        is listed (and `sqlsentinel health` reports the file as not the one running)."""
+        path = write_alerts(
+            f"""
+            database: {{url: "sqlite:///w.db"}}
+            heartbeat: {{url: "${{HEARTBEAT_URL}}", every: 1s}}
+            defaults: {{schedule: "@daily"}}
+            alerts:
+              - {{name: first, query: "{OK}"}}
+              - {{name: second, query: "{OK}"}}
+            """
+        )
+        config = load_config(path, environ={}, strict=False)
+        assert config.alert_names == ["first", "second"]
+        assert config.file.heartbeat is None
+        assert [p.location for p in config.problems] == ["heartbeat.every"]
+
     def test_a_broken_default_takes_out_the_alerts_that_inherit_it(self, write_alerts: WriteAlerts) -> None:
         """`defaults: {timeout: forever}`: alerts with their own timeout stay, the others are left out."""
         path = write_alerts(

@@ -8,6 +8,7 @@ and a command imports only what it needs: the state commands never load Dagster 
 - :mod:`.replay`: ``replay`` (what other settings would have sent)
 - :mod:`.history`: ``status``, ``history``, ``prune``; :mod:`.silences`: ``silence``, ``unsilence``, ``silences``
   (alert state in the Dagster instance)
+- :mod:`.health`: ``health`` (is alerting live: ticks, run queue, state database, file version)
 
 What the commands share is in :mod:`.common`.
 """
@@ -36,6 +37,11 @@ COMMANDS = {
         "ack",
         "Acknowledge the firing alert (or instance) NAME: no reminders until it resolves; its resolved notice "
         "still goes out, and PagerDuty gets the acknowledge event.",
+    ),
+    "health": Command(
+        ".health",
+        "health",
+        "Exit 0 and print one line when the alerting of PATH is live; exit 1 naming each cause when it is not.",
     ),
     "history": Command(
         ".history",

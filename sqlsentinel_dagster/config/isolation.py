@@ -4,8 +4,8 @@ A problem inside an alert takes out that alert. A problem in something alerts sh
 use it: a database (its alerts), a receiver (the alerts that notify it), a route (the alerts routed by it: by
 severity, or, in a list of routes, the alerts whose ``routed_by`` names it; the routes after it are renumbered),
 a ``defaults:`` key (the alerts that inherit it), a time interval (the alerts naming it). A broken ``fallback:``
-is dropped (no alert depends on it), and so is an unknown top-level key. No warehouse, or no ``alerts:`` list,
-takes out everything.
+or ``heartbeat:`` is dropped (no alert depends on it), and so is an unknown top-level key. No warehouse, or no
+``alerts:`` list, takes out everything.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def affected(
         elif head == "database":
             remove.add(("database",))
             drop |= {i for i, alert in enumerate(alerts) if _database_of(alert, data) == "default"}
-        elif head == "fallback" or (head is not None and head != "alerts" and len(path) == 1):
-            remove.add((head,))  # a broken fallback, or an unknown top-level key: nothing depends on it
+        elif head in ("fallback", "heartbeat") or (head is not None and head != "alerts" and len(path) == 1):
+            remove.add((head,))  # a broken fallback or heartbeat, or an unknown top-level key: no alert uses it
         else:
             drop |= ALL  # no warehouse at all, no alerts list, or the file itself
     return drop, remove

@@ -23,6 +23,7 @@ from .fields import (
     Timezone,
     as_list,
 )
+from .heartbeat import Heartbeat
 from .inhibit import InhibitRuleSpec
 from .instances import InstancesSpec
 from .routes import Route, RoutedBy
@@ -244,6 +245,10 @@ class AlertsFile(_Strict):
     watch_interval: Annotated[float, BeforeValidator(parse_duration), Field(ge=5, le=3600)] = Field(
         default=30.0,
         description="How often the sqlsentinel_watch sensor reads new asset check evaluations (5s to 1h)",
+    )
+    heartbeat: Heartbeat | None = Field(
+        default=None,
+        description="A dead man's switch: ping a URL every `every` while alerting is live (sqlsentinel_heartbeat)",
     )
 
     def targets(self, entries: list[Any]) -> list[NotifyTarget]:

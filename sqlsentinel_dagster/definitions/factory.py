@@ -22,6 +22,7 @@ from ..naming import NOTIFICATIONS_RESOURCE_KEY, STATE_RESOURCE_KEY, FileNames, 
 from .admin_jobs import admin_jobs, prune_schedule
 from .checks_mode import build_checks, build_checks_job, check_key, warehouse_assets
 from .code_location import claim_names
+from .heartbeat_sensor import build_heartbeat_sensor
 from .jobs_mode import build_evaluate_op, build_job, build_schedule
 from .meta_alerting import build_config_sensor, build_failure_sensor, build_test_notify_job
 from .replay_job import build_replay_job
@@ -104,6 +105,9 @@ def build_definitions(
     watch = None if worker else build_watch_sensor(config, names.watch_sensor)  # watch: rules on every asset check
     if watch is not None:
         alerting.sensors.append(watch)
+    heartbeat = None if worker else build_heartbeat_sensor(config, mode, names)  # the dead man's switch
+    if heartbeat is not None:
+        alerting.sensors.append(heartbeat)
     return dg.Definitions(
         assets=alerting.assets,
         asset_checks=alerting.checks,
