@@ -34,7 +34,7 @@ class TestValidate:
         """A valid file prints a one-line summary (plus notes) and exits 0."""
         result = CliRunner().invoke(main, ["validate", str(REPO / "examples" / "alerts.yaml")])
         assert result.exit_code == 0, result.output
-        assert result.output.splitlines()[-1].endswith("alerts.yaml: valid, 5 alerts, 1 watch rule")
+        assert result.output.splitlines()[-1].endswith("alerts.yaml: valid, 5 alerts, 4 watch rules")
         assert "its job and schedule use 'customers_missing_email'" in result.output
 
     def test_invalid_file_exits_one_and_lists_every_problem(self) -> None:
