@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from click.testing import CliRunner
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteInstigatorOrigin, RemoteRepositoryOrigin
 from dagster._core.scheduler.instigation import (
     InstigatorState,
@@ -29,7 +30,9 @@ from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._utils.error import SerializableErrorInfo
 
 from sqlsentinel_dagster import build_definitions
+from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config import load_config
+from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
 from sqlsentinel_dagster.errors import ConfigError
 from sqlsentinel_dagster.naming import TAG_DECISION
@@ -118,7 +121,8 @@ class Sensor:
     def __init__(self, write_alerts: WriteAlerts, receiver: Receiver, rules: str, instance: dg.DagsterInstance):
         hook = f'[{{channel: webhook, url: "{receiver.url}"}}]'
         text = "defaults: {notify: " + hook + "}\nwatch:\n" + textwrap.indent(textwrap.dedent(rules).strip(), "  ")
-        self.definition = build_definitions(write_alerts(text)).resolve_sensor_def("sqlsentinel_watch")
+        self.path = write_alerts(text)
+        self.definition = build_definitions(self.path).resolve_sensor_def("sqlsentinel_watch")
         self.instance = instance
         self.cursor: str | None = None
 
@@ -279,6 +283,28 @@ class TestFailedRuns:
             ("failed_runs:job:nightly_orders", "firing"),
             ("failed_runs:job:nightly_orders", "resolved"),
         ]
+
+
+class TestCommandLine:
+    def test_silence_takes_a_job_the_rule_watches_and_status_lists_it(
+        self, instance: dg.DagsterInstance, write_alerts: WriteAlerts, receiver: Receiver, clock: FakeClock
+    ) -> None:
+        """`silence FILE --alert failed_runs:job:nightly_orders` before it ever failed: its failure is recorded,
+        not sent; a job the rule does not select is refused; `status FILE` shows the job firing."""
+        sensor = Sensor(write_alerts, receiver, '- {name: failed_runs, runs: {jobs: "nightly_*"}}', instance)
+        sensor.tick()  # the first tick: runs from now on
+        path, state = sensor.path, instance_state_url(instance)
+        args = ("--duration", "1h", "--reason", "vendor outage", "--database-url", state)
+        done = CliRunner().invoke(main, ["silence", str(path), "--alert", "failed_runs:job:nightly_orders", *args])
+        assert done.exit_code == 0, done.output
+        refused = CliRunner().invoke(main, ["silence", str(path), "--alert", "failed_runs:job:hourly_sync", *args])
+        assert refused.exit_code == 1 and "no alert named 'failed_runs:job:hourly_sync'" in refused.output
+        clock.advance(seconds=5)  # the silence started at the real time, after the fake clock's start
+        run(instance, nightly_orders, fail=True)
+        assert "1 observation(s), 1 recorded: 1 suppressed" in sensor.tick()
+        assert events(receiver) == []
+        status = CliRunner().invoke(main, ["status", str(path), "--database-url", state])
+        assert "failed_runs:job:nightly_orders: firing" in status.output, status.output
 
 
 class TestSlowRuns:

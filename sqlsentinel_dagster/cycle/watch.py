@@ -71,8 +71,10 @@ class WatchTick:
     """Evaluations looked at (in storage-id order)."""
     last_storage_id: int | None = None
     """The last evaluation looked at: everything up to it is done (the cursor may move there)."""
+    observed: int = 0
+    """Runs, ticks, code locations and materializations looked at (:mod:`.platform`)."""
     recorded: int = 0
-    """(rule, check) evaluations recorded."""
+    """(rule, check) evaluations and observations recorded."""
     duplicates: int = 0
     """(rule, check) evaluations already recorded (another tick, or before a restart), left alone."""
     decisions: Counter[str] = field(default_factory=Counter)
@@ -88,7 +90,8 @@ class WatchTick:
         delivery = ", ".join(f"{n} {outcome}" for outcome, n in sorted(sent.items())) or "none"
         late = "; out of time, the rest at the next tick" if self.out_of_time else ""
         again = f" ({self.duplicates} already recorded)" if self.duplicates else ""
-        read = f"{self.read} evaluation(s) read, {self.recorded} recorded{again}"
+        observed = f", {self.observed} observation(s)" if self.observed else ""
+        read = f"{self.read} evaluation(s) read{observed}, {self.recorded} recorded{again}"
         return f"{read}: {decided}; notifications: {delivery}{late}"
 
 
@@ -197,6 +200,7 @@ def _observe(
         if deadline is not None and time.monotonic() > deadline:
             tick.out_of_time = True
             break
+        tick.observed += 1
         labels = observation_labels(observation)
         if not changes_state(observation, known.get(labels.name)):
             continue
