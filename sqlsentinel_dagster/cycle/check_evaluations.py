@@ -19,7 +19,7 @@ from ..state.model import Outcome, StateSettings
 from ..state.silences import AlertLabels
 from ..state.watched import WatchedLabels
 from .cycles import json_safe
-from .platform import platform_rule_of
+from .platform import platform_rule_of, watched_message
 from .results import MAX_CONTEXT_COLUMNS, safe_value
 
 __all__ = [
@@ -169,25 +169,10 @@ def message_of(
     verdict = "passed" if evaluation.passed else f"failed ({evaluation.severity})"
     detail = f": {safe_value(evaluation.description)}" if evaluation.description else ""
     where = place_of(evaluation.asset, evaluation.partition)
-    stamp = dt.datetime.fromtimestamp(evaluation.timestamp, dt.UTC) if evaluation.timestamp else dt.datetime.now(dt.UTC)
-    payload: dict[str, Any] = json_safe(
-        {
-            "alert_name": labels.name,
-            "status": outcome.status,
-            "actual_value": None,
-            "threshold": None,
-            "context": outcome.context,
-            "error": None,
-            "description": f"asset check {evaluation.check} on {where} {verdict}{detail}",
-            "severity": labels.severity,
-            "owners": [],
-            "tags": dict(labels.tags or {}),
-            "timestamp": stamp.isoformat(timespec="seconds"),
-            "run_id": evaluation.run_id,
-            "run_url": check_url(base_url, evaluation.asset, evaluation.check),
-        }
-    )
-    return payload
+    stamp = dt.datetime.fromtimestamp(evaluation.timestamp, dt.UTC) if evaluation.timestamp else None
+    description = f"asset check {evaluation.check} on {where} {verdict}{detail}"
+    url = check_url(base_url, evaluation.asset, evaluation.check)
+    return watched_message(labels, outcome, description, stamp, evaluation.run_id, url)
 
 
 def place_of(asset: Sequence[str], partition: str | None) -> str:

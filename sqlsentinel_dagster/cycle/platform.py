@@ -42,6 +42,7 @@ __all__ = [
     "selects",
     "subject_name",
     "subject_of",
+    "watched_message",
 ]
 
 SubjectKind = Literal["job", "schedule", "sensor", "location", "webserver", "asset"]
@@ -142,9 +143,22 @@ def observation_outcome(observation: Observation) -> Outcome:
 
 
 def observation_payload(observation: Observation, labels: AlertLabels, outcome: Outcome) -> dict[str, Any]:
-    """The notification message, with the keys an alert's message has; ``run_url`` links to the run, tick,
-    location or asset in the UI when its base URL is set."""
-    stamp = dt.datetime.fromtimestamp(observation.timestamp or dt.datetime.now(dt.UTC).timestamp(), dt.UTC)
+    """The notification message; ``run_url`` links to the run, tick, location or asset in the UI when its base
+    URL is set."""
+    stamp = dt.datetime.fromtimestamp(observation.timestamp, dt.UTC) if observation.timestamp else None
+    return watched_message(labels, outcome, observation.description, stamp, observation.run_id, observation.url)
+
+
+def watched_message(
+    labels: AlertLabels,
+    outcome: Outcome,
+    description: str,
+    stamp: dt.datetime | None,
+    run_id: str | None,
+    url: str | None,
+) -> dict[str, Any]:
+    """A watched subject's message (a check's, a job's...), with the keys an alert's message has (``stamp``
+    None: now)."""
     payload: dict[str, Any] = json_safe(
         {
             "alert_name": labels.name,
@@ -153,13 +167,13 @@ def observation_payload(observation: Observation, labels: AlertLabels, outcome: 
             "threshold": None,
             "context": outcome.context,
             "error": None,
-            "description": safe_value(observation.description),
+            "description": safe_value(description),
             "severity": labels.severity,
             "owners": [],
             "tags": dict(labels.tags or {}),
-            "timestamp": stamp.isoformat(timespec="seconds"),
-            "run_id": observation.run_id,
-            "run_url": observation.url,
+            "timestamp": (stamp or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+            "run_id": run_id,
+            "run_url": url,
         }
     )
     return payload
