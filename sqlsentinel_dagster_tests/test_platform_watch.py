@@ -26,12 +26,14 @@ from dagster._core.scheduler.instigation import (
     TickData,
     TickStatus,
 )
+from dagster._core.storage.runs.schema import RunsTable
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._utils.error import SerializableErrorInfo
 
 from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config import load_config
+from sqlsentinel_dagster.definitions import platform_runs
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
 from sqlsentinel_dagster.errors import ConfigError
@@ -439,3 +441,26 @@ class TestCodeLocations:
         clock.advance(minutes=1)
         sensor.tick()
         assert len(receiver.delivered()) == 1  # still down: not sent again
+
+
+class TestFailedRunsCursor:
+    def test_a_burst_of_failures_in_one_second_is_read_page_after_page(
+        self, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """12 failed runs updated in the same instant, read 5 a pass: three passes read each run once, in order,
+        and a fourth reads nothing (the cursor does not get stuck on the first page, nor re-read it)."""
+        monkeypatch.setattr(platform_runs, "MAX_RUNS_PER_PASS", 5)
+        ids = [
+            instance.add_run(dg.DagsterRun(job_name="burst", status=dg.DagsterRunStatus.FAILURE)).run_id
+            for _ in range(12)
+        ]
+        instant = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        with instance.run_storage.connect() as conn:  # type: ignore[attr-defined]
+            conn.execute(RunsTable.update().values(update_timestamp=instant))
+        after, seen = instant.replace(tzinfo=dt.UTC).timestamp() - 10, []
+        pages = []
+        for _ in range(4):
+            read, after, seen = platform_runs.failed_runs_since(instance, after, seen)
+            pages.append([record.dagster_run.run_id for record in read])
+        assert [len(page) for page in pages] == [5, 5, 2, 0]
+        assert sorted(run_id for page in pages for run_id in page) == sorted(ids)

@@ -8,7 +8,7 @@ resolves when its latest materialization comes from a later run.
 
 # No `from __future__ import annotations`: the module sits with Dagster-facing code that is inspected at runtime.
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
@@ -19,12 +19,7 @@ from .platform_runs import error_text, run_url
 
 __all__ = ["failed_asset_observations"]
 
-_TYPES = {
-    dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
-    dg.DagsterEventType.ASSET_MATERIALIZATION,
-    dg.DagsterEventType.STEP_FAILURE,
-}
-_EVENTS_PER_RUN = 10_000
+_ASSET_EVENTS = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
 
 
 def failed_asset_observations(
@@ -33,14 +28,16 @@ def failed_asset_observations(
     failed: Sequence[dg.RunRecord],
     active: dict[tuple[str, str], int],
     base_url: str | None,
+    events: Callable[[str], Sequence[dg.EventLogRecord]],
 ) -> list[Observation]:
     """Observations of the assets the ``assets`` rules select that failed in the ``failed`` runs (keyed by the
     run's storage id), and of the latest materialization of each asset that is pending or firing (``active``:
-    (rule, asset path) with the latest recorded key) or failed in this pass, when a later run made it."""
+    (rule, asset path) with the latest recorded key) or failed in this pass, when a later run made it. ``events``
+    reads a run's events (:func:`.platform_runs.run_events`)."""
     found: list[Observation] = []
     floor = dict(active)
     for record in failed:
-        for path, (partition, error) in _failed_assets(instance, record.dagster_run.run_id).items():
+        for path, (partition, error) in _failed_assets(events(record.dagster_run.run_id)).items():
             for rule in rules:
                 if selects(rule, "asset", path):
                     found.append(_failure(rule.name, path, partition, error, record, base_url))
@@ -66,10 +63,9 @@ def failed_asset_observations(
     return sorted(found, key=lambda o: o.key)
 
 
-def _failed_assets(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[str | None, str]]:
-    """The assets (key paths) whose own step failed in the run before materializing them, each with its
-    partition and the step's error."""
-    records = instance.get_records_for_run(run_id, of_type=_TYPES, limit=_EVENTS_PER_RUN).records
+def _failed_assets(records: Sequence[dg.EventLogRecord]) -> dict[str, tuple[str | None, str]]:
+    """The assets (key paths) whose own step failed in the run (``records``: its events) before materializing
+    them, each with its partition and the step's error."""
     planned: dict[str, tuple[str | None, str | None]] = {}
     materialized: set[str] = set()
     errors: dict[str, str] = {}
@@ -79,7 +75,7 @@ def _failed_assets(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple
             continue
         if event.event_type == dg.DagsterEventType.STEP_FAILURE and event.step_key:
             errors[event.step_key] = error_text(getattr(event.event_specific_data, "error", None) or event.message)
-        elif event.asset_key is not None:
+        elif event.event_type in _ASSET_EVENTS and event.asset_key is not None:
             path = "/".join(event.asset_key.path)
             if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
                 materialized.add(path)

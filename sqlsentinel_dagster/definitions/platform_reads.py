@@ -27,7 +27,7 @@ from ..cycle.platform import Observation, selects, subject_of
 from ..redact import redact_text
 from ..state.watched import WatchedCheck
 from .platform_assets import failed_asset_observations
-from .platform_runs import error_text, failed_run_observations, failed_runs_since, slow_run_observations
+from .platform_runs import error_text, failed_run_observations, failed_runs_since, run_events, slow_run_observations
 
 __all__ = ["PlatformPass", "location_observations", "platform_pass", "tick_observations"]
 
@@ -45,14 +45,14 @@ class PlatformPass:
     """What one pass read: the observations, the cursor to keep, and the readers that failed."""
 
     observations: list[Observation] = field(default_factory=list)
-    cursor: dict[str, float] = field(default_factory=dict)
+    cursor: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
 def platform_pass(
     instance: dg.DagsterInstance,
     rules: Sequence[WatchRule],
-    cursor: dict[str, float],
+    cursor: dict[str, Any],
     active: Sequence[WatchedCheck],
     now: dt.datetime,
     base_url: str | None,
@@ -75,10 +75,12 @@ def platform_pass(
     if failures or assets:
 
         def failed_runs() -> list[Observation]:
-            failed, done.cursor["runs"] = failed_runs_since(instance, cursor.get("runs", now.timestamp()))
-            jobs = failed_run_observations(instance, failures, failed, _keys(pending, failures, "job"), base_url)
-            made = failed_asset_observations(instance, assets, failed, _keys(pending, assets, "asset"), base_url)
-            return jobs + made
+            after, seen = cursor.get("runs", now.timestamp()), cursor.get("runs_seen", [])
+            failed, done.cursor["runs"], done.cursor["runs_seen"] = failed_runs_since(instance, after, seen)
+            events = run_events(instance)
+            jobs, made = _keys(pending, failures, "job"), _keys(pending, assets, "asset")
+            found = failed_run_observations(instance, failures, failed, jobs, base_url, events)
+            return found + failed_asset_observations(instance, assets, failed, made, base_url, events)
 
         read("failed runs", failed_runs)
     if slow:

@@ -9,7 +9,7 @@ successes only for the jobs that are pending or firing (or failed in this pass),
 # No `from __future__ import annotations`: the module sits with Dagster-facing code that is inspected at runtime.
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import dagster as dg
@@ -22,36 +22,72 @@ from ..redact import redact_text
 
 __all__ = [
     "MAX_RUNS_PER_PASS",
+    "OVERLAP",
     "error_text",
     "failed_run_observations",
     "failed_runs_since",
+    "run_events",
     "run_url",
     "slow_run_observations",
 ]
 
 MAX_RUNS_PER_PASS = 200
 """Failed runs read per pass; the cursor keeps the rest for the next pass."""
+OVERLAP = 1.0
+"""Seconds each read of failed runs goes back before the newest update time read (see :func:`failed_runs_since`)."""
+_RUN_EVENTS = {
+    dg.DagsterEventType.STEP_FAILURE,
+    dg.DagsterEventType.RUN_FAILURE,
+    dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+    dg.DagsterEventType.ASSET_MATERIALIZATION,
+}
+_EVENTS_PER_RUN = 10_000
 _RETRY_NUMBER, _WILL_RETRY = "dagster/retry_number", "dagster/will_retry"
 _REASON_CHARS = 500
 
 
-def failed_runs_since(instance: dg.DagsterInstance, after: float) -> tuple[list[dg.RunRecord], float]:
-    """The runs that finished as failures since ``after`` (an update timestamp), at most
-    :data:`MAX_RUNS_PER_PASS`, oldest update first, leaving out those an alert of this file already notified
-    about (they carry ``sqlsentinel/decision``); and the cursor to read from next."""
+def failed_runs_since(
+    instance: dg.DagsterInstance, after: float, seen: Collection[int] = ()
+) -> tuple[list[dg.RunRecord], float, list[int]]:
+    """The runs that finished as failures since ``after`` (the update time of the newest one read before), at
+    most :data:`MAX_RUNS_PER_PASS`, oldest update first, leaving out those an alert of this file already notified
+    about (they carry ``sqlsentinel/decision``); and the cursor to read from next: the newest update time read,
+    and the storage ids of the runs read whose update time is within :data:`OVERLAP` seconds of it.
+
+    Each read goes back :data:`OVERLAP` seconds before ``after`` (runs updated in the same instant as the last one
+    read are not lost) and leaves out the runs ``seen`` there, so a burst of failures within one second is read
+    page after page, never the same page again."""
     failed = instance.get_run_records(
         filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.FAILURE], updated_after=dt.datetime.fromtimestamp(after, dt.UTC)
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            updated_after=dt.datetime.fromtimestamp(after - OVERLAP, dt.UTC),
         ),
-        limit=MAX_RUNS_PER_PASS,
+        limit=MAX_RUNS_PER_PASS + len(seen),
         order_by="update_timestamp",
         ascending=True,
     )
-    cursor = max([after, *(record.update_timestamp.timestamp() for record in failed)])
-    # Overlap the next read by a second: runs updated at the same instant as the last one read are not lost
-    # (one read again is recorded once: the store keeps each subject's latest run).
-    kept = [record for record in failed if TAG_DECISION not in record.dagster_run.tags]
-    return kept, max(after, cursor - 1.0)
+    known = set(seen)
+    new = [record for record in failed if record.storage_id not in known][:MAX_RUNS_PER_PASS]
+    if not new:
+        return [], after, list(seen)
+    newest = max(after, *(record.update_timestamp.timestamp() for record in new))
+    read = [record for record in failed if record.storage_id in known] + new
+    window = [r.storage_id for r in read if r.update_timestamp.timestamp() >= newest - OVERLAP]
+    kept = [record for record in new if TAG_DECISION not in record.dagster_run.tags]
+    return kept, newest, window
+
+
+def run_events(instance: dg.DagsterInstance) -> Callable[[str], Sequence[dg.EventLogRecord]]:
+    """A reader of a run's failure, planned and materialization events, each run read once (the reason of a run's
+    failure and the assets it failed to materialize come from the same read)."""
+    cache: dict[str, Sequence[dg.EventLogRecord]] = {}
+
+    def read(run_id: str) -> Sequence[dg.EventLogRecord]:
+        if run_id not in cache:
+            cache[run_id] = instance.get_records_for_run(run_id, of_type=_RUN_EVENTS, limit=_EVENTS_PER_RUN).records
+        return cache[run_id]
+
+    return read
 
 
 def failed_run_observations(
@@ -60,6 +96,7 @@ def failed_run_observations(
     failed: Sequence[dg.RunRecord],
     active: dict[tuple[str, str], int],
     base_url: str | None,
+    events: Callable[[str], Sequence[dg.EventLogRecord]],
 ) -> list[Observation]:
     """Observations of the ``failed`` runs of the jobs the ``runs: {status: failure}`` rules select, and of the
     successes that may resolve them: the latest successful runs of each job that is pending or firing
@@ -69,10 +106,11 @@ def failed_run_observations(
     floor = dict(active)
     for record in failed:
         run = record.dagster_run
-        for rule in rules:
-            if selects(rule, "job", run.job_name):
-                found.append(_failure(instance, rule, record, base_url))
-                floor.setdefault((rule.name, run.job_name), record.storage_id - 1)
+        chosen = [rule for rule in rules if selects(rule, "job", run.job_name)]
+        reason = _failure_reason(events(run.run_id)) if chosen else None
+        for rule in chosen:
+            found.append(_failure(rule, record, reason, base_url))
+            floor.setdefault((rule.name, run.job_name), record.storage_id - 1)
     for (rule_name, job), latest in sorted(floor.items()):
         successes = instance.get_run_records(
             filters=dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=5
@@ -146,14 +184,13 @@ def slow_run_observations(
     return found
 
 
-def _failure(instance: dg.DagsterInstance, rule: WatchRule, record: dg.RunRecord, base_url: str | None) -> Observation:
+def _failure(rule: WatchRule, record: dg.RunRecord, reason: str | None, base_url: str | None) -> Observation:
     run = record.dagster_run
     attempt = int(run.tags.get(_RETRY_NUMBER, "0") or 0) + 1
     retrying = run.tags.get(_WILL_RETRY) == "true"
     context: dict[str, object] = {"run_id": run.run_id, "attempt": attempt}
     if retrying:
         context["will_retry"] = True
-    reason = _failure_reason(instance, run.run_id)
     if reason:
         context["error"] = reason
     said = f" (attempt {attempt}{', will retry' if retrying else ''})" if attempt > 1 or retrying else ""
@@ -189,19 +226,18 @@ def _success(rule_name: str, record: dg.RunRecord, base_url: str | None) -> Obse
     )
 
 
-def _failure_reason(instance: dg.DagsterInstance, run_id: str) -> str | None:
+def _failure_reason(records: Sequence[dg.EventLogRecord]) -> str | None:
     """The first failed step's error (or the run failure's message), one line, at most 500 characters."""
-    records = instance.get_records_for_run(
-        run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}, limit=20
-    ).records
     messages = []
     for record in records:
         event = record.event_log_entry.dagster_event
-        data = event.event_specific_data if event else None
+        if event is None or not (event.is_step_failure or event.event_type == dg.DagsterEventType.RUN_FAILURE):
+            continue
+        data = event.event_specific_data
         error = getattr(data, "error", None)
-        text = error_text(error) if error is not None else (event.message if event else None)
+        text = error_text(error) if error is not None else event.message
         if text:
-            messages.append((0 if event and event.is_step_failure else 1, text))
+            messages.append((0 if event.is_step_failure else 1, text))
     return min(messages, key=lambda m: m[0])[1] if messages else None
 
 
