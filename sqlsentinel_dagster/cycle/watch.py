@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +105,7 @@ def watch_tick(
     deadline: float | None = None,
     gone: GoneChecks | None = None,
     observations: Iterable[Observation] = (),
+    active: Sequence[WatchedCheck] | None = None,
 ) -> WatchTick:
     """Record each evaluation for every rule that watches its check (each at most once, whoever else reads it),
     then go over the checks still failed: resolve those ``gone`` says no longer exist (reason ``gone``), remind
@@ -117,7 +118,9 @@ def watch_tick(
     Dagster may still be writing the records that say so).
 
     ``observations`` (runs, ticks, code locations, failed materializations: :mod:`.platform`) are recorded after
-    the evaluations, each only when it can change its subject's state (:func:`.platform.changes_state`).
+    the evaluations, each only when it can change its subject's state (:func:`.platform.changes_state`), judged
+    on ``active`` (the platform subjects pending or firing, as :meth:`.StateStore.watched_active` gives them; read
+    here when None).
     """
     tick = WatchTick()
     rules = {rule.name: rule for rule in config.watch_rules}
@@ -141,7 +144,7 @@ def watch_tick(
                 if decision is not None and decision.notify:
                     due[labels.name] = (rule, payload)
         tick.last_storage_id = evaluation.storage_id
-    _observe(observations, rules, config, store, settings, logger, deadline, tick, recorded, due)
+    _observe(observations, active, rules, config, store, settings, logger, deadline, tick, recorded, due)
     needing = [
         (watched, owner)
         for watched in store.watched_needing_work(list(rules))
@@ -180,6 +183,7 @@ def watch_tick(
 
 def _observe(
     observations: Iterable[Observation],
+    active: Sequence[WatchedCheck] | None,
     rules: Mapping[str, WatchRule],
     config: LoadedConfig,
     store: StateStore,
@@ -192,7 +196,9 @@ def _observe(
 ) -> None:
     """Record the ``observations`` that can change their subject's state (the others write nothing)."""
     platform = [name for name, rule in rules.items() if rule.kind != "checks"]
-    known = {w.name: w.state for w in store.watched_active(platform)} if platform else {}
+    if active is None:
+        active = store.watched_active(platform) if platform else []
+    known = {w.name: w.state for w in active}
     for observation in observations:
         rule = rules.get(observation.rule)
         if rule is None:

@@ -112,6 +112,7 @@ def build_watch_sensor(config: LoadedConfig, name: str = WATCH_SENSOR_NAME) -> d
             deadline=deadline,
             gone=gone,
             observations=read.observations,
+            active=active if platform else None,
         )
         done = tick.last_storage_id
         if "backlog" in cursor:  # the latest evaluations up to "after": finished, or done up to `done`
