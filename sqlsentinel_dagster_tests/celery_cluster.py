@@ -44,14 +44,20 @@ def broker_or_skip() -> str:
     return BROKER_URL
 
 
+CLAIM = "sqlsentinel_test_claim"
+"""The key that claims an empty Redis database for one test: another test session looking for one at the same time
+passes it by. It expires after an hour, in case the test ends before its ``forget`` (which removes it)."""
+
+
 def unused_redis_db_or_skip() -> str:
-    """A Redis result-backend URL on a database number that holds no key now (skips locally, fails under CI, when
-    Redis does not answer or every database is in use)."""
+    """A Redis result-backend URL on a database number that held no key, claimed (skips locally, fails under CI,
+    when Redis does not answer or every database is in use)."""
     found: list[int] = []
 
     def find() -> None:
         for number in range(15, 0, -1):
-            if redis.Redis.from_url(f"{REDIS_URL}/{number}", socket_timeout=5).dbsize() == 0:
+            database = redis.Redis.from_url(f"{REDIS_URL}/{number}", socket_timeout=5)
+            if database.dbsize() == 0 and database.set(CLAIM, os.getpid(), nx=True, ex=3600):
                 found.append(number)
                 return
 

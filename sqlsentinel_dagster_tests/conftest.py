@@ -1,4 +1,9 @@
-"""Shared fixtures: real SQLite warehouses in tmp_path, the local Postgres and MariaDB, Dagster instances."""
+"""Shared fixtures: real SQLite warehouses in tmp_path, the local Postgres and MariaDB, Dagster instances.
+
+The suite runs on several pytest-xdist workers at once (``-n`` in pyproject.toml), so nothing here may be shared
+between tests that can run at the same time: every database a test writes to is created for it (unique name),
+every port is picked free, every folder is under the test's tmp_path.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +37,38 @@ def _reachable_or_skip(url: str, what: str) -> None:
         pytest.skip(message)
 
 
+SLOW_HELPERS = {
+    "sqlsentinel_dagster_tests.processes": {"dagster_daemon", "webserver"},
+    "sqlsentinel_dagster_tests.celery_cluster": {"celery_workers"},
+}
+"""Helpers that run the real daemon, a webserver or Celery workers, by module: a test calling one of them waits for
+real ticks or code loads for a minute or so, and is marked slow without being told."""
+
+
+def _calls_a_slow_helper(item: pytest.Item) -> bool:
+    function = getattr(item, "function", None)
+    code, names = getattr(function, "__code__", None), getattr(function, "__globals__", {})
+    if code is None:
+        return False
+    for name in code.co_names:  # the global names it uses (and attribute names, ruled out below)
+        helper = names.get(name)
+        if name in SLOW_HELPERS.get(getattr(helper, "__module__", ""), ()):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slow tests first (marked ``slow``, or calling a helper of SLOW_HELPERS), the rest in their order.
+
+    Longest first: spread over the xdist workers, the slow tests (most of them waiting for the daemon's ticks)
+    overlap each other and the short tests fill the gaps, instead of one of them starting last and running alone.
+    The order is the same in every worker, as xdist requires."""
+    for item in items:
+        if item.get_closest_marker("slow") is None and _calls_a_slow_helper(item):
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: the order is kept otherwise
+
+
 @pytest.fixture(autouse=True)
 def _each_test_is_its_own_definitions_load() -> Iterator[None]:
     """Dagster's loaders leave their load context set for the rest of the process; alerts files built in one
@@ -55,6 +92,24 @@ def mariadb_url() -> str:
     """URL of the local MariaDB ``test`` database (skips locally, fails under CI, when unreachable)."""
     _reachable_or_skip(MARIADB_URL, "MariaDB")
     return MARIADB_URL
+
+
+@pytest.fixture
+def empty_mariadb(mariadb_url: str) -> Iterator[str]:
+    """A new, empty database on the local MariaDB (same character set and collation as ``mariadb_url``'s), dropped
+    afterwards: for tests that create or drop the state tables, which no other test may see meanwhile."""
+    name = f"sx_test_{uuid.uuid4().hex[:8]}"
+    server = sa.create_engine(mariadb_url)
+    with server.begin() as conn:
+        charset, collation = conn.exec_driver_sql(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_NAME = DATABASE()"
+        ).one()
+        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET {charset} COLLATE {collation}")
+    yield sa.make_url(mariadb_url).set(database=name).render_as_string(hide_password=False)
+    with server.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+    server.dispose()
 
 
 @pytest.fixture

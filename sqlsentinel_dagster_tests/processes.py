@@ -3,7 +3,9 @@ a DAGSTER_HOME, and ask the webserver's GraphQL API what it serves."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -53,16 +55,38 @@ def dagster_daemon(cwd: Path, home: Path) -> Iterator[subprocess.Popen[bytes]]:
         env=dagster_env(home),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its code servers and runs in its process group: stopped with it
     )
     try:
         yield daemon
     finally:
         daemon.terminate()
-        daemon.wait(timeout=60)
+        try:
+            daemon.wait(timeout=60)
+        finally:  # a code server the daemon started can outlive it (seen: one blocked in a sensor call)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGKILL)
+
+
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+"""Linux: the lowest and highest port the kernel hands out for port 0 and outgoing connections."""
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on now."""
+    """A TCP port on loopback that nothing listens on now, for a process started next to bind, seconds later.
+
+    Picked at random below the kernel's ephemeral range, where neither a bind to port 0 nor an outgoing connection
+    (of this test, of another xdist worker, of another test session) can take it meanwhile; the kernel's pick when
+    that range leaves no room below it."""
+    low = int(EPHEMERAL_PORTS.read_text().split()[0]) if EPHEMERAL_PORTS.exists() else 0
+    for _ in range(50) if low > 11024 else ():
+        port = random.randrange(low - 10000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import REPO
 
 
@@ -22,6 +24,7 @@ def test_state_latency_benchmark_prints_a_row_per_backend(postgres_url: str) -> 
     assert rows == ["sqlite", "postgres"]
 
 
+@pytest.mark.slow
 def test_load_benchmark_prints_ratios() -> None:
     """bench/load_definitions.py completes for a tiny size and prints a ratio row."""
     result = subprocess.run(
@@ -36,6 +39,7 @@ def test_load_benchmark_prints_ratios() -> None:
     assert last[0].strip() == "5" and last[1].strip().endswith("x")
 
 
+@pytest.mark.slow
 def test_run_cost_benchmark_prints_a_row_per_size() -> None:
     """bench/run_cost.py runs a real run-worker process per size and prints the ratio to the smallest."""
     result = subprocess.run(
@@ -75,6 +79,32 @@ def test_watch_sensor_benchmark_prints_both_phases_per_storage(postgres_url: str
     assert phases == [["sqlite", "steady"], ["sqlite", "backlog"], ["postgres", "steady"], ["postgres", "backlog"]]
 
 
+def test_platform_watch_benchmark_prints_each_pass_per_storage(postgres_url: str) -> None:
+    """bench/platform_watch.py ticks the watch sensor's platform rules over a few runs on SQLite and Postgres."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "bench/platform_watch.py",
+            *("--runs", "60", "--jobs", "3", "--running", "2", "--instigators", "4", "--ticks", "2"),
+            *("--new", "6", "--bursts", "1", "--passes", "1", "--postgres-url", postgres_url),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [[cell.strip() for cell in line.split("|")] for line in result.stdout.splitlines()[1:]]
+    passes = [row[:2] for row in rows if len(row) == 11]
+    assert passes == [
+        [storage, phase]
+        for storage in ("sqlite", "postgres")
+        for phase in ("steady", "6 new failed runs", "steady, all firing")
+    ]
+    assert all(row[-2].endswith("x") and row[-1].endswith("x") for row in rows if len(row) == 11)
+
+
+@pytest.mark.slow
 def test_cli_startup_benchmark_prints_a_row_per_command() -> None:
     """bench/cli_startup.py times each command against `python -c pass` (and an earlier commit, if present)."""
     result = subprocess.run(

@@ -59,6 +59,7 @@ def _evaluate_ceiling(url: str, query: str, timeout: float = 1) -> tuple[str, fl
 
 
 class TestWarehouse:
+    @pytest.mark.slow
     def test_a_server_that_accepts_and_never_answers_fails_the_connect_in_bounded_time(
         self, postgres_url: str, postgres_proxy: StallingProxy
     ) -> None:
@@ -77,6 +78,7 @@ class TestWarehouse:
         assert message.startswith("alert 'stuck': query on database 'main' failed")
         assert 1 + GRACE - 0.5 < elapsed < 30
 
+    @pytest.mark.slow
     def test_a_pooled_connection_whose_server_fell_silent_is_not_a_hang(
         self, postgres_url: str, postgres_proxy: StallingProxy
     ) -> None:
@@ -98,6 +100,7 @@ class TestWarehouse:
 
 
 class TestStateDatabase:
+    @pytest.mark.slow
     def test_a_state_database_that_falls_silent_ends_the_transaction_in_bounded_time(
         self, postgres_url: str, postgres_proxy: StallingProxy
     ) -> None:

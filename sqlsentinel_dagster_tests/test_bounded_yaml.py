@@ -111,6 +111,9 @@ print(json.dumps(results))
 """
 
 
+pytestmark = pytest.mark.xdist_group("bounded_yaml")  # one xdist worker: the module-scoped fixture below is made once
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every case loaded with ``load_config(strict=False)`` in one child process, given two minutes in all."""

@@ -73,6 +73,7 @@ def test_dg_lists_the_component_with_its_description(project: Path) -> None:
     assert listed[COMPONENT].startswith("SQL alerts from an alerts.yaml file")
 
 
+@pytest.mark.slow
 def test_scaffolded_component_checks_lists_and_runs(project: Path) -> None:
     """`dg scaffold defs` writes defs.yaml and a starter alerts.yaml that pass `dg check defs`, appear in
     `dg list defs`, and run with `dg launch`, recording the alert's status."""
@@ -104,6 +105,7 @@ def test_checks_mode_attribute_gives_asset_checks(project: Path) -> None:
     assert "checked_always_ok" in json.dumps(data.get("asset_checks", data))
 
 
+@pytest.mark.slow
 def test_two_scaffolded_components_check_and_list_with_their_own_schedules_and_sensors(project: Path) -> None:
     """One component per team, one in jobs mode and one in checks mode: `dg check defs` passes and `dg list defs`
     shows both teams' alerts with their schedules, and each file's sensors under its folder's name."""
@@ -121,6 +123,7 @@ def test_two_scaffolded_components_check_and_list_with_their_own_schedules_and_s
     assert "team_b_always_ok" in json.dumps(data["asset_checks"])
 
 
+@pytest.mark.slow
 def test_an_alert_name_used_by_two_components_is_refused_naming_both_files(project: Path) -> None:
     """Alert names key the alert's state: the second file's copy is a problem at its file and line that names
     the first file, and `dg check defs` fails with it."""
@@ -181,6 +184,7 @@ def test_secrets_are_passed_as_variables_read_in_the_run(
     assert "hunter2-secret" not in serialize_value(RepositorySnap.from_def(defs.get_repository_def()))
 
 
+@pytest.mark.slow
 def test_a_template_in_a_secret_attribute_is_refused_by_dg_check(project: Path) -> None:
     """{{ env.X }} in smtp_password would be rendered into the definitions: `dg check defs` refuses it."""
     assert _dg(project, "scaffold", "defs", COMPONENT, "mailing").returncode == 0

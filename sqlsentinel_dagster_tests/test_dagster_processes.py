@@ -102,6 +102,7 @@ def dagster_dev(code_location: Path, dagster_home: Path) -> Iterator[int]:
         yield port
 
 
+@pytest.mark.slow
 def test_run_launched_through_the_webserver_graphql_api_succeeds(dagster_dev: int, dagster_home: Path) -> None:
     """Launching the job through GraphQL (the Launchpad's mutation) queues a run the daemon executes to success."""
     client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_dev)
@@ -119,6 +120,7 @@ def test_run_launched_through_the_webserver_graphql_api_succeeds(dagster_dev: in
     assert shown[TAG_STATUS] == "ALERT" and shown["sqlsentinel/severity"] == "warning"
 
 
+@pytest.mark.slow
 def test_ui_resource_view_shows_no_database_url(dagster_dev: int) -> None:
     """The webserver lists the warehouse resource with its description, and nothing in it shows the URL."""
     query = """{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {

@@ -332,6 +332,7 @@ def _service(command: list[str], cwd: Path, env: dict[str, str], log_path: Path)
                 process.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_compose_services_start_as_local_processes(
     empty_postgres: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -79,6 +79,9 @@ def record(store: StateStore, names: list[str], channels: Mapping[str, set[str]]
         store.record(AlertLabels(name, "critical"), outcome, StateSettings(), channels, payload, "run-1")
 
 
+pytestmark = pytest.mark.xdist_group("group_limits")  # one xdist worker: the module-scoped fixture below is made once
+
+
 @pytest.fixture(scope="module")
 def storm_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state database where 2,000 alerts fired, each with a pending notification per channel of CHANNELS."""

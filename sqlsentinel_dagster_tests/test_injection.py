@@ -51,6 +51,9 @@ WORDS = ["hello", "a = b"]
 GRAVE = "\N{MODIFIER LETTER GRAVE ACCENT}"
 
 
+pytestmark = pytest.mark.xdist_group("injection")  # one xdist worker: the module-scoped fixture below is made once
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver, Mailbox]]:
     """One checks-mode run of two alerts whose results hold hostile values: one with a context, notifying

@@ -112,11 +112,12 @@ class TestHistoryAndReplay:
 
 class TestOnMariaDB:
     def test_instances_on_a_mariadb_warehouse_and_state_notify_once_and_resolve_alone(
-        self, mariadb_url: str, metrics_table: str, tmp_path: Path
+        self, empty_mariadb: str, metrics_table: str, tmp_path: Path
     ) -> None:
         """Warehouse and state both on the local MariaDB (the state written with ON DUPLICATE KEY UPDATE, the rows
         read unbuffered): three of four regions fire once each (us and US are two), nothing the second time, then
         one resolves alone."""
+        mariadb_url = empty_mariadb  # a database of its own: its state tables are seen by no other test
         engine = sa.create_engine(mariadb_url)
         state_tables = [t.name for t in metadata.sorted_tables]
         with engine.begin() as conn:
@@ -260,10 +261,10 @@ class TestChurn:
 
 
 class TestMariaDBMigration:
-    def test_tables_made_before_schema_4_get_binary_names(self, mariadb_url: str) -> None:
+    def test_tables_made_before_schema_4_get_binary_names(self, empty_mariadb: str) -> None:
         """A state database whose alert column still has MariaDB's default collation (schema 3) is migrated to
         compare names byte for byte."""
-        engine = sa.create_engine(mariadb_url)
+        engine = sa.create_engine(empty_mariadb)  # a database of its own: no other test sees its state tables
         state_tables = [t.name for t in metadata.sorted_tables]
         try:
             with engine.begin() as conn:

@@ -184,6 +184,8 @@ class TestPostgres:
         )
 
 
+# One xdist worker runs these one after another: no stream of another of them adds to the Bytes_sent measured below.
+@pytest.mark.xdist_group("mariadb_streams")
 class TestMariaDB:
     def test_a_rows_alert_over_a_million_rows_holds_only_its_limit(self, mariadb_url: str) -> None:
         """limit 10 over 1M rows of 1 KB: 10 rows, "at least 10", and a few MB, not the 1.2 GB of the result."""

@@ -69,6 +69,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_run_worker_builds_only_its_job_from_the_compiled_file(tmp_path: Path, location: dict[str, str]) -> None:
     """After the code server's load, a run of 'second' neither parses the file nor builds the other jobs."""
     validate = _run([str(BIN / "dagster"), "definitions", "validate", "-f", "defs.py"], tmp_path, location)

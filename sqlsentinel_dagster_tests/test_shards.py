@@ -238,6 +238,7 @@ class TestOneEvaluationPerTick:
         assert [decisions for name, decisions in found.items() if name.startswith("per_row{")] == [["pending"]]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_processes_running_one_tick_together_evaluate_each_alert_once(tmp_path: Path, postgres_home: Path) -> None:
     """Two `dagster job execute` processes of the same tick, started together on Postgres storage (a tick

@@ -122,6 +122,7 @@ def _ok(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_firing_reminder_resolved_each_once_and_cli_silence_suppresses(setup: Setup) -> None:
     """Separate processes in sequence send one firing, one reminder after the interval, one resolved; a CLI
     silence suppresses the next firing, which is sent once the silence is lifted."""
@@ -163,6 +164,7 @@ def test_firing_reminder_resolved_each_once_and_cli_silence_suppresses(setup: Se
     )
 
 
+@pytest.mark.slow
 def test_concurrent_runs_of_a_firing_alert_notify_once(tmp_path: Path, postgres_home: Path, receiver: Receiver) -> None:
     """Eight processes evaluating the same firing alert at the same moment produce exactly one notification."""
     setup = _make_setup(tmp_path, postgres_home, receiver)
@@ -179,6 +181,7 @@ def test_concurrent_runs_of_a_firing_alert_notify_once(tmp_path: Path, postgres_
     assert decisions == ["already_firing"] * 7 + ["first_notification"]
 
 
+@pytest.mark.slow
 def test_failing_channel_is_retried_by_later_evaluations_and_delivered_once(
     tmp_path: Path, dagster_home: Path, receiver: Receiver
 ) -> None:
