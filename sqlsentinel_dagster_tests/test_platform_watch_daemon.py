@@ -9,6 +9,7 @@ location broken on reload, then fixed. Each subject reaches the loopback webhook
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,9 @@ def nightly_orders() -> None:
 
 @dg.op
 def wait_for_release() -> None:
-    deadline = time.monotonic() + 180
+    # The test releases it (also when it fails); the deadline only bounds an orphaned run. It is far longer than the
+    # test's own waits: under load they added up to more than 180 s once, the run ended and its subject resolved.
+    deadline = time.monotonic() + 900
     while not (HERE / "release").exists() and time.monotonic() < deadline:
         time.sleep(0.5)
 
@@ -81,6 +84,15 @@ SUBJECTS = {
 def receiver() -> Iterator[Receiver]:
     with loopback_receiver() as rec:
         yield rec
+
+
+@contextlib.contextmanager
+def _released(directory: Path) -> Iterator[None]:
+    """Releases the slow run on the way out, passed or failed, so it does not outlive the test."""
+    try:
+        yield
+    finally:
+        (directory / "release").touch()
 
 
 def _launch(port: int, job: str) -> str:
@@ -138,6 +150,7 @@ def test_failed_slow_and_retried_runs_failing_ticks_and_broken_locations_notify_
         webserver(command, tmp_path, home, locations=3, port=port),
         dagster_daemon(tmp_path, home),
         dg.DagsterInstance.from_config(str(home)) as instance,
+        _released(tmp_path),
     ):
         wait_for(lambda: sensor_ticks(instance, "sqlsentinel_watch") >= 1, 120, "the watch sensor's first tick")
         failed_run = _launch(port, "nightly_orders")
