@@ -28,8 +28,15 @@ def dagster_env(home: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(home), "DAGSTER_DISABLE_TELEMETRY": "1", **extra}
 
 
+PATIENCE = 2.5 if os.environ.get("PYTEST_XDIST_WORKER") else 1.0
+"""How much longer every :func:`wait_for` deadline is on pytest-xdist workers. A deadline bounds a hang, it does not
+time anything: with three workers on two cores, a daemon's first tick or a run's start can take several times as
+long as in one process, and a passing test waits no longer for a longer deadline."""
+
+
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` every second; fail naming ``what`` after ``timeout`` seconds."""
+    """Poll ``condition`` every second; fail naming ``what`` after ``timeout`` seconds (times :data:`PATIENCE`)."""
+    timeout *= PATIENCE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
