@@ -55,17 +55,24 @@ def sensor_ticks(instance: dg.DagsterInstance, name: str) -> int:
 
 @contextmanager
 def dagster_daemon(cwd: Path, home: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `dagster-daemon` on ``cwd``'s workspace.yaml and the instance in ``home`` until the block ends."""
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=cwd,
-        env=dagster_env(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its code servers and runs in its process group: stopped with it
-    )
+    """Run `dagster-daemon` on ``cwd``'s workspace.yaml and the instance in ``home`` until the block ends.
+
+    Its output goes to ``cwd/daemon.log``; an assertion failing in the block says the log's last lines."""
+    log = cwd / "daemon.log"
+    with log.open("wb") as out:
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=cwd,
+            env=dagster_env(home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its code servers and runs in its process group: stopped with it
+        )
     try:
         yield daemon
+    except AssertionError as exc:
+        tail = log.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"{exc}\n--- the daemon's log, last lines ({log}) ---\n{tail}") from exc
     finally:
         daemon.terminate()
         try:
