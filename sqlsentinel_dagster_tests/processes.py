@@ -53,11 +53,22 @@ def sensor_ticks(instance: dg.DagsterInstance, name: str) -> int:
     return len(instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=1000))
 
 
+def create_storage(home: Path) -> None:
+    """Create Dagster's own tables for the instance in ``home``, before several processes open it at once.
+
+    Processes opening a new instance together each create its tables: on Postgres they race, and on SQLite two of
+    them can stamp the schema twice ("Version table 'alembic_version' has more than one head present"), which
+    leaves the instance unusable for good (seen: a daemon whose code servers could never load)."""
+    with dg.DagsterInstance.from_config(str(home)):
+        pass
+
+
 @contextmanager
 def dagster_daemon(cwd: Path, home: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run `dagster-daemon` on ``cwd``'s workspace.yaml and the instance in ``home`` until the block ends.
 
     Its output goes to ``cwd/daemon.log``; an assertion failing in the block says the log's last lines."""
+    create_storage(home)
     log = cwd / "daemon.log"
     with log.open("wb") as out:
         daemon = subprocess.Popen(
@@ -125,6 +136,7 @@ LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name lo
 def webserver(command: list[str], cwd: Path, home: Path, locations: int, port: int) -> Iterator[dict[str, Any]]:
     """Run ``command`` (`dagster dev` or `dg dev` serving on ``port``) until ``locations`` code locations have
     loaded; yield each location's entry from the webserver's GraphQL API (by name), then stop it."""
+    create_storage(home)
     log_path = home / "webserver.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

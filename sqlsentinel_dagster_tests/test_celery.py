@@ -39,7 +39,7 @@ from .celery_cluster import (
     unused_redis_db_or_skip,
 )
 from .loopback import Receiver, loopback_receiver
-from .processes import BIN, dagster_env, wait_for
+from .processes import BIN, create_storage, dagster_env, wait_for
 
 ALERTS = 200
 SHARD_SIZE = 50
@@ -194,8 +194,7 @@ def test_a_worker_killed_mid_shard_loses_no_alert_and_doubles_none(
         "load_from:\n  - python_file: {relative_path: defs.py, location_name: alerts, working_directory: .}\n"
     )
     (tmp_path / "celery.yaml").write_text(f'execution:\n  config: {{broker: "{broker}", backend: "{backend}"}}\n')
-    with dg.DagsterInstance.from_config(str(postgres_home)):
-        pass  # create Dagster's own tables first: dagster-postgres races when processes create them together
+    create_storage(postgres_home)  # before the processes open it together
     engine = sa.create_engine(instance_url)
     started_groups: list[subprocess.Popen[bytes]] = []  # the daemon, `dagster schedule stop`
     try:

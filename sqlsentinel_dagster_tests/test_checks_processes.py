@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from .loopback import Receiver, loopback_receiver
-from .processes import BIN, dagster_daemon, dagster_env, sensor_ticks, wait_for
+from .processes import BIN, create_storage, dagster_daemon, dagster_env, sensor_ticks, wait_for
 from .test_checks import evaluations, key
 
 ALERTS = 12
@@ -53,8 +53,7 @@ def test_overlapping_batched_runs_notify_each_alert_exactly_once(
     (tmp_path / "defs.py").write_text(
         "from sqlsentinel_dagster import build_definitions\ndefs = build_definitions('alerts.yaml', mode='checks')\n"
     )
-    with dg.DagsterInstance.from_config(str(postgres_home)):
-        pass  # create Dagster's own tables first: dagster-postgres races when processes create them together
+    create_storage(postgres_home)  # before the processes open it together
     command = [str(BIN / "dagster"), "job", "execute", "-f", "defs.py", "-j", "sqlsentinel_checks"]
 
     def execute(_: int) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from sqlsentinel_dagster.naming import TAG_DATABASE, TAG_DECISION, TAG_HOST
 from sqlsentinel_dagster.state.schema import history
 
 from .loopback import loopback_receiver
-from .processes import BIN, dagster_env
+from .processes import BIN, create_storage, dagster_env
 
 TICK = ".dagster/scheduled_execution_time"
 FIRST, SECOND = "2026-12-07T09:00:00+00:00", "2026-12-07T09:01:00+00:00"
@@ -247,8 +247,7 @@ def test_two_processes_running_one_tick_together_evaluate_each_alert_once(tmp_pa
     (tmp_path / "defs.py").write_text(
         "from sqlsentinel_dagster import build_definitions\ndefs = build_definitions('alerts.yaml', mode='checks')\n"
     )
-    with dg.DagsterInstance.from_config(str(postgres_home)):
-        pass  # create Dagster's own tables first: dagster-postgres races when processes create them together
+    create_storage(postgres_home)  # before the processes open it together
     tags = f'{{"{TICK}": "{FIRST}"}}'
     command = [str(BIN / "dagster"), "job", "execute", "-f", "defs.py", "-j", "sqlsentinel_checks", "--tags", tags]
 

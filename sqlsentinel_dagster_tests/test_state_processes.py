@@ -25,6 +25,7 @@ from sqlsentinel_dagster.state.rows import dumps, state_from_json
 from sqlsentinel_dagster.state.schema import alert_state
 
 from .loopback import Receiver, loopback_receiver
+from .processes import create_storage
 
 BIN = Path(sys.executable).parent
 REPEAT = "1h"  # no run of the test comes near it: the reminder is made due by ageing the recorded notification
@@ -169,8 +170,7 @@ def test_concurrent_runs_of_a_firing_alert_notify_once(tmp_path: Path, postgres_
     """Eight processes evaluating the same firing alert at the same moment produce exactly one notification."""
     setup = _make_setup(tmp_path, postgres_home, receiver)
     setup.set_error_pct(7.5)
-    with dg.DagsterInstance.from_config(str(postgres_home)):
-        pass  # create Dagster's own tables first: dagster-postgres itself races when 8 processes create them
+    create_storage(postgres_home)  # before the processes open it together
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: setup.execute(), range(8)))
     for result in results:
