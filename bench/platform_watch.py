@@ -41,17 +41,17 @@ import json
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import requests
-import sqlalchemy as sa
 from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, StepFailureData, StepMaterializationData
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteInstigatorOrigin, RemoteRepositoryOrigin
 from dagster._core.scheduler.instigation import (
@@ -75,8 +75,9 @@ from sqlsentinel_dagster.definitions.platform_reads import platform_pass
 from sqlsentinel_dagster.definitions.platform_runs import MAX_RUNS_PER_PASS
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
 
-QUIET = "telemetry:\n  enabled: false\npython_logs:\n  python_log_level: WARNING\n"
-"""The instances' settings: the sensor logs every decision and the ``log`` channel every notification."""
+sys.path.insert(0, str(Path(__file__).parent))
+from storage_homes import measured, storage_homes
+
 RULES = """watch:
   - {{name: failed_runs, runs: {{jobs: "*", status: failure}}, notify: [{{channel: log}}]}}
   - {{name: slow_runs, runs: {{jobs: "*", longer_than: 2h}}, notify: [{{channel: log}}]}}
@@ -146,13 +147,6 @@ def webserver() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@contextlib.contextmanager
-def measured() -> Iterator[Callable[[], tuple[float, float]]]:
-    """Yields a function giving (CPU seconds, wall seconds) since the block started."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    yield lambda: (time.process_time() - cpu, time.perf_counter() - wall)
 
 
 # -- the instance ------------------------------------------------------------------------------------------------
@@ -483,29 +477,8 @@ def main() -> None:
         f"{'ratio':>7} | {'vs +ev':>7}"
     )
     with tempfile.TemporaryDirectory() as tmp, webserver() as url:
-        folder = Path(tmp)
-        sqlite_home = folder / "sqlite_home"
-        sqlite_home.mkdir()
-        (sqlite_home / "dagster.yaml").write_text(QUIET)
-        bench("sqlite", sqlite_home, args, folder, url)
-        database = f"sx_bench_{uuid.uuid4().hex[:8]}"
-        server = sa.create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        try:
-            with server.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {database}")
-        except sa.exc.OperationalError as exc:
-            print(f"postgres skipped: {str(exc.orig).strip()}")
-            return
-        try:
-            pg_url = sa.make_url(args.postgres_url).set(database=database).render_as_string(hide_password=False)
-            pg_home = folder / "pg_home"
-            pg_home.mkdir()
-            (pg_home / "dagster.yaml").write_text(f'storage:\n  postgres:\n    postgres_url: "{pg_url}"\n{QUIET}')
-            bench("postgres", pg_home, args, folder, url)
-        finally:
-            with server.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-            server.dispose()
+        for storage, home in storage_homes(Path(tmp), args.postgres_url):
+            bench(storage, home, args, Path(tmp), url)
 
 
 if __name__ == "__main__":

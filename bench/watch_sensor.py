@@ -25,24 +25,23 @@ import contextlib
 import io
 import json
 import statistics
+import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
-import sqlalchemy as sa
 
 from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
 from sqlsentinel_dagster.definitions.watch_sensor import MAX_EVALUATIONS_PER_TICK
 from sqlsentinel_dagster.definitions.watch_sensor_reads import check_evaluations_after
 
+sys.path.insert(0, str(Path(__file__).parent))
+from storage_homes import measured, storage_homes
+
 STEADY_PER_TICK = 84
 """10,000 evaluations an hour, ticked every 30 s."""
-QUIET = "telemetry:\n  enabled: false\npython_logs:\n  python_log_level: WARNING\n"
-"""The instances' settings: the sensor logs every decision and the ``log`` channel every notification."""
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -66,13 +65,6 @@ def store_evaluations(instance: dg.DagsterInstance, total: int, checks: int) -> 
                 description="rows with a null id" if failing else None,
             )
         )
-
-
-@contextlib.contextmanager
-def measured() -> Iterator[Callable[[], tuple[float, float]]]:
-    """Yields a function giving (CPU seconds, wall seconds) since the block started."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    yield lambda: (time.process_time() - cpu, time.perf_counter() - wall)
 
 
 def run_phase(
@@ -155,29 +147,8 @@ def main() -> None:
         f"{'CPU/eval':>9} | {'CPU total':>9} | {'wall total':>9}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        sqlite_home = folder / "sqlite_home"
-        sqlite_home.mkdir()
-        (sqlite_home / "dagster.yaml").write_text(QUIET)
-        bench("sqlite", sqlite_home, args, folder)
-        database = f"sx_bench_{uuid.uuid4().hex[:8]}"
-        server = sa.create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
-        try:
-            with server.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {database}")
-        except sa.exc.OperationalError as exc:
-            print(f"postgres skipped: {str(exc.orig).strip()}")
-            return
-        try:
-            url = sa.make_url(args.postgres_url).set(database=database).render_as_string(hide_password=False)
-            pg_home = folder / "pg_home"
-            pg_home.mkdir()
-            (pg_home / "dagster.yaml").write_text(f'storage:\n  postgres:\n    postgres_url: "{url}"\n{QUIET}')
-            bench("postgres", pg_home, args, folder)
-        finally:
-            with server.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-            server.dispose()
+        for storage, home in storage_homes(Path(tmp), args.postgres_url):
+            bench(storage, home, args, Path(tmp))
 
 
 if __name__ == "__main__":
