@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -33,7 +33,7 @@ from dagster._utils.error import SerializableErrorInfo
 from sqlsentinel_dagster import build_definitions
 from sqlsentinel_dagster.cli.main import main
 from sqlsentinel_dagster.config import load_config
-from sqlsentinel_dagster.definitions import platform_runs
+from sqlsentinel_dagster.definitions import platform_assets, platform_runs
 from sqlsentinel_dagster.definitions.instance_db import instance_state_url
 from sqlsentinel_dagster.definitions.resources import AlertStateResource, NotificationsResource
 from sqlsentinel_dagster.errors import ConfigError
@@ -464,3 +464,26 @@ class TestFailedRunsCursor:
             pages.append([record.dagster_run.run_id for record in read])
         assert [len(page) for page in pages] == [5, 5, 2, 0]
         assert sorted(run_id for page in pages for run_id in page) == sorted(ids)
+
+    def test_a_pass_reads_the_events_of_failed_runs_only_of_the_jobs_a_rule_selects(
+        self, instance: dg.DagsterInstance, write_alerts: WriteAlerts
+    ) -> None:
+        """With `runs:` rules and no `assets:` rule, a failed run of a job no rule selects costs no event read; one
+        of a selected job is read once, for its failure reason."""
+        path = write_alerts('watch: [{name: failed_runs, runs: {jobs: "nightly_*"}, notify: [{channel: log}]}]\n')
+        rules = load_config(path).watch_rules
+        picked = run(instance, nightly_orders, fail=True)
+        for _ in range(3):
+            instance.add_run(dg.DagsterRun(job_name="adhoc_backfill", status=dg.DagsterRunStatus.FAILURE))
+        reader, read = platform_runs.run_events(instance), []
+
+        def counted(run_id: str) -> Sequence[dg.EventLogRecord]:
+            read.append(run_id)
+            return reader(run_id)
+
+        failed, _, _ = platform_runs.failed_runs_since(instance, 0.0)
+        assert len(failed) == 4
+        found = platform_runs.failed_run_observations(instance, rules, failed, {}, None, counted)
+        found += platform_assets.failed_asset_observations(instance, [], failed, {}, None, counted)
+        assert read == [picked]
+        assert [(o.subject, o.failed) for o in found] == [("nightly_orders", True)]

@@ -35,6 +35,8 @@ def failed_asset_observations(
     (rule, asset path) with the latest recorded key) or failed in this pass, when a later run made it. ``events``
     reads a run's events (:func:`.platform_runs.run_events`)."""
     found: list[Observation] = []
+    if not rules:
+        return found  # no asset rule: no failed run's events to read
     floor = dict(active)
     for record in failed:
         for path, (partition, error) in _failed_assets(events(record.dagster_run.run_id)).items():
